@@ -1,0 +1,270 @@
+"""The piano-roll codec: MIDI <-> binary matrices on a beat grid.
+
+Shared by preprocessing (MIDI -> training windows) and generation (samples -> MIDI),
+so both sides agree on the layout. Pure functions on numpy arrays and pretty_midi
+objects: no file system, no Beam, no TensorFlow here.
+
+Layouts (one row per grid step, `spec.n_columns` columns):
+  * ``onoff`` (the seed's): ``[play block | articulate block]``, each ``n_pitches``
+    wide. *play* is 1 while a note sounds, *articulate* is 1 on the step it is struck.
+  * ``roll``: one column per pitch, 1 while a note sounds.
+
+Time is quantised in quarter notes (MIDI ticks / resolution), never in seconds, so
+files with any tempo map or ticks-per-beat land on the same grid.
+"""
+
+import dataclasses
+import io
+
+import numpy as np
+import pretty_midi
+
+ENCODINGS = ("onoff", "roll")
+
+
+@dataclasses.dataclass(frozen=True)
+class RollSpec:
+  """What a matrix means: encoding, pitch range and grid resolution."""
+
+  # "onoff" (play + articulate columns, the seed's) or "roll" (play only).
+  encoding: str = "onoff"
+  # Lowest MIDI pitch kept (inclusive). The seed's range is 24..101.
+  low_note: int = 24
+  # Highest MIDI pitch kept (exclusive).
+  high_note: int = 102
+  # Grid steps per quarter note: 4 = 16th notes, 1 = quarter notes.
+  steps_per_quarter: int = 4
+
+  def __post_init__(self):
+    if self.encoding not in ENCODINGS:
+      raise ValueError(
+          f"encoding={self.encoding!r} is not known; use one of {ENCODINGS}.")
+    if not 0 <= self.low_note < self.high_note <= 128:
+      raise ValueError(
+          f"note range [{self.low_note}, {self.high_note}) is not a non-empty "
+          "range inside MIDI's 0..128; e.g. low_note=24, high_note=102.")
+    if self.steps_per_quarter < 1:
+      raise ValueError(
+          f"steps_per_quarter={self.steps_per_quarter} must be >= 1 "
+          "(4 = 16th notes).")
+
+  @property
+  def n_pitches(self) -> int:
+    return self.high_note - self.low_note
+
+  @property
+  def n_columns(self) -> int:
+    return 2 * self.n_pitches if self.encoding == "onoff" else self.n_pitches
+
+
+@dataclasses.dataclass(frozen=True)
+class Notes:
+  """Notes quantised to the grid: MIDI pitch, first step, end step (exclusive)."""
+
+  pitch: np.ndarray
+  start: np.ndarray
+  end: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.pitch)
+
+  @classmethod
+  def empty(cls) -> "Notes":
+    z = np.zeros(0, np.int64)
+    return cls(z, z.copy(), z.copy())
+
+  def as_tuples(self) -> list:
+    """Sorted (pitch, start, end) triples: a canonical form for comparisons."""
+    return sorted(zip(self.pitch.tolist(), self.start.tolist(),
+                      self.end.tolist()))
+
+
+def parse_midi(data: bytes) -> pretty_midi.PrettyMIDI:
+  """Parses MIDI file bytes. Raises whatever pretty_midi/mido raise on bad data."""
+  return pretty_midi.PrettyMIDI(io.BytesIO(data))
+
+
+def _seconds_to_quarters(pm: pretty_midi.PrettyMIDI,
+                         times: np.ndarray) -> np.ndarray:
+  """Maps absolute times (s) to quarter notes through the file's tempo map."""
+  change_times, tempi = pm.get_tempo_changes()
+  quarters_per_second = tempi / 60.0
+  quarters_at_change = np.concatenate(
+      [[0.0], np.cumsum(np.diff(change_times) * quarters_per_second[:-1])])
+  idx = np.clip(np.searchsorted(change_times, times, side="right") - 1, 0, None)
+  return quarters_at_change[idx] + (
+      times - change_times[idx]) * quarters_per_second[idx]
+
+
+def extract_notes(pm: pretty_midi.PrettyMIDI, steps_per_quarter: int,
+                  include_drums: bool = False) -> tuple[Notes, int]:
+  """Quantises every note of every instrument to the beat grid.
+
+  A note shorter than one step still sounds for one step. Pitch range is not
+  applied here (see `notes_to_matrix`), so one extraction serves all
+  transpositions.
+
+  Returns:
+    (notes, number of drum notes left out).
+  """
+  starts, ends, pitches = [], [], []
+  drum_notes = 0
+  for inst in pm.instruments:
+    if inst.is_drum and not include_drums:
+      drum_notes += len(inst.notes)
+      continue
+    for n in inst.notes:
+      starts.append(n.start)
+      ends.append(n.end)
+      pitches.append(n.pitch)
+  if not pitches:
+    return Notes.empty(), drum_notes
+  quarters = _seconds_to_quarters(pm, np.asarray(starts + ends, np.float64))
+  steps = np.rint(quarters * steps_per_quarter).astype(np.int64)
+  start, end = steps[:len(starts)], steps[len(starts):]
+  end = np.maximum(end, start + 1)
+  return Notes(np.asarray(pitches, np.int64), start, end), drum_notes
+
+
+def notes_to_matrix(notes: Notes, spec: RollSpec, transpose: int = 0,
+                    num_steps: int | None = None) -> tuple[np.ndarray, int]:
+  """Renders notes as a binary matrix in `spec`'s layout.
+
+  Args:
+    notes: quantised notes.
+    spec: layout.
+    transpose: semitones added to every pitch before the range is applied.
+    num_steps: rows of the result; default: up to the last note's end. Notes
+      past it are cut.
+
+  Returns:
+    (uint8 matrix [num_steps, spec.n_columns], number of notes dropped because
+    their pitch fell outside [low_note, high_note)).
+  """
+  column = notes.pitch + transpose - spec.low_note
+  keep = (column >= 0) & (column < spec.n_pitches)
+  dropped = int(np.count_nonzero(~keep))
+  column, start, end = column[keep], notes.start[keep], notes.end[keep]
+  if num_steps is None:
+    num_steps = int(end.max()) if len(end) else 0
+  start = np.clip(start, 0, num_steps)
+  end = np.clip(end, 0, num_steps)
+  audible = end > start
+  column, start, end = column[audible], start[audible], end[audible]
+
+  # Sounding intervals as +1/-1 edges, integrated along time: no per-note loop.
+  edges = np.zeros((num_steps + 1, spec.n_pitches), np.int32)
+  np.add.at(edges, (start, column), 1)
+  np.add.at(edges, (end, column), -1)
+  play = (np.cumsum(edges[:-1], axis=0) > 0).astype(np.uint8)
+  if spec.encoding == "roll":
+    return play, dropped
+  articulate = np.zeros_like(play)
+  articulate[start, column] = 1
+  return np.concatenate([play, articulate], axis=1), dropped
+
+
+def matrix_to_notes(matrix: np.ndarray, spec: RollSpec) -> Notes:
+  """Reads notes back from a matrix (any binary matrix, e.g. an RBM sample).
+
+  ``onoff``: a note starts where *play* turns on, or where it stays on and
+  *articulate* is set (a re-struck held note becomes two notes); it ends where
+  *play* turns off. *articulate* without *play* is ignored, as in the seed.
+  ``roll``: each run of *play* is one note.
+  """
+  _check_matrix(matrix, spec)
+  play = matrix[:, :spec.n_pitches].astype(bool)
+  num_steps = play.shape[0]
+  previous = np.zeros_like(play)
+  previous[1:] = play[:-1]
+  onset = play & ~previous
+  if spec.encoding == "onoff":
+    onset |= play & matrix[:, spec.n_pitches:].astype(bool)
+  # A note ends at the first later step that is silent or a new onset.
+  boundary = ~play | onset
+  pitches, starts, ends = [], [], []
+  for col in range(spec.n_pitches):
+    on_steps = np.flatnonzero(onset[:, col])
+    if not len(on_steps):
+      continue
+    stops = np.append(np.flatnonzero(boundary[:, col]), num_steps)
+    # first boundary strictly after each onset
+    end_steps = stops[np.searchsorted(stops, on_steps, side="right")]
+    pitches.append(np.full(len(on_steps), col + spec.low_note))
+    starts.append(on_steps)
+    ends.append(end_steps)
+  if not pitches:
+    return Notes.empty()
+  return Notes(np.concatenate(pitches).astype(np.int64),
+               np.concatenate(starts).astype(np.int64),
+               np.concatenate(ends).astype(np.int64))
+
+
+def matrix_to_midi(matrix: np.ndarray, spec: RollSpec, tempo: float = 120.0,
+                   program: int = 0, velocity: int = 80,
+                   resolution: int = 480) -> pretty_midi.PrettyMIDI:
+  """Writes a matrix as a one-instrument MIDI with a tempo event.
+
+  Every note gets its note-off (the seed's writer left notes hanging at the
+  end of the file).
+  """
+  if not 0 <= program <= 127:
+    raise ValueError(f"program={program} must be a General MIDI program 0..127.")
+  if not 1 <= velocity <= 127:
+    raise ValueError(f"velocity={velocity} must be in 1..127.")
+  if tempo <= 0:
+    raise ValueError(f"tempo={tempo} must be a positive number of bpm.")
+  notes = matrix_to_notes(matrix, spec)
+  seconds_per_step = 60.0 / tempo / spec.steps_per_quarter
+  pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=tempo)
+  inst = pretty_midi.Instrument(program=program)
+  order = np.lexsort((notes.pitch, notes.start))
+  inst.notes = [
+      pretty_midi.Note(velocity=velocity, pitch=int(notes.pitch[i]),
+                       start=float(notes.start[i] * seconds_per_step),
+                       end=float(notes.end[i] * seconds_per_step))
+      for i in order
+  ]
+  pm.instruments.append(inst)
+  return pm
+
+
+def midi_to_bytes(pm: pretty_midi.PrettyMIDI) -> bytes:
+  buf = io.BytesIO()
+  pm.write(buf)
+  return buf.getvalue()
+
+
+def midi_to_matrix(pm: pretty_midi.PrettyMIDI, spec: RollSpec,
+                   include_drums: bool = False,
+                   num_steps: int | None = None) -> np.ndarray:
+  """Convenience: `extract_notes` then `notes_to_matrix` without transposition."""
+  notes, _ = extract_notes(pm, spec.steps_per_quarter, include_drums)
+  return notes_to_matrix(notes, spec, num_steps=num_steps)[0]
+
+
+def canonicalize(matrix: np.ndarray, spec: RollSpec) -> np.ndarray:
+  """The matrix that the notes `matrix` stands for encode to.
+
+  For ``onoff`` this clears *articulate* where nothing plays and sets it at
+  the first step of every run of *play*. encode(decode(m)) == canonicalize(m).
+  """
+  return notes_to_matrix(matrix_to_notes(matrix, spec), spec,
+                         num_steps=matrix.shape[0])[0]
+
+
+def cut_windows(matrix: np.ndarray, num_timesteps: int, stride: int):
+  """Yields (first step, window) for every full window; the tail is dropped."""
+  if num_timesteps < 1 or stride < 1:
+    raise ValueError(
+        f"num_timesteps={num_timesteps} and stride={stride} must be >= 1.")
+  for offset in range(0, matrix.shape[0] - num_timesteps + 1, stride):
+    yield offset, matrix[offset:offset + num_timesteps]
+
+
+def _check_matrix(matrix: np.ndarray, spec: RollSpec) -> None:
+  if matrix.ndim != 2 or matrix.shape[1] != spec.n_columns:
+    raise ValueError(
+        f"matrix of shape {matrix.shape} does not fit the {spec.encoding!r} "
+        f"layout of {spec.n_pitches} pitches: expected [steps, "
+        f"{spec.n_columns}].")

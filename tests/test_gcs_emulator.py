@@ -1,0 +1,17 @@
+"""The emulator fixture itself: google-cloud-storage and Beam both reach it."""
+
+from apache_beam.io.filesystems import FileSystems
+from google.cloud import storage
+
+
+def test_storage_client_and_beam_filesystems_share_the_emulator(gcs_bucket):
+  storage.Client().bucket(gcs_bucket).blob("a/x.txt").upload_from_string(b"hi")
+  path = f"gs://{gcs_bucket}/a/x.txt"
+  with FileSystems.open(path) as f:
+    assert f.read() == b"hi"
+  with FileSystems.create(f"gs://{gcs_bucket}/a/y.txt") as f:
+    f.write(b"there")
+  names = sorted(m.path for m in
+                 FileSystems.match([f"gs://{gcs_bucket}/a/*"])[0].metadata_list)
+  assert names == [path, f"gs://{gcs_bucket}/a/y.txt"]
+  assert storage.Client().bucket(gcs_bucket).blob("a/y.txt").download_as_bytes() == b"there"

@@ -1,0 +1,225 @@
+"""The Restricted Boltzmann Machine: parameters and their maths.
+
+Binary visible units v (a flattened piano-roll window), binary hidden units h,
+energy E(v, h) = -v.b_v - h.b_h - v W h. This file holds sampling, free energy,
+the contrastive-divergence statistics and exact quantities for small models.
+It must not do I/O, read flags or run a training loop (see trainer/train.py).
+
+Randomness is keyed, never stateful: every uniform number used for sampling
+example r comes from (seed, stream, r) through Philox counters (see
+`keyed_uniform`). So the same example gets the same noise whatever the batch
+size, the number of replicas or the shard of a job it lands in.
+"""
+
+import tensorflow as tf
+
+# Probabilities are clipped away from 0 and 1 before log(p / (1 - p)), so units
+# that never fire in the data start at a bias of about -6.9, not -inf.
+_MIN_UNIT_MEAN = 1e-3
+# Streams per Gibbs chain position: CD-k and generation use 2 per step
+# (hidden, visible); this leaves room for k up to ~500 per training step.
+STREAMS_PER_STEP = 1024
+
+
+def keyed_uniform(seed, stream, row_start, num_rows, width) -> tf.Tensor:
+  """Rows [row_start, row_start + num_rows) of a virtual uniform matrix.
+
+  The virtual matrix is keyed by (seed, stream) and has `width` columns; row r
+  depends only on (seed, stream, r, width). Philox yields 4 numbers per counter
+  value, so each row is padded to a multiple of 4 and row r starts at counter
+  r * padded / 4: a replica can draw exactly its own rows of a global batch.
+
+  Args:
+    seed: integer scalar (the Philox key).
+    stream: non-negative integer scalar, the counter's high word, e.g.
+      step * STREAMS_PER_STEP + purpose.
+    row_start: integer scalar, index of the first row (e.g. global example index).
+    num_rows: integer scalar.
+    width: Python int, columns.
+  Returns:
+    float32 [num_rows, width] in [0, 1).
+  """
+  padded = (width + 3) // 4 * 4
+  key = tf.reshape(tf.cast(seed, tf.uint64), [1])
+  counter = tf.stack([
+      tf.cast(row_start, tf.uint64) * tf.constant(padded // 4, tf.uint64),
+      tf.cast(stream, tf.uint64)
+  ])
+  shape = tf.stack([tf.cast(num_rows, tf.int32), tf.constant(padded, tf.int32)])
+  uniform = tf.raw_ops.StatelessRandomUniformV2(
+      shape=shape, key=key, counter=counter, alg=1, dtype=tf.float32)  # Philox
+  return uniform[:, :width]
+
+
+def bernoulli(probs, seed, stream, row_start) -> tf.Tensor:
+  """Binary sample of `probs` [rows, width] with keyed noise."""
+  noise = keyed_uniform(seed, stream, row_start, tf.shape(probs)[0],
+                        probs.shape[-1])
+  return tf.cast(noise < probs, probs.dtype)
+
+
+def visible_bias_from_means(unit_means) -> tf.Tensor:
+  """Hinton's practical guide: b_v = log(p / (1 - p)) from the data's means."""
+  p = tf.clip_by_value(
+      tf.convert_to_tensor(unit_means, tf.float32), _MIN_UNIT_MEAN,
+      1.0 - _MIN_UNIT_MEAN)
+  return tf.math.log(p / (1.0 - p))
+
+
+class RBM(tf.Module):
+  """A binary-binary RBM. Create it under `strategy.scope()` to mirror it."""
+
+  def __init__(self, n_visible: int, n_hidden: int, unit_means=None,
+               seed: int = 0, name: str | None = None):
+    """Initialises as in Hinton's practical guide (UTML TR 2010-003).
+
+    Args:
+      n_visible: visible units (2340 for the seed's 15-step onoff windows).
+      n_hidden: hidden units.
+      unit_means: per-visible-unit mean activation in the training data; sets
+        the visible biases. None: zeros.
+      seed: seeds W ~ N(0, 0.01^2).
+    """
+    super().__init__(name=name)
+    self.n_visible = int(n_visible)
+    self.n_hidden = int(n_hidden)
+    self.weights = tf.Variable(
+        tf.random.stateless_normal([self.n_visible, self.n_hidden],
+                                   seed=[seed, 0], stddev=0.01),
+        name="weights")
+    if unit_means is None:
+      v_bias = tf.zeros([self.n_visible])
+    else:
+      if len(unit_means) != self.n_visible:
+        raise ValueError(f"unit_means has {len(unit_means)} entries for "
+                         f"n_visible={self.n_visible}.")
+      v_bias = visible_bias_from_means(unit_means)
+    self.visible_bias = tf.Variable(v_bias, name="visible_bias")
+    self.hidden_bias = tf.Variable(tf.zeros([self.n_hidden]), name="hidden_bias")
+
+  def hidden_probs(self, v):
+    return tf.sigmoid(tf.matmul(v, self.weights) + self.hidden_bias)
+
+  def visible_logits(self, h):
+    return tf.matmul(h, self.weights, transpose_b=True) + self.visible_bias
+
+  def visible_probs(self, h):
+    return tf.sigmoid(self.visible_logits(h))
+
+  def free_energy(self, v):
+    """F(v) = -v.b_v - sum_j softplus(b_h + v W)_j, so p(v) = exp(-F(v)) / Z."""
+    return -tf.linalg.matvec(v, self.visible_bias) - tf.reduce_sum(
+        tf.math.softplus(tf.matmul(v, self.weights) + self.hidden_bias), axis=-1)
+
+  def sample_h_given_v(self, v, seed, stream, row_start=0):
+    """Returns (p(h=1|v), a binary sample of it)."""
+    probs = self.hidden_probs(v)
+    return probs, bernoulli(probs, seed, stream, row_start)
+
+  def sample_v_given_h(self, h, seed, stream, row_start=0):
+    """Returns (p(v=1|h), a binary sample of it)."""
+    probs = self.visible_probs(h)
+    return probs, bernoulli(probs, seed, stream, row_start)
+
+  def gibbs_step(self, v, seed, step, row_start=0):
+    """v -> h -> v' with the streams of chain position `step`.
+
+    Returns (p(v'=1|h), v', h).
+    """
+    stream = tf.cast(step, tf.int64) * 2
+    _, h = self.sample_h_given_v(v, seed, stream, row_start)
+    pv, v_new = self.sample_v_given_h(h, seed, stream + 1, row_start)
+    return pv, v_new, h
+
+  def cd_statistics(self, v0, k: int, seed, step, row_start, chain=None):
+    """Sums of the CD-k (or PCD-k) statistics over the rows of `v0`.
+
+    Positive phase from p(h|v0); negative phase from the visible state after k
+    Gibbs steps, with hidden probabilities (not samples) in both, as the
+    practical guide recommends to reduce variance. Returned as sums, not
+    means, so replicas can all-reduce them and divide once by the global batch.
+
+    Args:
+      v0: [rows, n_visible] data.
+      k: Gibbs steps (Python int).
+      seed: integer scalar.
+      step: integer scalar, the training step (keys the noise).
+      row_start: global index of v0's first row (keys the noise).
+      chain: None for CD; the persistent chain's visible state [rows, V] (PCD).
+
+    Returns:
+      dict: w [V, H], visible_bias [V], hidden_bias [H] (positive - negative,
+      summed over rows), squared_error (sum over rows and units of
+      (v0 - p(v|h0))^2), chain (the visible state after k steps).
+    """
+    base = tf.cast(step, tf.int64) * STREAMS_PER_STEP
+    ph0 = self.hidden_probs(v0)
+    h0 = bernoulli(ph0, seed, base, row_start)
+    recon = self.visible_probs(h0)
+    if chain is None:
+      v, h = v0, h0  # CD: the chain starts at the data
+    else:
+      v = chain
+      _, h = self.sample_h_given_v(chain, seed, base + 1, row_start)
+    for i in range(k):
+      stream = base + 2 + 2 * i
+      _, v = self.sample_v_given_h(h, seed, stream, row_start)
+      phk = self.hidden_probs(v)
+      if i + 1 < k:
+        h = bernoulli(phk, seed, stream + 1, row_start)
+    return {
+        "w": tf.matmul(v0, ph0, transpose_a=True) -
+             tf.matmul(v, phk, transpose_a=True),
+        "visible_bias": tf.reduce_sum(v0 - v, axis=0),
+        "hidden_bias": tf.reduce_sum(ph0 - phk, axis=0),
+        "squared_error": tf.reduce_sum(tf.square(v0 - recon)),
+        "chain": v,
+    }
+
+  def pseudo_log_likelihood(self, v, flip_index):
+    """Stochastic pseudo-log-likelihood per row: n_visible * log p(v_i | v_-i).
+
+    Args:
+      v: [rows, n_visible] binary.
+      flip_index: [rows] int, the unit i to score in each row.
+    """
+    flip = tf.one_hot(flip_index, self.n_visible, dtype=v.dtype)
+    v_flipped = v + flip - 2.0 * v * flip
+    return self.n_visible * tf.math.log_sigmoid(
+        self.free_energy(v_flipped) - self.free_energy(v))
+
+  def exact_log_partition(self, max_hidden: int = 24):
+    """log Z by enumerating all 2^H hidden states (small models only).
+
+    log Z = logsumexp_h [h.b_h + sum_i softplus(b_v + W h)_i].
+    """
+    if self.n_hidden > max_hidden:
+      raise ValueError(f"exact log Z enumerates 2^{self.n_hidden} states; only "
+                       f"for n_hidden <= {max_hidden}.")
+    states = tf.range(2**self.n_hidden)
+    bits = tf.cast(
+        tf.bitwise.bitwise_and(
+            tf.bitwise.right_shift(states[:, None],
+                                   tf.range(self.n_hidden)[None, :]), 1),
+        tf.float32)
+    chunks = []
+    for start in range(0, 2**self.n_hidden, 4096):
+      h = bits[start:start + 4096]
+      chunks.append(
+          tf.linalg.matvec(h, self.hidden_bias) + tf.reduce_sum(
+              tf.math.softplus(self.visible_logits(h)), axis=-1))
+    return tf.reduce_logsumexp(tf.concat(chunks, 0))
+
+  def log_likelihood_exact(self, v, max_hidden: int = 24):
+    """log p(v) for small models (exact Z)."""
+    return -self.free_energy(v) - self.exact_log_partition(max_hidden)
+
+
+def flops_per_cd_example(n_visible: int, n_hidden: int, k: int = 1) -> float:
+  """Useful FLOPs of one CD-k example: matmuls only (2 FLOPs per MAC).
+
+  Per example: p(h|v0) (VH), reconstruction/chain p(v|h) (VH) per step,
+  p(h|vk) (VH) per step, and the two outer-product statistics (2 VH).
+  """
+  return 2.0 * n_visible * n_hidden * (1 + 2 * k + 2)
+
