@@ -1,4 +1,4 @@
-"""The preprocessing pipeline: a MIDI corpus -> TFRecord piano-roll windows.
+r"""The preprocessing pipeline: a MIDI corpus -> TFRecord piano-roll windows.
 
     globs -> match -> (path, size) -> bytes -> notes -> windows -> tf.train.Example
                    \-> skipped       \-> dead letters (errors-*.jsonl)
@@ -382,52 +382,69 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
     os.makedirs(output_dir, exist_ok=True)
 
 
+class ConvertCorpus(beam.PTransform):
+  """(path, size) pairs -> dict of PCollections.
+
+  "train", "eval": serialized Examples; "errors": {path, reason, message} of
+  every failed file; "stats": exactly one stats record per input file.
+  """
+
+  def __init__(self, config: PreprocessConfig):
+    super().__init__()
+    self._config = config
+
+  def expand(self, files):
+    config = self._config
+    midi, other = (files | "ByExtension" >> beam.Partition(
+        lambda f, _: 0 if is_midi_path(f[0]) else 1, 2))
+    read = (midi | "Read" >> beam.Map(read_file, config.max_file_bytes)
+            .with_exception_handling())
+    parsed = (read.good | "Parse" >> beam.Map(parse_file, config)
+              .with_exception_handling())
+    windows = (parsed.good | "Windows" >> beam.Map(file_to_windows, config)
+               .with_exception_handling())
+    errors = (
+        (read.bad, parsed.bad, windows.bad)
+        | "DeadLetters" >> beam.Flatten()
+        | "ToErrorRecord" >> beam.Map(dead_letter_to_error))
+    stats = (
+        (windows.good | "FileStats" >> beam.Map(lambda fw: fw.stats),
+         errors | "ErrorStats" >> beam.Map(error_stats),
+         other | "SkippedStats" >> beam.Map(skipped_stats))
+        | "AllStats" >> beam.Flatten()
+        | "Count" >> beam.ParDo(CountStats()))
+    return {
+        records.TRAIN_PREFIX: windows.good | "TrainExamples" >> beam.FlatMap(
+            lambda fw: fw.train),
+        records.EVAL_PREFIX: windows.good | "EvalExamples" >> beam.FlatMap(
+            lambda fw: fw.eval),
+        "errors": errors,
+        "stats": stats,
+    }
+
+
 def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
                    config: PreprocessConfig) -> None:
-  """Adds the preprocessing graph to `p`."""
+  """Adds the whole preprocessing graph, reads to writes, to `p`."""
   files = (
       p
       | "Globs" >> beam.Create(inputs)
       | "Match" >> fileio.MatchAll()
       | "PathAndSize" >> beam.Map(lambda m: (m.path, m.size_in_bytes))
       | "Dedupe" >> beam.Distinct())
-  midi, other = (files | "ByExtension" >> beam.Partition(
-      lambda f, _: 0 if is_midi_path(f[0]) else 1, 2))
-
-  read = (midi | "Read" >> beam.Map(read_file, config.max_file_bytes)
-          .with_exception_handling())
-  parsed = (read.good | "Parse" >> beam.Map(parse_file, config)
-            .with_exception_handling())
-  windows = (parsed.good | "Windows" >> beam.Map(file_to_windows, config)
-             .with_exception_handling())
-
-  errors = (
-      (read.bad, parsed.bad, windows.bad)
-      | "DeadLetters" >> beam.Flatten()
-      | "ToErrorRecord" >> beam.Map(dead_letter_to_error))
-  _ = (errors
+  converted = files | "Convert" >> ConvertCorpus(config)
+  _ = (converted["errors"]
        | "ErrorJson" >> beam.Map(lambda e: json.dumps(e, sort_keys=True))
        | "WriteErrors" >> beam.io.WriteToText(
            _join(output_dir, records.ERRORS_PREFIX),
            file_name_suffix=".jsonl", num_shards=1))
-
-  written = []
-  for split in (records.TRAIN_PREFIX, records.EVAL_PREFIX):
-    written.append(
-        windows.good
-        | f"{split}Examples" >> beam.FlatMap(
-            lambda fw, s=split: getattr(fw, s))
-        | f"Write{split}" >> beam.io.WriteToTFRecord(
-            _join(output_dir, split), file_name_suffix=records.TFRECORD_SUFFIX,
-            num_shards=config.num_shards))
-
-  stats = (
-      (windows.good | "FileStats" >> beam.Map(lambda fw: fw.stats),
-       errors | "ErrorStats" >> beam.Map(error_stats),
-       other | "SkippedStats" >> beam.Map(skipped_stats))
-      | "AllStats" >> beam.Flatten()
-      | "Count" >> beam.ParDo(CountStats()))
-  _ = (stats
+  written = [
+      converted[split] | f"Write{split}" >> beam.io.WriteToTFRecord(
+          _join(output_dir, split), file_name_suffix=records.TFRECORD_SUFFIX,
+          num_shards=config.num_shards)
+      for split in (records.TRAIN_PREFIX, records.EVAL_PREFIX)
+  ]
+  _ = (converted["stats"]
        | "Combine" >> beam.CombineGlobally(CombineStats())
        | "WriteSpec" >> beam.Map(
            write_dataset_spec, output_dir, config,

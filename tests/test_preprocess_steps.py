@@ -1,0 +1,136 @@
+"""The pipeline's pure per-element steps, without Beam."""
+
+import numpy as np
+import pytest
+
+from preprocess import pianoroll
+from preprocess import pipeline
+from preprocess import records
+from tests import midi_builders
+
+CONFIG = pipeline.PreprocessConfig(eval_fraction=0.0)
+
+
+def parsed(notes, config=CONFIG, path="a.mid", **kw):
+  return pipeline.parse_file((path, midi_builders.make_midi(notes, **kw)), config)
+
+
+def test_split_is_stable_and_follows_the_fraction():
+  paths = [f"gs://b/corpus/{i}.mid" for i in range(4000)]
+  splits = [pipeline.split_of(p, 0.25) for p in paths]
+  assert splits == [pipeline.split_of(p, 0.25) for p in paths]
+  assert 0.22 < splits.count("eval") / len(paths) < 0.28
+  assert {pipeline.split_of(p, 0.0) for p in paths} == {"train"}
+  assert {pipeline.split_of(p, 1.0) for p in paths} == {"eval"}
+
+
+@pytest.mark.parametrize("name,midi", [("a.mid", True), ("B.MIDI", True),
+                                       ("c.midi", True), ("d.txt", False),
+                                       ("mid", False)])
+def test_midi_extensions(name, midi):
+  assert pipeline.is_midi_path(name) == midi
+
+
+def test_windows_are_cut_serialised_and_counted():
+  # 40 sixteenths: two full windows of 15, the tail of 10 is dropped.
+  fw = pipeline.file_to_windows(parsed(midi_builders.scale(40)), CONFIG)
+  assert len(fw.train) == 2 and fw.eval == []
+  ex = records.parse_example(fw.train[1])
+  assert ex["offset"] == 15 and ex["source"] == "a.mid" and ex["transpose"] == 0
+  window = records.unpack_window(ex["window"], 15, 156)
+  full = pianoroll.midi_to_matrix(
+      pianoroll.parse_midi(midi_builders.make_midi(midi_builders.scale(40))),
+      CONFIG.roll_spec)
+  np.testing.assert_array_equal(window, full[15:30])
+  assert fw.stats["status"] == "converted" and fw.stats["windows"] == 2
+  np.testing.assert_array_equal(
+      fw.stats["unit_sum"], full[:30].reshape(2, -1).sum(axis=0))
+
+
+def test_silent_windows_are_dropped_and_counted():
+  notes = [(60, 0, 1), (62, 11, 12)]  # steps 0-3 and 44-47: window 1 silent
+  fw = pipeline.file_to_windows(parsed(notes), CONFIG)
+  assert len(fw.train) == 2 and fw.stats["silent_windows"] == 1
+
+
+def test_transposition_only_for_training_files():
+  config = pipeline.PreprocessConfig(eval_fraction=0.0, transpose=2)
+  fw = pipeline.file_to_windows(parsed(midi_builders.scale(15), config), config)
+  assert sorted(records.parse_example(e)["transpose"] for e in fw.train) == [
+      -2, -1, 0, 1, 2]
+  config = pipeline.PreprocessConfig(eval_fraction=1.0, transpose=2)
+  fw = pipeline.file_to_windows(parsed(midi_builders.scale(15), config), config)
+  assert len(fw.eval) == 1 and fw.train == [] and fw.stats["unit_sum"] is None
+
+
+def test_short_file_is_skipped_with_a_reason():
+  fw = pipeline.file_to_windows(parsed(midi_builders.scale(10)), CONFIG)
+  assert fw.stats["status"] == "skipped"
+  assert fw.stats["reason"] == "shorter_than_window"
+
+
+@pytest.mark.parametrize("data,error", [
+    (b"", pipeline.EmptyFile),
+    (b"not a midi file at all", pipeline.CorruptMidi),
+    (midi_builders.make_midi(midi_builders.scale(30))[:40], pipeline.CorruptMidi),
+    (midi_builders.make_midi([]), pipeline.NoNotes),
+    (midi_builders.make_midi([], drums=[(36, 0, 1)]), pipeline.OnlyDrums),
+])
+def test_bad_files_raise_their_reason(data, error):
+  with pytest.raises(error):
+    pipeline.parse_file(pipeline.read_file(("x.mid", len(data)), 1 << 20)
+                        if not data else ("x.mid", data), CONFIG)
+
+
+def test_too_large_is_checked_before_reading():
+  with pytest.raises(pipeline.TooLarge, match="max_file_bytes=10"):
+    pipeline.read_file(("/does/not/exist.mid", 11), max_file_bytes=10)
+
+
+def test_too_long_is_a_reason_not_a_crash():
+  config = pipeline.PreprocessConfig(max_steps=100)
+  with pytest.raises(pipeline.TooLong, match="max_steps=100"):
+    parsed([(60, 0, 30)], config)
+
+
+def test_dead_letter_keeps_path_and_reason():
+  bad = (("p.mid", 3), (pipeline.NoNotes, "NoNotes('x')", ["tb"]))
+  assert pipeline.dead_letter_to_error(bad) == {
+      "path": "p.mid", "reason": "no_notes", "message": "NoNotes('x')"}
+  bad = (("q.mid", 3), (ZeroDivisionError, "ZeroDivisionError()", ["tb"]))
+  assert pipeline.dead_letter_to_error(bad)["reason"] == "unexpected_error"
+
+
+def test_combine_stats_adds_everything_and_merges():
+  combine = pipeline.CombineStats()
+  records_ = [
+      {"status": "converted", "split": "train", "windows": 3,
+       "silent_windows": 1, "notes_out_of_range": 2, "drum_notes": 0,
+       "unit_sum": np.array([1, 2])},
+      {"status": "converted", "split": "eval", "windows": 1,
+       "silent_windows": 0, "notes_out_of_range": 0, "drum_notes": 5,
+       "unit_sum": None},
+      {"status": "failed", "reason": "corrupt_midi"},
+      {"status": "skipped", "reason": "not_midi"},
+  ]
+  a = combine.create_accumulator()
+  for r in records_[:2]:
+    a = combine.add_input(a, r)
+  b = combine.create_accumulator()
+  for r in records_[2:]:
+    b = combine.add_input(b, r)
+  acc = combine.merge_accumulators([a, b])
+  assert acc["files_seen"] == 4 and acc["converted"] == 2
+  assert acc["failed_reasons"] == {"corrupt_midi": 1}
+  assert acc["windows"] == {"train": 3, "eval": 1}
+  assert acc["silent_windows"] == 1 and acc["drum_notes"] == 5
+  np.testing.assert_array_equal(acc["unit_sum"], [1, 2])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"num_timesteps": 0}, "num_timesteps=0"), ({"stride": 0}, "stride=0"),
+    ({"eval_fraction": 1.5}, "eval_fraction=1.5"),
+    ({"transpose": -1}, "transpose=-1"), ({"encoding": "x"}, "'x'")])
+def test_config_errors_name_the_value(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    pipeline.PreprocessConfig(**kwargs)
