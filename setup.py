@@ -21,6 +21,8 @@ setuptools.setup(
         "google-cloud-storage>=2.14,<4",
         "pretty_midi>=0.2.10,<0.3",
         "absl-py>=1.4",
+        # tf.summary needs it; TF 2.21 no longer installs it by itself.
+        "tensorboard>=2.20",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "gcp-storage-emulator>=2024.8"],
