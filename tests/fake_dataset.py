@@ -21,21 +21,24 @@ SMALL_TIMESTEPS = 4
 
 def structured_windows(n: int, spec: pianoroll.RollSpec = SMALL_SPEC,
                        num_timesteps: int = SMALL_TIMESTEPS, seed: int = 0,
-                       num_prototypes: int = 4, noise: float = 0.02
-                       ) -> np.ndarray:
+                       num_prototypes: int = 4, noise: float = 0.02,
+                       prototype_seed: int = 0) -> np.ndarray:
   """[n, num_timesteps, n_columns] windows: a few chord prototypes plus noise.
 
   Each prototype holds a random 3-note chord for the whole window (play set,
   articulate at step 0); samples flip each bit with probability `noise`. An
   RBM can learn this clearly; an independent-Bernoulli model cannot capture it.
+  The prototypes depend on `prototype_seed` only, so train and eval sets drawn
+  with different `seed`s come from the same distribution.
   """
-  rng = np.random.default_rng(seed)
+  rng = np.random.default_rng(prototype_seed)
   protos = np.zeros((num_prototypes, num_timesteps, spec.n_columns), np.uint8)
   for p in protos:
     chord = rng.choice(spec.n_pitches, 3, replace=False)
     p[:, chord] = 1
     if spec.encoding == "onoff":
       p[0, spec.n_pitches + chord] = 1
+  rng = np.random.default_rng([prototype_seed, seed])
   windows = protos[rng.integers(num_prototypes, size=n)]
   flips = (rng.random(windows.shape) < noise).astype(np.uint8)
   return windows ^ flips
