@@ -163,7 +163,10 @@ class RBM(tf.Module):
       _, h = self.sample_h_given_v(chain, seed, base + 1, row_start)
     for i in range(k):
       stream = base + 2 + 2 * i
-      _, v = self.sample_v_given_h(h, seed, stream, row_start)
+      # CD's first step starts from h0, whose p(v|h0) is the reconstruction:
+      # reuse it rather than pay for the V x H matmul twice.
+      pv = recon if (chain is None and i == 0) else self.visible_probs(h)
+      v = bernoulli(pv, seed, stream, row_start)
       phk = self.hidden_probs(v)
       if i + 1 < k:
         h = bernoulli(phk, seed, stream + 1, row_start)
