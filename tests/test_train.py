@@ -83,13 +83,13 @@ def test_training_on_two_replicas_learns(dataset_dir, tmp_path):
   before = heldout_loglik(str(tmp_path / "init"), eval_windows)
 
   config = config_lib.TrainConfig(num_hidden=8, learning_rate=0.1,
-                                  batch_size=20, epochs=8, momentum=True,
+                                  batch_size=20, epochs=15, momentum=True,
                                   summary_every_steps=200)
   dirs = train.resolve_dirs(str(tmp_path / "job"))
   metrics = train.train_and_evaluate(
       config, dataset_dir, dirs, tf.distribute.MirroredStrategy(TWO))
   after = heldout_loglik(dirs.model_dir, eval_windows)
-  assert metrics["step"] == 8 * (1200 // 20)
+  assert metrics["step"] == 15 * (1200 // 20)
   # 4 chord prototypes + 2% noise: the data's entropy is log 4 + 96 H(0.02)
   # = 10.8 nats a window; the initial (independent) model is at about -25.
   assert after > before + 10, (before, after)
