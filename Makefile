@@ -14,6 +14,11 @@ OUT ?= out
 DATASET ?= $(OUT)/dataset
 JOB_DIR ?= $(OUT)/job
 SAMPLES ?= $(OUT)/samples
+# Extra flags for the jobs, e.g. make train TRAIN_FLAGS='--epochs=20 --momentum'
+PREPROCESS_FLAGS ?=
+TRAIN_FLAGS ?=
+EVAL_FLAGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help install test demo clean
 
@@ -32,8 +37,8 @@ install: $(INSTALLED) ## create .venv and install the package with test and demo
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
 	$(PY) -m pytest -q tests
 
-demo: $(INSTALLED) data preprocess ## end to end on the demo corpus
-	@echo "demo done: dataset in $(DATASET)"
+demo: $(INSTALLED) data preprocess train evaluate ## end to end on the demo corpus: data, preprocess, train, evaluate
+	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, TensorBoard: tensorboard --logdir=$(JOB_DIR)/tensorboard"
 
 clean: ## remove outputs (keeps .venv and data/)
 	rm -rf $(OUT)
@@ -47,14 +52,28 @@ $(CORPUS)/.done: | $(INSTALLED)
 	$(PY) -m preprocess.demo_corpus --output_dir=$(CORPUS)
 	@touch $@
 
-preprocess: $(INSTALLED) data ## MIDI corpus -> TFRecord windows (DirectRunner, all cores)
+preprocess: $(DATASET)/dataset.json ## MIDI corpus -> TFRecord windows (DirectRunner, all cores)
+
+$(DATASET)/dataset.json: $(CORPUS)/.done | $(INSTALLED)
 	$(PY) -m preprocess.main --input='$(CORPUS)/*.mid' --output_dir=$(DATASET) \
-	  --direct_num_workers=0 --direct_running_mode=multi_processing
+	  --direct_num_workers=0 --direct_running_mode=multi_processing --overwrite \
+	  $(PREPROCESS_FLAGS)
 
 bench-preprocess: $(INSTALLED) data ## pipeline files/s vs bare pretty_midi parsing
 	$(PY) -m preprocess.benchmark --input='$(CORPUS)/*.mid'
 
 # --- training ------------------------------------------------------------------
+.PHONY: train evaluate bench-train
+
+train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (seed's defaults; a rerun resumes)
+	$(PY) -m trainer.task --data_dir=$(DATASET) --job_dir=$(JOB_DIR) $(TRAIN_FLAGS)
+
+evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs an independent baseline
+	$(PY) -m trainer.evaluate --model_dir=$(JOB_DIR)/model --data_dir=$(DATASET) \
+	  $(EVAL_FLAGS) | tee $(JOB_DIR)/evaluation.json
+
+bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, and the seed's own loop
+	$(PY) -m trainer.benchmark --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------
 
