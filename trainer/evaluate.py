@@ -2,9 +2,12 @@ r"""Held-out log-likelihood of a trained RBM, with log Z by AIS.
 
     python -m trainer.evaluate --model_dir=out/job/model --data_dir=out/dataset
 
-Prints one JSON object: log Z and its standard error, mean log-likelihood per
-window and per time step (frame), and the same for an independent-Bernoulli
-baseline fitted on the training split. The library is trainer/evaluation.py.
+Prints one JSON object: log Z (Annealed Importance Sampling) and its standard
+error, the mean log-likelihood per window and per time step (frame) on --split,
+the number of windows, and the same figures for an independent-Bernoulli
+baseline fitted on the windows the model was trained on. 10,000 betas x 100
+chains take about 20-30 s on 2 CPU cores at the seed's shape (V=2340, H=50).
+The library function is trainer/evaluation.py:evaluate.
 """
 
 import json

@@ -2,70 +2,117 @@
 
 log p(v) = -F(v) - log Z, with log Z from AIS (trainer/ais.py). The baseline is
 the best model with no interactions at all: independent Bernoulli units with
-the training split's (smoothed) means, whose likelihood is exact. Beating it
-is the least a model of music should do.
+the (smoothed) means of the windows the RBM was trained on, whose likelihood is
+exact. Both are fitted on the same training windows (the dataset recorded in
+model.json), so evaluating on another corpus of the same layout compares like
+with like. Beating the baseline is the least a model of music should do.
+This module reads files but writes none; trainer/evaluate.py prints the result.
 """
 
+import numpy as np
 import tensorflow as tf
 
+from preprocess import records
 from trainer import ais
 from trainer import data
 from trainer import export
 
+# What must match between the model's training data and the evaluated data for
+# a window to mean the same thing to the model.
 _LAYOUT_FIELDS = ("encoding", "low_note", "high_note", "steps_per_quarter",
                   "num_timesteps", "n_visible")
+_BATCH_SIZE = 1000
 
 
-def check_same_layout(model_spec, data_spec, model_dir, data_dir) -> None:
-  for field in _LAYOUT_FIELDS:
-    a, b = getattr(model_spec, field), getattr(data_spec, field)
-    if a != b:
-      raise ValueError(
-          f"the model in {model_dir} was trained on {field}={a} but "
-          f"{data_dir}/dataset.json has {field}={b}: evaluate on data "
-          "preprocessed with the model's layout.")
+def check_same_layout(model_spec: records.DatasetSpec,
+                      data_spec: records.DatasetSpec, model_dir: str,
+                      data_dir: str) -> None:
+  """Raises ValueError naming every layout field that differs, and both dirs."""
+  diffs = [f for f in _LAYOUT_FIELDS
+           if getattr(model_spec, f) != getattr(data_spec, f)]
+  if diffs:
+    def show(spec):
+      return ", ".join(f"{f}={getattr(spec, f)}" for f in diffs)
+    raise ValueError(
+        f"the model in {model_dir} was trained on windows with "
+        f"{show(model_spec)} but {data_dir}/dataset.json has "
+        f"{show(data_spec)}: evaluate on data preprocessed with the model's "
+        "layout (the preprocess.main flags the model was trained with).")
+
+
+def _log_likelihood_sums(rbm, baseline_p):
+  """A tf.function: batch -> sums of -F(v) (RBM) and log p(v) (baseline)."""
+  log_p, log_q = tf.math.log(baseline_p), tf.math.log1p(-baseline_p)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, rbm.n_visible], tf.float32)])
+  def sums(batch):
+    baseline = (tf.linalg.matvec(batch, log_p) +
+                tf.linalg.matvec(1.0 - batch, log_q))
+    # float64 sums: a large split adds up millions of values of order 100.
+    return (tf.reduce_sum(tf.cast(-rbm.free_energy(batch), tf.float64)),
+            tf.reduce_sum(tf.cast(baseline, tf.float64)))
+
+  return sums
 
 
 def evaluate(model_dir: str, data_dir: str, split: str = "eval",
              ais_config: ais.AISConfig = ais.AISConfig()) -> dict:
   """Mean log-likelihood per window and per frame on DATA_DIR's `split`.
 
+  Args:
+    model_dir: a model/ folder written by trainer.task (local or gs://).
+    data_dir: a preprocess.main output folder with the model's layout.
+    split: "eval" or "train".
+    ais_config: chains, betas and seed of the log Z estimate.
+
   Returns:
-    JSON-ready dict: log_z, log_z_stderr, effective_sample_size, windows,
-    loglik_per_window, loglik_per_frame, baseline_* (independent Bernoulli).
+    JSON-ready dict: log_z, log_z_stderr (this is also the standard error of
+    the per-window log-likelihood, which is -F - log Z),
+    ais_effective_sample_size, windows, num_timesteps, loglik_per_window,
+    loglik_per_frame (per window / num_timesteps), baseline_loglik_per_window,
+    baseline_loglik_per_frame, gain_per_frame (model - baseline), and the
+    inputs.
 
   Raises:
+    FileNotFoundError: model_dir or data_dir is not what it should be.
     ValueError: the data's layout differs from the model's, or the split is
       empty.
   """
   loaded = export.load_model(model_dir)
   spec = data.load_dataset_spec(data_dir)
   check_same_layout(loaded.dataset, spec, model_dir, data_dir)
-  n_train = data.num_windows(loaded.dataset, "train")
+  windows = data.make_dataset(data_dir, split, _BATCH_SIZE, spec)
+
+  trained_on = data.num_windows(loaded.dataset, records.TRAIN_PREFIX)
   result = ais.estimate_log_partition(
-      loaded.rbm, ais.base_rate_biases(loaded.dataset.unit_means, n_train),
+      loaded.rbm, ais.base_rate_biases(loaded.dataset.unit_means, trained_on),
       ais_config)
 
-  p = tf.constant(ais.smoothed_means(spec.unit_means,
-                                     data.num_windows(spec, "train")),
-                  tf.float32)
+  baseline_p = tf.constant(
+      ais.smoothed_means(loaded.dataset.unit_means, trained_on), tf.float32)
+  sums = _log_likelihood_sums(loaded.rbm, baseline_p)
   neg_free_energy = baseline = 0.0
   count = 0
-  for batch in data.make_dataset(data_dir, split, 1000, spec):
-    neg_free_energy += float(tf.reduce_sum(-loaded.rbm.free_energy(batch)))
-    baseline += float(tf.reduce_sum(
-        batch * tf.math.log(p) + (1.0 - batch) * tf.math.log1p(-p)))
+  for batch in windows:
+    a, b = sums(batch)
+    neg_free_energy += float(a)
+    baseline += float(b)
     count += int(batch.shape[0])
   per_window = neg_free_energy / count - result.log_z
+  baseline_per_window = baseline / count
   frames = spec.num_timesteps
   return {
       "model_dir": model_dir, "data_dir": data_dir, "split": split,
       "windows": count, "num_timesteps": frames,
       "log_z": result.log_z, "log_z_stderr": result.log_z_stderr,
-      "effective_sample_size": result.effective_sample_size,
+      "ais_effective_sample_size": result.effective_sample_size,
       "ais_chains": ais_config.num_chains, "ais_betas": ais_config.num_betas,
-      "loglik_per_window": per_window, "loglik_per_frame": per_window / frames,
-      "baseline_loglik_per_window": baseline / count,
-      "baseline_loglik_per_frame": baseline / count / frames,
-      "gain_per_frame": (per_window - baseline / count) / frames,
+      "ais_seed": ais_config.seed,
+      "loglik_per_window": per_window,
+      "loglik_per_frame": per_window / frames,
+      "baseline_loglik_per_window": baseline_per_window,
+      "baseline_loglik_per_frame": baseline_per_window / frames,
+      "baseline_train_windows": trained_on,
+      "gain_per_frame": (per_window - baseline_per_window) / frames,
   }
