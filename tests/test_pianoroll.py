@@ -192,3 +192,22 @@ def test_property_roll_round_trip_exact_on_any_matrix(m):
 def test_property_full_range_onoff_round_trip(m):
   canonical = pianoroll.canonicalize(m, ONOFF)
   np.testing.assert_array_equal(_encode_through_midi_bytes(m, ONOFF), canonical)
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(binary_matrices(SMALL_ONOFF), st.sampled_from([60, 97.5, 120]),
+                  st.integers(0, 127), st.integers(1, 127))
+def test_property_fast_writer_matches_pretty_midi(m, tempo, program, velocity):
+  fast = pianoroll.parse_midi(pianoroll.matrix_to_midi_bytes(
+      m, SMALL_ONOFF, tempo, program, velocity))
+  slow = pianoroll.parse_midi(pianoroll.midi_to_bytes(pianoroll.matrix_to_midi(
+      m, SMALL_ONOFF, tempo, program, velocity)))
+  key = lambda pm: sorted((n.pitch, pm.time_to_tick(n.start),
+                           pm.time_to_tick(n.end), n.velocity)
+                          for i in pm.instruments for n in i.notes)
+  assert key(fast) == key(slow)
+  assert fast.get_tempo_changes()[1][0] == pytest.approx(tempo, rel=1e-5)
+  assert all(i.program == program for i in fast.instruments)
+  np.testing.assert_array_equal(
+      pianoroll.midi_to_matrix(fast, SMALL_ONOFF, num_steps=len(m)),
+      pianoroll.canonicalize(m, SMALL_ONOFF))
