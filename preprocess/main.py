@@ -3,56 +3,71 @@ r"""Preprocess a MIDI corpus into TFRecord piano-roll windows (Apache Beam).
     python -m preprocess.main --input='data/chorales/*.mid' --output_dir=out/dataset
 
 Flags not defined here go to Beam (--runner, --direct_num_workers, --project,
---region, --temp_location, --setup_file, ...); DirectRunner by default.
-This file is intentionally kept short: the pipeline is preprocess/pipeline.py.
+--region, --temp_location, --setup_file, ...); DirectRunner by default. On
+Dataflow, --setup_file defaults to this project's setup.py so workers install
+the package. This file is intentionally kept short: the pipeline is
+preprocess/pipeline.py.
 """
+
+import os
 
 from absl import app
 from absl import flags
-from absl import logging
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import SetupOptions
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import WorkerOptions
 
 from preprocess import pipeline
 
-_DEFAULTS = pipeline.PreprocessConfig()
+_D = pipeline.PreprocessConfig()
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", None, "Comma-separated globs of MIDI files (local or gs://).")
 flags.DEFINE_string("output_dir", None, "Where the TFRecords and dataset.json go.")
-flags.DEFINE_enum("encoding", _DEFAULTS.encoding, ["onoff", "roll"],
+flags.DEFINE_enum("encoding", _D.encoding, ["onoff", "roll"],
                   "onoff: play + articulate columns (the seed's); roll: play only.")
-flags.DEFINE_integer("steps_per_quarter", _DEFAULTS.steps_per_quarter,
+flags.DEFINE_integer("steps_per_quarter", _D.steps_per_quarter,
                      "Grid steps per quarter note (4 = 16th notes).")
-flags.DEFINE_integer("num_timesteps", _DEFAULTS.num_timesteps, "Steps per window.")
-flags.DEFINE_integer("stride", _DEFAULTS.stride, "Steps between window starts.")
-flags.DEFINE_integer("low_note", _DEFAULTS.low_note, "Lowest MIDI pitch kept.")
-flags.DEFINE_integer("high_note", _DEFAULTS.high_note, "Highest MIDI pitch kept, exclusive.")
-flags.DEFINE_float("eval_fraction", _DEFAULTS.eval_fraction,
+flags.DEFINE_integer("num_timesteps", _D.num_timesteps, "Steps per window.")
+flags.DEFINE_integer("stride", _D.stride, "Steps between window starts.")
+flags.DEFINE_integer("low_note", _D.low_note, "Lowest MIDI pitch kept.")
+flags.DEFINE_integer("high_note", _D.high_note, "Highest MIDI pitch kept, exclusive.")
+flags.DEFINE_float("eval_fraction", _D.eval_fraction,
                    "Fraction of files held out for evaluation (by path hash).")
-flags.DEFINE_integer("transpose", _DEFAULTS.transpose,
+flags.DEFINE_integer("transpose", _D.transpose,
                      "Augment training files with shifts -K..K semitones.")
-flags.DEFINE_integer("num_shards", _DEFAULTS.num_shards,
+flags.DEFINE_integer("num_shards", _D.num_shards,
                      "TFRecord shards per split (0: runner decides).")
-flags.DEFINE_bool("include_drums", _DEFAULTS.include_drums, "Keep drum tracks.")
-flags.DEFINE_integer("max_file_bytes", _DEFAULTS.max_file_bytes,
+flags.DEFINE_bool("include_drums", _D.include_drums, "Keep drum tracks.")
+flags.DEFINE_integer("max_file_bytes", _D.max_file_bytes,
                      "Larger files are rejected unread (reason too_large).")
-flags.DEFINE_integer("max_steps", _DEFAULTS.max_steps,
+flags.DEFINE_integer("max_steps", _D.max_steps,
                      "Longer files (in grid steps) are rejected (too_long).")
 flags.DEFINE_bool("overwrite", False, "Replace a dataset already in --output_dir.")
 flags.mark_flags_as_required(["input", "output_dir"])
 
+_SETUP_PY = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "setup.py")
+
 
 def beam_options(argv: list) -> PipelineOptions:
-  """Beam options from the flags absl did not know; typos are errors, not ignored."""
-  stray = [a for a in argv if not a.startswith("--")]
-  if stray:
-    raise app.UsageError(f"Unexpected arguments: {stray}")
+  """Beam options from the args absl did not know; typos are errors, not ignored."""
   options = PipelineOptions(argv)
-  unknown = set(options.get_all_options(retain_unknown_options=True)) - set(
-      options.get_all_options())
+  parser = []  # Beam's own parser, with every option class registered
+  options.get_all_options(add_extra_args_fn=parser.append)
+  _, unknown = parser[0].parse_known_args(argv)
   if unknown:
     raise app.UsageError(
-        f"Unknown flags {sorted(unknown)}: neither preprocess.main's (see --help) "
-        "nor Beam's pipeline options.")
+        f"Unknown arguments {unknown}: neither preprocess.main's flags (see "
+        "--help) nor Beam pipeline options.")
+  runner = str(options.view_as(StandardOptions).runner or "")
+  setup = options.view_as(SetupOptions)
+  if ("dataflow" in runner.lower() and not setup.setup_file and
+      not options.view_as(WorkerOptions).sdk_container_image):
+    if not os.path.exists(_SETUP_PY):
+      raise app.UsageError("Dataflow workers need this package: pass "
+                           "--setup_file=PATH/setup.py or --sdk_container_image.")
+    setup.setup_file = _SETUP_PY
   return options
 
 
@@ -68,13 +83,21 @@ def main(argv):
         max_steps=FLAGS.max_steps)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  counts = pipeline.run_pipeline(FLAGS.input, FLAGS.output_dir, config, options,
-                                 overwrite=FLAGS.overwrite)
-  logging.info("done: %s", counts)
-  print(f"files seen {counts['files_seen']}: converted {counts['converted']}, "
-        f"failed {counts['failed']} {counts['failed_reasons']}, skipped "
-        f"{counts['skipped']} {counts['skipped_reasons']}; windows {counts['windows']}"
-        f" -> {FLAGS.output_dir}")
+  try:
+    counts = pipeline.run_pipeline(FLAGS.input, FLAGS.output_dir, config, options,
+                                   overwrite=FLAGS.overwrite)
+  except pipeline.LaunchError as e:  # found before anything ran or was written
+    raise app.UsageError(str(e)) from None
+  w, f = counts["windows"], counts["files"]
+  print(f"{counts['files_seen']} files seen: {counts['converted']} converted, "
+        f"{counts['failed']} failed {counts['failed_reasons']}, "
+        f"{counts['skipped']} skipped {counts['skipped_reasons']}\n"
+        f"windows: train {w['train']} from {f['train']} files, eval {w['eval']} "
+        f"from {f['eval']} files; dropped: {counts['silent_windows']} silent "
+        f"windows, {counts['notes_out_of_range']} notes out of range, "
+        f"{counts['drum_notes']} drum notes\n"
+        f"-> {FLAGS.output_dir} (dataset.json, {len(counts['shards'])} shards, "
+        "failures in errors-*.jsonl)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The Beam pipeline: transforms under TestPipeline, and whole runs to disk and GCS."""
 
+import collections
 import json
 import os
 import random
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that
 from apache_beam.testing.util import equal_to
@@ -13,6 +15,7 @@ import mido
 import numpy as np
 import pytest
 
+from preprocess import pianoroll
 from preprocess import pipeline
 from preprocess import records
 from tests import midi_builders
@@ -54,28 +57,48 @@ def absurd_tempo_midi() -> bytes:
     return f.read()
 
 
-def test_convert_corpus_transform(tmp_path):
-  write_corpus(str(tmp_path), n=2)
+def test_convert_corpus_transform(tmp_path, monkeypatch):
+  write_corpus(str(tmp_path), n=3)
   (tmp_path / "bad.mid").write_bytes(b"\x00" * 64)
   (tmp_path / "notes.txt").write_text("x")
   files = [(str(p), p.stat().st_size) for p in sorted(tmp_path.iterdir())]
-  with test_pipeline.TestPipeline() as p:
-    out = p | beam.Create(files) | pipeline.ConvertCorpus(CONFIG)
-    assert_that(out["errors"] | "ErrorNames" >> beam.Map(lambda e: (os.path.basename(e["path"]),
-                                                   e["reason"])),
-                equal_to([("bad.mid", "corrupt_midi")]), label="errors")
-    assert_that(out["stats"] | "StatNames" >> beam.Map(lambda s: (os.path.basename(s["path"]),
-                                                  s["status"])),
-                equal_to([("bad.mid", "failed"), ("notes.txt", "skipped"),
-                          ("piece0.mid", "converted"),
-                          ("piece1.mid", "converted")]), label="stats")
-    # piece0: 40 steps -> 2 windows; piece1: 48 steps -> 3 windows
-    assert_that(out["train"] | "CountTrain" >> beam.combiners.Count.Globally(),
-                equal_to([5]),
-                label="train")
-    assert_that(out["eval"] | "CountEval" >> beam.combiners.Count.Globally(),
-                equal_to([0]),
-                label="eval")
+  # A bug deep inside one file's conversion must become a dead letter too.
+  make_example = records.make_example
+
+  def buggy_make_example(window, source, *args):
+    if source.endswith("piece2.mid"):
+      raise KeyError("a bug")
+    return make_example(window, source, *args)
+
+  monkeypatch.setattr(records, "make_example", buggy_make_example)
+  p = test_pipeline.TestPipeline()
+  out = p | beam.Create(files) | pipeline.ConvertCorpus(CONFIG)
+  assert_that(
+      out["errors"] | "ErrorNames" >> beam.Map(
+          lambda e: (os.path.basename(e["path"]), e["reason"],
+                     "buggy_make_example" in e.get("traceback", ""))),
+      equal_to([("bad.mid", "corrupt_midi", False),
+                ("piece2.mid", "unexpected_error", True)]), label="errors")
+  assert_that(
+      out["stats"] | "StatNames" >> beam.Map(
+          lambda s: (os.path.basename(s["path"]), s["status"])),
+      equal_to([("bad.mid", "failed"), ("notes.txt", "skipped"),
+                ("piece0.mid", "converted"), ("piece1.mid", "converted"),
+                ("piece2.mid", "failed")]), label="stats")
+  # piece0: 40 steps -> 2 windows; piece1: 48 steps -> 3 windows
+  assert_that(out["train"] | "CountTrain" >> beam.combiners.Count.Globally(),
+              equal_to([5]), label="train")
+  assert_that(out["eval"] | "CountEval" >> beam.combiners.Count.Globally(),
+              equal_to([0]), label="eval")
+  result = p.run()
+  result.wait_until_finish()
+  counters = {
+      c.key.metric.name: c.committed for c in result.metrics().query(
+          MetricsFilter().with_namespace("preprocess"))["counters"]}
+  assert counters == {
+      "files_seen": 5, "files_converted": 2, "files_failed": 2,
+      "files_skipped": 1, "failed_corrupt_midi": 1,
+      "failed_unexpected_error": 1, "skipped_not_midi": 1, "windows_train": 5}
 
 
 def test_end_to_end_to_a_local_dir_read_back_with_tf_data(tmp_path):
@@ -86,24 +109,46 @@ def test_end_to_end_to_a_local_dir_read_back_with_tf_data(tmp_path):
   counts = pipeline.run_pipeline([os.path.join(corpus, "*.mid")], out, config)
   spec = data.load_dataset_spec(out)
   assert spec.n_visible == 2340 and spec.num_timesteps == 15
+  assert spec.transpose == 1 and spec.eval_fraction == 0.3
   assert counts["files_seen"] == 12 == counts["converted"]
   assert counts["files"]["train"] + counts["files"]["eval"] == 12
   assert 0 < counts["files"]["eval"] < 12  # both splits used at 0.3 of 12
   assert len(data.split_files(out, "train")) == 2
+  assert counts["shards"] == sorted(
+      os.path.basename(f) for split in ("train", "eval")
+      for f in data.split_files(out, split))
 
   windows = {}
-  sources = {}
+  per_file = {}  # (split, source) -> Counter of transpositions
   for split in ("train", "eval"):
     got = np.concatenate([b.numpy() for b in data.make_dataset(out, split, 7)])
     assert got.shape[1] == 2340 and set(np.unique(got)) <= {0.0, 1.0}
     assert len(got) == counts["windows"][split]
     windows[split] = got
-    examples = [records.parse_example(r) for path in data.split_files(out, split)
-                for r in _tfrecords(path)]
-    sources[split] = {e["source"] for e in examples}
-    transposes = {e["transpose"] for e in examples}
-    assert transposes == ({-1, 0, 1} if split == "train" else {0})
+    for path in data.split_files(out, split):
+      for raw in _tfrecords(path):
+        e = records.parse_example(raw)
+        per_file.setdefault((split, e["source"]), collections.Counter())[
+            e["transpose"]] += 1
+        # The bits are the codec's rendering of that file at that offset.
+        with open(e["source"], "rb") as f:
+          notes, _ = pianoroll.extract_notes(pianoroll.parse_midi(f.read()), 4)
+        matrix, _ = pianoroll.notes_to_matrix(notes, spec.roll_spec,
+                                              e["transpose"])
+        np.testing.assert_array_equal(
+            records.unpack_window(e["window"], 15, 156),
+            matrix[e["offset"]:e["offset"] + 15])
+  sources = {split: {src for s, src in per_file if s == split}
+             for split in ("train", "eval")}
   assert not sources["train"] & sources["eval"]  # no piece in both splits
+  assert len(sources["train"]) == counts["files"]["train"]
+  assert len(sources["eval"]) == counts["files"]["eval"]
+  for (split, source), by_shift in per_file.items():
+    # piece i is 40 + 8i sixteenths long: (length - 15) // 15 + 1 windows,
+    # each once per shift -1, 0, 1 in train and unshifted in eval.
+    i = int(os.path.basename(source)[len("piece"):-len(".mid")])
+    n = (40 + 8 * i - 15) // 15 + 1
+    assert by_shift == ({-1: n, 0: n, 1: n} if split == "train" else {0: n})
   np.testing.assert_allclose(spec.unit_means, windows["train"].mean(axis=0),
                              atol=1e-6)
 
@@ -126,50 +171,87 @@ def test_hostile_files_are_all_accounted_for(tmp_path):
       "no_notes.mid": midi_builders.make_midi([]),
       "only_drums.midi": midi_builders.make_midi([], drums=[(36, 0, 1)] * 4),
       "absurd_ticks.mid": absurd_ticks_midi(),
+      "absurd_tempo.mid": absurd_tempo_midi(),
       "huge.mid": good * 50,
+      "long.mid": midi_builders.make_midi(midi_builders.scale(200)),
       "short.mid": midi_builders.make_midi(midi_builders.scale(4)),
       "readme.txt": b"not music",
+      # Usable, but with something to drop and count:
+      "out_of_range.mid": midi_builders.make_midi(
+          midi_builders.scale(30) + [(10, 0, 1), (110, 1, 2)]),
+      "with_drums.MID": midi_builders.make_midi(midi_builders.scale(30),
+                                                drums=[(36, 0, 1)] * 3),
+      "gap.mid": midi_builders.make_midi([(60, 0, 1), (62, 11, 12)]),
   }
   for name, content in hostile.items():
     (corpus / name).write_bytes(content)
-  (corpus / "absurd_tempo.mid").write_bytes(absurd_tempo_midi())
-  config = pipeline.PreprocessConfig(eval_fraction=0.0,
+  config = pipeline.PreprocessConfig(eval_fraction=0.0, max_steps=150,
                                      max_file_bytes=len(good) * 10)
   counts = pipeline.run_pipeline([str(corpus / "*")], out, config)
 
-  n_files = 2 + len(hostile) + 1
+  n_files = 2 + len(hostile)
   assert counts["files_seen"] == n_files
   assert counts["converted"] + counts["failed"] + counts["skipped"] == n_files
-  assert counts["converted"] == 3  # the two pieces and the absurd tempo
+  # the two pieces, absurd_tempo (the grid is in beats), out_of_range,
+  # with_drums, gap
+  assert counts["converted"] == 6 == counts["files"]["train"]
   assert counts["skipped_reasons"] == {"not_midi": 1, "shorter_than_window": 1}
+  assert counts["notes_out_of_range"] == 2
+  assert counts["drum_notes"] == 3  # of with_drums; failed files add nothing
+  assert counts["silent_windows"] == 1
   errors = {}
   for path in FileSystems.match([os.path.join(out, "errors-*.jsonl")])[0].metadata_list:
     with open(path.path) as f:
       for line in f:
         e = json.loads(line)
-        errors[os.path.basename(e["path"])] = e["reason"]
-  assert errors == {
+        assert set(e) == {"path", "reason", "message"} and e["message"]
+        errors[os.path.basename(e["path"])] = (e["reason"], e["message"])
+  assert {name: reason for name, (reason, _) in errors.items()} == {
       "empty.mid": "empty_file", "truncated.mid": "corrupt_midi",
       "random.mid": "corrupt_midi", "bad_header.mid": "corrupt_midi",
       "no_notes.mid": "no_notes", "only_drums.midi": "only_drums",
-      "absurd_ticks.mid": "corrupt_midi", "huge.mid": "too_large"}
+      "absurd_ticks.mid": "corrupt_midi", "huge.mid": "too_large",
+      "long.mid": "too_long"}
+  assert "likely corrupt" in errors["absurd_ticks.mid"][1]
+  assert f"max_file_bytes={len(good) * 10}" in errors["huge.mid"][1]
+  assert "200 grid steps > max_steps=150" in errors["long.mid"][1]
   assert counts["failed_reasons"] == {
       "empty_file": 1, "corrupt_midi": 4, "no_notes": 1, "only_drums": 1,
-      "too_large": 1}
+      "too_large": 1, "too_long": 1}
 
 
-def test_existing_output_is_never_clobbered_without_overwrite(tmp_path):
+def test_rerun_is_deterministic_and_overwrite_replaces_the_dataset(tmp_path):
   corpus, out = str(tmp_path / "corpus"), str(tmp_path / "out")
-  write_corpus(corpus, n=2)
-  pipeline.run_pipeline([os.path.join(corpus, "*.mid")], out, CONFIG)
-  before = sorted(os.listdir(out))
+  write_corpus(corpus, n=4)
+  inputs = [os.path.join(corpus, "*.mid")]
+  config = pipeline.PreprocessConfig(eval_fraction=0.5, num_shards=2)
+
+  def snapshot():
+    files = {n: (tmp_path / "out" / n).read_bytes() for n in os.listdir(out)}
+    examples = {split: sorted(r for n in files if n.startswith(split)
+                              for r in _tfrecords(os.path.join(out, n)))
+                for split in ("train", "eval")}
+    return files, examples
+
+  pipeline.run_pipeline(inputs, out, config)
+  files, examples = snapshot()
+  assert examples["train"] and examples["eval"]
   with pytest.raises(FileExistsError, match="--overwrite"):
-    pipeline.run_pipeline([os.path.join(corpus, "*.mid")], out, CONFIG)
-  assert sorted(os.listdir(out)) == before
-  config = pipeline.PreprocessConfig(eval_fraction=0.0, num_shards=3)
-  pipeline.run_pipeline([os.path.join(corpus, "*.mid")], out, config,
-                        overwrite=True)
-  assert len(data.split_files(out, "train")) == 3  # stale shards removed
+    pipeline.run_pipeline(inputs, out, config)
+  assert snapshot()[0] == files  # untouched
+
+  pipeline.run_pipeline(inputs, out, config, overwrite=True)
+  files_again, examples_again = snapshot()
+  assert files_again.keys() == files.keys()
+  assert files_again["dataset.json"] == files["dataset.json"]
+  assert examples_again == examples  # same Examples, shard order aside
+
+  config = pipeline.PreprocessConfig(eval_fraction=0.5, num_shards=3)
+  pipeline.run_pipeline(inputs, out, config, overwrite=True)
+  # The 2-shard files of the earlier run are gone, not read as extra data.
+  assert len(data.split_files(out, "train")) == 3
+  assert len(data.split_files(out, "eval")) == 3
+  assert snapshot()[1] == examples
 
 
 def test_glob_matching_nothing_is_a_clear_error(tmp_path):

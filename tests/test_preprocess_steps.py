@@ -1,5 +1,10 @@
-"""The pipeline's pure per-element steps, without Beam."""
+"""The pipeline's pure per-element steps and launch checks, without running Beam."""
 
+import os
+import subprocess
+import sys
+
+from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import pytest
 
@@ -134,3 +139,72 @@ def test_combine_stats_adds_everything_and_merges():
 def test_config_errors_name_the_value(kwargs, match):
   with pytest.raises(ValueError, match=match):
     pipeline.PreprocessConfig(**kwargs)
+
+
+def test_unreadable_file_has_its_own_reason():
+  # Listed, then gone before it was read (or no permission): not a crash.
+  with pytest.raises(pipeline.Unreadable, match="exist.mid"):
+    pipeline.read_file(("/does/not/exist.mid", 5), max_file_bytes=10)
+
+
+def test_unexpected_errors_keep_their_traceback():
+  bad = (("q.mid", 3), (KeyError, "KeyError('x')", ["Traceback\n", "  here\n"]))
+  error = pipeline.dead_letter_to_error(bad)
+  assert error["reason"] == "unexpected_error"
+  assert error["traceback"] == "Traceback\n  here\n"
+  bad = (("p.mid", 3), (pipeline.CorruptMidi, "CorruptMidi('x')", ["tb"]))
+  assert "traceback" not in pipeline.dead_letter_to_error(bad)
+
+
+@pytest.mark.parametrize("offset", [0, 15, 127, 128, 2**40])
+@pytest.mark.parametrize("transpose", [0, -1, -12, 12])
+def test_examples_parse_identically_with_tensorflow(offset, transpose):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
+  window = np.random.default_rng(offset).integers(0, 2, (15, 156), np.uint8)
+  source = "gs://bucket/Sätze/1.mid"
+  serialized = records.make_example(window, source, offset, transpose)
+  expected = example_pb2.Example()
+  feature = expected.features.feature
+  feature["window"].bytes_list.value.append(records.pack_window(window))
+  feature["source"].bytes_list.value.append(source.encode("utf-8"))
+  feature["offset"].int64_list.value.append(offset)
+  feature["transpose"].int64_list.value.append(transpose)
+  assert example_pb2.Example.FromString(serialized) == expected
+  parsed = tf.io.parse_single_example(serialized, {
+      "window": tf.io.FixedLenFeature([], tf.string),
+      "offset": tf.io.FixedLenFeature([], tf.int64),
+      "transpose": tf.io.FixedLenFeature([], tf.int64)})
+  assert parsed["offset"].numpy() == offset
+  assert parsed["transpose"].numpy() == transpose
+  np.testing.assert_array_equal(
+      records.unpack_window(parsed["window"].numpy(), 15, 156), window)
+
+
+def test_workers_never_import_tensorflow():
+  # A Beam worker that imported TF would pay ~4 s and ~500 MB per process.
+  code = ("import sys\n"
+          "from preprocess import pipeline\n"
+          "from tests import midi_builders\n"
+          "c = pipeline.PreprocessConfig(eval_fraction=0.0, transpose=1)\n"
+          "data = midi_builders.make_midi(midi_builders.scale(40))\n"
+          "fw = pipeline.file_to_windows(pipeline.parse_file(('a.mid', data), c), c)\n"
+          "assert len(fw.train) == 6, fw.train\n"
+          "assert 'tensorflow' not in sys.modules\n")
+  subprocess.run([sys.executable, "-c", code], check=True,
+                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_launch_checks_name_the_bad_path(tmp_path):
+  with pytest.raises(pipeline.InputError, match="is a folder.*\\*\\*"):
+    pipeline.check_inputs([str(tmp_path)])
+  with pytest.raises(pipeline.InputError, match="nothing.*matches no file"):
+    pipeline.check_inputs([str(tmp_path / "nothing*.mid")])
+  with pytest.raises(pipeline.InputError, match="--input is empty"):
+    pipeline.check_inputs([])
+  dataflow = PipelineOptions(["--runner=DataflowRunner"])
+  with pytest.raises(pipeline.InputError, match=r"local paths \['corpus/\*'\]"):
+    pipeline.check_runner_paths(["corpus/*", "gs://b/x/*"], "gs://b/out",
+                                dataflow)
+  pipeline.check_runner_paths(["gs://b/x/*"], "gs://b/out", dataflow)
+  pipeline.check_runner_paths(["corpus/*"], "out", PipelineOptions([]))
