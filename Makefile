@@ -54,10 +54,20 @@ $(CORPUS)/.done: | $(INSTALLED)
 
 preprocess: $(DATASET)/dataset.json ## MIDI corpus -> TFRecord windows (DirectRunner, all cores)
 
-$(DATASET)/dataset.json: $(CORPUS)/.done | $(INSTALLED)
+# The dataset is rebuilt when the corpus, the pipeline's code or
+# PREPROCESS_FLAGS change (the flags are kept in a stamp next to it).
+$(DATASET)/dataset.json: $(CORPUS)/.done $(DATASET).flags preprocess/pipeline.py \
+    preprocess/pianoroll.py preprocess/records.py | $(INSTALLED)
 	$(PY) -m preprocess.main --input='$(CORPUS)/*.mid' --output_dir=$(DATASET) \
 	  --direct_num_workers=0 --direct_running_mode=multi_processing --overwrite \
 	  $(PREPROCESS_FLAGS)
+
+$(DATASET).flags: preprocess-flags-changed
+	@mkdir -p $(@D)
+	@echo '$(PREPROCESS_FLAGS)' | cmp -s - $@ || echo '$(PREPROCESS_FLAGS)' > $@
+
+.PHONY: preprocess-flags-changed
+preprocess-flags-changed:
 
 bench-preprocess: $(INSTALLED) data ## pipeline files/s vs bare pretty_midi parsing
 	$(PY) -m preprocess.benchmark --input='$(CORPUS)/*.mid'

@@ -2,14 +2,19 @@ r"""Benchmark: the preprocessing pipeline against bare pretty_midi parsing.
 
     python -m preprocess.benchmark --input='data/chorales/*.mid'
 
-Measured in one run on the same files:
-  * bare parsing: pretty_midi.PrettyMIDI on bytes already in memory, 1 core;
-  * the pipeline on DirectRunner with 1 worker (per core), end to end, on the
-    corpus and on the corpus copied `--copies` times; the difference between the
-    two runs gives the steady-state rate, free of Beam's fixed start-up cost
-    (imports, graph construction, runner start), which a large corpus amortises;
-  * the pipeline on all cores (multi_processing), end to end.
-Goal (issue 2): the pipeline per core at >= 0.8x bare parsing.
+Measured in one run, on the same files, in this order:
+  * bare parsing: pretty_midi.PrettyMIDI on bytes already in memory, 1 core
+    (measured before and after the 1-worker pipeline runs; the mean is used);
+  * the pipeline's pure steps without Beam (read+parse+quantise, then
+    windows+Examples), 1 core: how much the pipeline adds per file;
+  * the pipeline on DirectRunner, 1 worker in-process (= per core), on the
+    corpus and on the corpus linked `--copies` times. Each run is end to end
+    (graph construction, runner start, matching, writing, dataset.json) in a
+    warm process; the difference between the two runs gives the steady-state
+    rate, free of that fixed cost, which a large corpus amortises;
+  * the same two runs on all cores (multi_processing: worker processes start
+    inside each run).
+Goal (issue 2): the pipeline per core at >= 0.8x bare parsing, steady state.
 """
 
 import glob
@@ -28,30 +33,52 @@ from preprocess import pipeline
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", "data/chorales/*.mid", "Glob of MIDI files (local).")
-flags.DEFINE_integer("copies", 3, "Corpus copies for the steady-state run.")
+flags.DEFINE_integer("copies", 4, "Corpus copies for the steady-state runs.")
 GOAL = 0.8
+_ONE_WORKER = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+_ALL_CORES = ["--direct_num_workers=0", "--direct_running_mode=multi_processing"]
 
 
-def bare_parse_rate(paths: list) -> float:
+def read_all(paths: list) -> list:
   blobs = []
   for p in paths:
     with open(p, "rb") as f:
-      blobs.append(f.read())
+      blobs.append((p, f.read()))
+  return blobs
+
+
+def bare_parse_rate(blobs: list) -> float:
   start = time.perf_counter()
-  for b in blobs:
-    pianoroll.parse_midi(b)
+  for _, data in blobs:
+    pianoroll.parse_midi(data)
   return len(blobs) / (time.perf_counter() - start)
 
 
-def timed_run(corpus_glob: str, workdir: str, options: list) -> tuple:
+def step_rates(blobs: list, config: pipeline.PreprocessConfig) -> tuple:
+  """files/s of the pure steps: parse_file (parse + quantise), file_to_windows."""
+  start = time.perf_counter()
+  parsed = [pipeline.parse_file(b, config) for b in blobs]
+  mid = time.perf_counter()
+  for p in parsed:
+    pipeline.file_to_windows(p, config)
+  end = time.perf_counter()
+  return len(blobs) / (mid - start), len(blobs) / (end - mid)
+
+
+def timed_run(corpus_glob: str, workdir: str, options: list,
+              config: pipeline.PreprocessConfig) -> tuple:
+  """(seconds, files seen, windows) of one end-to-end run_pipeline."""
   out = tempfile.mkdtemp(dir=workdir)
   start = time.perf_counter()
-  counts = pipeline.run_pipeline([corpus_glob], out, pipeline.PreprocessConfig(),
+  counts = pipeline.run_pipeline([corpus_glob], out, config,
                                  PipelineOptions(options), overwrite=True)
-  return time.perf_counter() - start, counts
+  seconds = time.perf_counter() - start
+  shutil.rmtree(out, ignore_errors=True)
+  return seconds, counts["files_seen"], sum(counts["windows"].values())
 
 
 def replicate(paths: list, copies: int, workdir: str) -> str:
+  """A folder of `copies` symlinks per file (distinct paths: distinct splits)."""
   folder = os.path.join(workdir, "copies")
   os.makedirs(folder)
   for c in range(copies):
@@ -61,6 +88,14 @@ def replicate(paths: list, copies: int, workdir: str) -> str:
   return os.path.join(folder, "*")
 
 
+def _rates(small: tuple, big: tuple) -> dict:
+  (t1, n1, w1), (tk, nk, wk) = small, big
+  return {"e2e_small": (n1 / t1, w1 / t1, n1, t1),
+          "e2e_big": (nk / tk, wk / tk, nk, tk),
+          "steady": ((nk - n1) / (tk - t1), (wk - w1) / (tk - t1), nk - n1,
+                     tk - t1)}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -68,42 +103,53 @@ def main(argv):
   if not paths:
     raise app.UsageError(f"--input={FLAGS.input!r} matches no file; run "
                          "`make data` for the demo corpus.")
-  n = len(paths)
+  if FLAGS.copies < 2:
+    raise app.UsageError(f"--copies={FLAGS.copies}: the steady state needs "
+                         ">= 2 corpus sizes.")
+  config = pipeline.PreprocessConfig()
+  cores = os.cpu_count()
+  load_before = os.getloadavg()[0]
+  blobs = read_all(paths)
   workdir = tempfile.mkdtemp(prefix="bench-preprocess-")
   try:
-    one = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
-    all_cores = ["--direct_num_workers=0",
-                 "--direct_running_mode=multi_processing"]
-    timed_run(FLAGS.input, workdir, one)  # warm-up: imports, TF, caches
-    parse = bare_parse_rate(paths)
-    t1, counts = timed_run(FLAGS.input, workdir, one)
+    timed_run(FLAGS.input, workdir, _ONE_WORKER, config)  # warm-up: imports
+    parse_before = bare_parse_rate(blobs)
+    parse_step, windows_step = step_rates(blobs, config)
     big = replicate(paths, FLAGS.copies, workdir)
-    tk, counts_k = timed_run(big, workdir, one)
-    tm, _ = timed_run(big, workdir, all_cores)
+    one = _rates(timed_run(FLAGS.input, workdir, _ONE_WORKER, config),
+                 timed_run(big, workdir, _ONE_WORKER, config))
+    parse_after = bare_parse_rate(blobs)
+    multi = _rates(timed_run(FLAGS.input, workdir, _ALL_CORES, config),
+                   timed_run(big, workdir, _ALL_CORES, config))
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
-  windows = sum(counts["windows"].values())
-  windows_k = sum(counts_k["windows"].values())
-  nk = n * FLAGS.copies
-  steady = (nk - n) / (tk - t1)
-  steady_windows = (windows_k - windows) / (tk - t1)
-  cores = os.cpu_count()
-  print(f"corpus: {n} files ({FLAGS.input}), pretty_midi {pretty_midi.__version__}")
-  print(f"bare pretty_midi parsing, 1 core:          {parse:8.1f} files/s")
-  print(f"pipeline, 1 worker, end to end ({n} files): {n / t1:8.1f} files/s "
-        f"{windows / t1:9.1f} windows/s  (includes Beam start-up)")
-  print(f"pipeline, 1 worker, end to end ({nk} files): {nk / tk:8.1f} files/s "
-        f"{windows_k / tk:9.1f} windows/s")
-  print(f"pipeline, 1 worker, steady state:          {steady:8.1f} files/s "
-        f"{steady_windows:9.1f} windows/s  (marginal: {nk - n} files in "
-        f"{tk - t1:.1f} s)")
-  print(f"pipeline, {cores} workers, end to end ({nk} files): {nk / tm:8.1f} "
-        f"files/s {windows_k / tm:9.1f} windows/s  ({nk / tm / cores:.1f} per core)")
-  ratio = steady / parse
-  print(f"ratio steady-state pipeline per core / bare parsing: {ratio:.2f}x "
-        f"(goal >= {GOAL}x: {'PASS' if ratio >= GOAL else 'MISS'})")
-  print(f"ratio end-to-end ({nk} files) per core / bare parsing: "
-        f"{nk / tk / parse:.2f}x")
+  parse = (parse_before + parse_after) / 2
+
+  print(f"corpus: {len(paths)} files ({FLAGS.input}); {cores} cores; "
+        f"pretty_midi {pretty_midi.__version__}; load average "
+        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+  print(f"bare pretty_midi parsing, 1 core: {parse:7.1f} files/s "
+        f"(before {parse_before:.1f}, after {parse_after:.1f})")
+  print(f"pure steps, 1 core, no Beam: read+parse+quantise {parse_step:7.1f} "
+        f"files/s; windows+Examples {windows_step:7.1f} files/s")
+  for name, rates, per in (("1 worker", one, 1), (f"{cores} workers", multi,
+                                                  cores)):
+    for key, label in (("e2e_small", "end to end"), ("e2e_big", "end to end"),
+                       ("steady", "STEADY STATE")):
+      files_s, windows_s, n, seconds = rates[key]
+      what = (f"marginal {n} files in {seconds:.1f} s" if key == "steady"
+              else f"{n} files in {seconds:.1f} s")
+      print(f"pipeline, {name:9s} {label:13s}: {files_s:7.1f} files/s "
+            f"{windows_s:8.1f} windows/s  = {files_s / per:6.1f} files/s per "
+            f"core  ({what})")
+  ratio = one["steady"][0] / parse
+  print(f"RATIO steady-state pipeline per core / bare parsing: {ratio:.2f}x "
+        f"(goal >= {GOAL}x: {'MET' if ratio >= GOAL else 'MISSED'})")
+  print(f"ratio end to end ({one['e2e_big'][2]} files, 1 worker, incl. Beam "
+        f"start-up) / bare parsing: {one['e2e_big'][0] / parse:.2f}x")
+  print(f"ratio steady state per core, {cores} workers / bare parsing: "
+        f"{multi['steady'][0] / cores / parse:.2f}x (other processes on this "
+        "machine share its cores)")
 
 
 if __name__ == "__main__":
