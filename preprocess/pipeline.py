@@ -239,12 +239,11 @@ def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows
   shifts = range(-config.transpose, config.transpose + 1) if is_train else [0]
   examples = []
   unit_sum = np.zeros(config.n_visible, np.int64) if is_train else None
-  silent = out_of_range = longest = 0
+  silent = out_of_range = 0
   for shift in shifts:
     matrix, dropped = pianoroll.notes_to_matrix(parsed.notes, spec, shift)
     if shift == 0:
       out_of_range = dropped
-    longest = max(longest, matrix.shape[0])
     for offset, window in pianoroll.cut_windows(matrix, config.num_timesteps,
                                                 config.stride):
       if not window.any():
@@ -256,10 +255,14 @@ def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows
   stats = {"path": parsed.path, "split": parsed.split, "windows": len(examples),
            "silent_windows": silent, "notes_out_of_range": out_of_range,
            "drum_notes": parsed.drum_notes, "unit_sum": unit_sum}
+  # The reasons judge the file as written, not as rendered: a file whose
+  # notes all fall outside the pitch range renders to an empty matrix.
   if examples:
     stats["status"] = "converted"
-  elif longest < config.num_timesteps:
+  elif int(parsed.notes.end.max()) < config.num_timesteps:
     stats.update(status="skipped", reason="shorter_than_window")
+  elif out_of_range == len(parsed.notes):
+    stats.update(status="skipped", reason="all_notes_out_of_range")
   else:
     stats.update(status="skipped", reason="only_silent_windows")
   if is_train:

@@ -68,10 +68,19 @@ def test_transposition_only_for_training_files():
   assert len(fw.eval) == 1 and fw.train == [] and fw.stats["unit_sum"] is None
 
 
-def test_short_file_is_skipped_with_a_reason():
-  fw = pipeline.file_to_windows(parsed(midi_builders.scale(10)), CONFIG)
-  assert fw.stats["status"] == "skipped"
-  assert fw.stats["reason"] == "shorter_than_window"
+@pytest.mark.parametrize("notes,reason", [
+    (midi_builders.scale(10), "shorter_than_window"),
+    # 20 steps of pitches 0..11 and 110..121: long enough, nothing in range
+    ([(i % 12, i / 4, (i + 1) / 4) for i in range(10)] +
+     [(110 + i % 12, i / 4, (i + 1) / 4) for i in range(10, 20)],
+     "all_notes_out_of_range"),
+    # one note at steps 16-17: the only full window, steps 0-14, is silent
+    ([(60, 4, 4.5)], "only_silent_windows"),
+])
+def test_files_without_windows_are_skipped_with_a_reason(notes, reason):
+  fw = pipeline.file_to_windows(parsed(notes), CONFIG)
+  assert fw.train == [] and fw.stats["status"] == "skipped"
+  assert fw.stats["reason"] == reason
 
 
 @pytest.mark.parametrize("data,error", [
