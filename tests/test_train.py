@@ -1,6 +1,8 @@
 """The distributed trainer: replica equivalence, learning, resume, failures."""
 
+import dataclasses
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -15,19 +17,31 @@ from tests import fake_dataset
 from trainer import config as config_lib
 from trainer import export
 from trainer import model as model_lib
+from trainer import task
 from trainer import train
 
 ONE = ["/cpu:0"]
 TWO = ["/cpu:0", "/cpu:1"]
 V = fake_dataset.SMALL_TIMESTEPS * fake_dataset.SMALL_SPEC.n_columns
+N_TRAIN = 1200
 
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
   d = str(tmp_path_factory.mktemp("data"))
-  fake_dataset.write_dataset(d, fake_dataset.structured_windows(1200, seed=1),
-                             fake_dataset.structured_windows(300, seed=2))
+  fake_dataset.write_dataset(
+      d, fake_dataset.structured_windows(N_TRAIN, seed=1),
+      fake_dataset.structured_windows(300, seed=2))
   return d
+
+
+def summary_tags(tensorboard_dir) -> set:
+  tags = set()
+  for path in glob.glob(os.path.join(tensorboard_dir, "events*")):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      tags.update(v.tag for v in event.summary.value)
+  return tags
 
 
 def one_update(devices, persistent, batch, init):
@@ -47,7 +61,7 @@ def one_update(devices, persistent, batch, init):
     out = trainer.train_step(next(it))
   assert bool(out["finite"])
   state = [rbm.weights.numpy(), rbm.visible_bias.numpy(),
-           rbm.hidden_bias.numpy()]
+           rbm.hidden_bias.numpy()] + [v.numpy() for v in trainer.velocities]
   if persistent:
     state.append(trainer.chains.numpy())
   return state, float(out["reconstruction_error"])
@@ -62,10 +76,12 @@ def test_two_replicas_compute_the_same_update_as_one(persistent):
           rng.normal(-1, 0.5, V).astype(np.float32), np.zeros(6, np.float32)]
   one, err1 = one_update(ONE, persistent, batch, init)
   two, err2 = one_update(TWO, persistent, batch, init)
-  assert err1 == pytest.approx(err2, rel=1e-5)
+  assert err1 == pytest.approx(err2, rel=1e-6)
   for a, b in zip(one, two):
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-6)
   assert not np.allclose(one[0], init[0])  # it did update
+  if persistent:  # the chains moved: PCD, not a copy of the data
+    assert not np.array_equal(one[-1], batch.numpy())
 
 
 def heldout_loglik(model_dir, eval_windows):
@@ -85,60 +101,90 @@ def test_training_on_two_replicas_learns(dataset_dir, tmp_path):
   config = config_lib.TrainConfig(num_hidden=8, learning_rate=0.1,
                                   batch_size=20, epochs=15, momentum=True,
                                   summary_every_steps=200)
-  dirs = train.resolve_dirs(str(tmp_path / "job"))
+  job = str(tmp_path / "job")
   metrics = train.train_and_evaluate(
-      config, dataset_dir, dirs, tf.distribute.MirroredStrategy(TWO))
-  after = heldout_loglik(dirs.model_dir, eval_windows)
-  assert metrics["step"] == 15 * (1200 // 20)
+      config, dataset_dir, job, strategy=tf.distribute.MirroredStrategy(TWO))
+  loaded = export.load_model(os.path.join(job, "model"))
+  after = heldout_loglik(os.path.join(job, "model"), eval_windows)
+  assert metrics["step"] == loaded.step == 15 * (N_TRAIN // 20)
+  assert loaded.config["num_hidden"] == 8 and loaded.dataset == spec
   # 4 chord prototypes + 2% noise: the data's entropy is log 4 + 96 H(0.02)
   # = 10.8 nats a window; the initial (independent) model is at about -25.
   assert after > before + 10, (before, after)
   assert after > -14, after
+  # Trained on the train split only: its free energy is lower than eval's,
+  # but on this one distribution the gap stays small.
+  assert abs(metrics["free_energy_gap"]) < 2.0, metrics
 
   # TensorBoard got the monitoring scalars and images.
-  tags = set()
-  for path in glob.glob(os.path.join(dirs.tensorboard_dir, "events*")):
-    for record in tf.data.TFRecordDataset(path):
-      event = tf.compat.v1.Event.FromString(record.numpy())
-      tags.update(v.tag for v in event.summary.value)
+  tags = summary_tags(os.path.join(job, "tensorboard"))
   for tag in ("reconstruction_error", "free_energy/train_subset",
               "free_energy/eval", "free_energy/gap", "pseudo_log_likelihood/eval",
-              "weight_norm", "examples_per_sec", "samples",
-              "hidden_unit_weights"):
+              "pseudo_log_likelihood/train", "weight_norm", "examples_per_sec",
+              "learning_rate", "momentum", "samples", "hidden_unit_weights"):
     assert tag in tags, (tag, tags)
+
+
+def _run(dataset_dir, job, strategy=ONE, **overrides):
+  config = config_lib.TrainConfig(**{
+      "num_hidden": 8, "batch_size": 20, "learning_rate": 0.05,
+      "persistent": True, "momentum": True, "weight_decay": 1e-4,
+      "steps_per_checkpoint": 25, "log_every_steps": 25,
+      "summary_every_steps": 10_000, **overrides})
+  train.train_and_evaluate(config, dataset_dir, job,
+                           strategy=tf.distribute.MirroredStrategy(strategy))
+  return np.load(os.path.join(job, "model", export.PARAMS_FILE))
+
+
+def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(dataset_dir,
+                                                                  tmp_path):
+  # 60 steps an epoch: stop mid-epoch (step 275) and resume across the
+  # momentum switch (step 300), PCD chains and velocities from the checkpoint.
+  straight = _run(dataset_dir, str(tmp_path / "a"), max_steps=400)
+  _run(dataset_dir, str(tmp_path / "b"), max_steps=275)
+  resumed = _run(dataset_dir, str(tmp_path / "b"), max_steps=400)
+  for name in ("weights", "visible_bias", "hidden_bias"):
+    np.testing.assert_allclose(straight[name], resumed[name], atol=1e-6)
+  # ... and a different seed gives a different run (the check can fail).
+  other = _run(dataset_dir, str(tmp_path / "c"), max_steps=400, seed=1)
+  assert not np.allclose(straight["weights"], other["weights"], atol=1e-3)
 
 
 def _task(data_dir, job_dir, *flags):
   return [sys.executable, "-m", "trainer.task", f"--data_dir={data_dir}",
           f"--job_dir={job_dir}", "--num_hidden=8", "--batch_size=10",
-          "--log_every_steps=50", *flags]
+          "--log_every_steps=50", "--steps_per_checkpoint=50",
+          "--summary_every_steps=100000", *flags]
 
 
 def test_resumes_after_sigkill(dataset_dir, tmp_path):
   job = str(tmp_path / "job")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-  cmd = _task(dataset_dir, job, "--max_steps=200000",
-              "--steps_per_checkpoint=50", "--summary_every_steps=100000")
-  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+  proc = subprocess.Popen(_task(dataset_dir, job, "--max_steps=1000000"),
+                          env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
   while not glob.glob(os.path.join(job, "checkpoints", "ckpt-*.index")):
     assert proc.poll() is None and time.time() < deadline, "no checkpoint"
-    time.sleep(0.2)
+    time.sleep(0.1)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   saved = tf.train.latest_checkpoint(os.path.join(job, "checkpoints"))
   saved_step = int(saved.rsplit("-", 1)[1])
-  assert 0 < saved_step < 200000
+  assert 0 < saved_step < 1000000
+  assert not os.path.exists(os.path.join(job, "model"))
 
   target = saved_step + 100
-  result = subprocess.run(
-      _task(dataset_dir, job, f"--max_steps={target}",
-            "--steps_per_checkpoint=50", "--summary_every_steps=100000"),
-      env=env, capture_output=True, text=True, timeout=300, check=False)
+  result = subprocess.run(_task(dataset_dir, job, f"--max_steps={target}"),
+                          env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert f"resumed from" in result.stderr and f"at step {saved_step}" in result.stderr
+  assert f"at step {saved_step}" in result.stderr, result.stderr[-3000:]
+  assert f"step {target}/{target}" in result.stderr
+  assert json.loads(result.stdout.splitlines()[-1])["step"] == target
   assert export.load_model(os.path.join(job, "model")).step == target
+  assert tf.train.latest_checkpoint(os.path.join(job, "checkpoints")).endswith(
+      f"ckpt-{target}")
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir,
@@ -148,48 +194,78 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir,
                                   learning_rate=1.0, weight_decay=1e20,
                                   steps_per_checkpoint=1,
                                   log_every_steps=1, max_steps=50)
-  dirs = train.resolve_dirs(str(tmp_path / "job"))
-  with pytest.raises(train.NonFiniteError, match="learning_rate"):
-    train.train_and_evaluate(config, dataset_dir, dirs,
-                             tf.distribute.MirroredStrategy(ONE))
-  latest = tf.train.latest_checkpoint(dirs.checkpoint_dir)
-  assert latest is not None
+  job = str(tmp_path / "job")
+  with pytest.raises(train.NonFiniteError,
+                     match=r"the update made weights.*NaN/Inf.*--learning_rate"
+                     ) as error:
+    train.train_and_evaluate(config, dataset_dir, job,
+                             strategy=tf.distribute.MirroredStrategy(ONE))
+  bad_step = int(str(error.value).split(":")[0].split()[1])
+  assert bad_step > 1
+  latest = tf.train.latest_checkpoint(os.path.join(job, "checkpoints"))
+  assert latest.endswith(f"ckpt-{bad_step - 1}") and latest in str(error.value)
   reader = tf.train.load_checkpoint(latest)
   for name in reader.get_variable_to_shape_map():
     value = reader.get_tensor(name)
     if isinstance(value, np.ndarray) and value.dtype.kind == "f":
       assert np.isfinite(value).all(), name
-  assert not os.path.exists(dirs.model_dir)
+  assert not os.path.exists(os.path.join(job, "model"))
 
 
 def test_mismatched_job_dir_is_refused(dataset_dir, tmp_path):
-  dirs = train.resolve_dirs(str(tmp_path / "job"))
+  job = str(tmp_path / "job")
   strategy = tf.distribute.MirroredStrategy(ONE)
-  config = config_lib.TrainConfig(num_hidden=8, batch_size=100, max_steps=2)
-  train.train_and_evaluate(config, dataset_dir, dirs, strategy)
-  other = config_lib.TrainConfig(num_hidden=9, batch_size=100, max_steps=4)
-  with pytest.raises(ValueError, match="--num_hidden=8.*--num_hidden=9"):
-    train.train_and_evaluate(other, dataset_dir, dirs, strategy)
+  pcd = config_lib.TrainConfig(num_hidden=8, batch_size=100, max_steps=2,
+                               persistent=True)
+  train.train_and_evaluate(pcd, dataset_dir, job, strategy=strategy)
+  for other, message in (
+      (dict(num_hidden=9), "--num_hidden=8.*--num_hidden=9"),
+      (dict(batch_size=50), "--batch_size=100.*--batch_size=50"),
+      (dict(persistent=False), "--persistent=True.*--persistent=False")):
+    config = dataclasses.replace(pcd, **other)
+    with pytest.raises(train.SetupError, match=message):
+      train.train_and_evaluate(config, dataset_dir, job, strategy=strategy)
+  # Data of another layout (more time steps) is refused too.
+  longer = str(tmp_path / "longer")
+  fake_dataset.write_dataset(
+      longer, fake_dataset.structured_windows(200, num_timesteps=8),
+      fake_dataset.structured_windows(0, num_timesteps=8))
+  with pytest.raises(train.SetupError, match="num_timesteps=4.*num_timesteps=8"):
+    train.train_and_evaluate(pcd, longer, job, strategy=strategy)
+  # Flags that do not fix shapes may change: e.g. more steps, another rate.
+  more = dataclasses.replace(pcd, max_steps=4, learning_rate=0.01)
+  assert train.train_and_evaluate(more, dataset_dir, job,
+                                  strategy=strategy)["step"] == 4
 
 
 def test_data_errors_are_clear(dataset_dir, tmp_path):
-  dirs = train.resolve_dirs(str(tmp_path / "job"))
+  job = str(tmp_path / "job")
   strategy = tf.distribute.MirroredStrategy(ONE)
   big = config_lib.TrainConfig(batch_size=5000)
-  with pytest.raises(ValueError, match="1200 training windows.*--batch_size=5000"):
-    train.train_and_evaluate(big, dataset_dir, dirs, strategy)
+  with pytest.raises(train.SetupError,
+                     match=f"{N_TRAIN} training windows.*--batch_size=5000"):
+    train.train_and_evaluate(big, dataset_dir, job, strategy=strategy)
   with pytest.raises(FileNotFoundError, match="dataset.json"):
     train.train_and_evaluate(config_lib.TrainConfig(), str(tmp_path / "none"),
-                             dirs, strategy)
+                             job, strategy=strategy)
   empty = str(tmp_path / "empty")
   fake_dataset.write_dataset(empty, fake_dataset.structured_windows(0),
                              fake_dataset.structured_windows(0))
-  with pytest.raises(ValueError, match="0 training windows"):
-    train.train_and_evaluate(config_lib.TrainConfig(), empty, dirs, strategy)
-  with pytest.raises(ValueError, match="--batch_size=7.*2 replicas"):
+  with pytest.raises(train.SetupError, match="0 training windows"):
+    train.train_and_evaluate(config_lib.TrainConfig(), empty, job,
+                             strategy=strategy)
+  broken = str(tmp_path / "broken")
+  os.makedirs(broken)
+  with open(os.path.join(broken, "dataset.json"), "w") as f:
+    f.write("{not json")
+  with pytest.raises(train.SetupError, match="not valid JSON"):
+    train.train_and_evaluate(config_lib.TrainConfig(), broken, job,
+                             strategy=strategy)
+  with pytest.raises(train.SetupError, match="--batch_size=7.*2 replicas"):
     train.train_and_evaluate(config_lib.TrainConfig(batch_size=7, max_steps=1),
-                             dataset_dir, dirs,
-                             tf.distribute.MirroredStrategy(TWO))
+                             dataset_dir, job,
+                             strategy=tf.distribute.MirroredStrategy(TWO))
+  assert not os.path.exists(job)  # nothing written by a run that cannot start
 
 
 def test_bad_flags_are_clear():
@@ -197,6 +273,8 @@ def test_bad_flags_are_clear():
     config_lib.TrainConfig(learning_rate=-1)
   with pytest.raises(ValueError, match="--num_hidden=0"):
     config_lib.TrainConfig(num_hidden=0)
+  with pytest.raises(ValueError, match="--weight_decay=-0.1"):
+    config_lib.TrainConfig(weight_decay=-0.1)
 
 
 def test_vertex_ai_directories_are_used_when_flags_are_absent():
@@ -207,5 +285,49 @@ def test_vertex_ai_directories_are_used_when_flags_are_absent():
   dirs = train.resolve_dirs("gs://j", model_dir="gs://x", environ=env)
   assert dirs.model_dir == "gs://x" and dirs.checkpoint_dir == "gs://b/c"
   assert train.resolve_dirs("out/j", environ={}).checkpoint_dir == "out/j/checkpoints"
-  with pytest.raises(ValueError, match="--job_dir"):
+  with pytest.raises(train.SetupError, match="--job_dir"):
     train.resolve_dirs(environ={})
+
+
+@pytest.fixture
+def parsed_flags():
+  """Parses trainer.task's flags in this process; restores them after."""
+  def parse(*argv):
+    task.FLAGS(["trainer.task", *argv])
+  yield parse
+  task.FLAGS.unparse_flags()
+
+
+def test_task_on_vertex_ai_without_eval_split(tmp_path, monkeypatch,
+                                              parsed_flags, capsys):
+  # Vertex AI sets AIP_* and no --job_dir; this corpus has no eval windows
+  # (--eval_fraction=0), so eval summaries are skipped, not an error.
+  data_dir = str(tmp_path / "data")
+  fake_dataset.write_dataset(data_dir, fake_dataset.structured_windows(100),
+                             fake_dataset.structured_windows(0))
+  aip = {name: str(tmp_path / name) for name in (
+      "AIP_MODEL_DIR", "AIP_CHECKPOINT_DIR", "AIP_TENSORBOARD_LOG_DIR")}
+  for name, value in aip.items():
+    monkeypatch.setenv(name, value)
+  parsed_flags(f"--data_dir={data_dir}", "--num_hidden=4", "--batch_size=10",
+               "--max_steps=3")
+  task.main(["trainer.task"])
+  assert json.loads(capsys.readouterr().out)["step"] == 3
+  assert export.load_model(aip["AIP_MODEL_DIR"]).step == 3
+  assert tf.train.latest_checkpoint(aip["AIP_CHECKPOINT_DIR"]).endswith("-3")
+  tags = summary_tags(aip["AIP_TENSORBOARD_LOG_DIR"])
+  assert "free_energy/train_subset" in tags and "samples" in tags
+  assert not {"free_energy/eval", "free_energy/gap",
+              "pseudo_log_likelihood/eval"} & tags
+
+
+def test_task_reports_user_errors_without_traceback(tmp_path, parsed_flags):
+  parsed_flags(f"--data_dir={tmp_path / 'missing'}", f"--job_dir={tmp_path}")
+  with pytest.raises(SystemExit, match="trainer.task: .*dataset.json"):
+    task.main(["trainer.task"])
+  with pytest.raises(task.app.UsageError, match="Unexpected arguments"):
+    task.main(["trainer.task", "stray"])
+  task.FLAGS.unparse_flags()
+  parsed_flags(f"--data_dir={tmp_path}", "--learning_rate=0")
+  with pytest.raises(task.app.UsageError, match="--learning_rate=0.0"):
+    task.main(["trainer.task"])

@@ -1,7 +1,9 @@
 """The training configuration: one frozen dataclass, defaults = the seed's run.
 
     python -m trainer.task --data_dir=out/dataset --job_dir=out/job
-trains 50 hidden units by CD-1, lr 0.005, batch 100, 200 epochs, as the blog post.
+
+trains 50 hidden units by CD-1, lr 0.005, batch 100, 200 epochs, as the seed
+did. A smoke run is the same command with --max_steps (e.g. 200).
 """
 
 import dataclasses
@@ -34,7 +36,8 @@ class TrainConfig:
   seed: int = 0
   # Save a checkpoint every this many steps (and at the end).
   steps_per_checkpoint: int = 1000
-  # Stop after this many steps in total; 0: epochs decide.
+  # When > 0, the run's total number of updates (replaces --epochs); smoke
+  # runs and benchmarks use it. 0: epochs * (train windows // batch_size).
   max_steps: int = 0
   # A progress line every this many steps.
   log_every_steps: int = 200
@@ -50,15 +53,23 @@ class TrainConfig:
     if not self.learning_rate > 0:
       raise ValueError(f"--learning_rate={self.learning_rate} must be > 0 "
                        "(the seed uses 0.005).")
-    if self.weight_decay < 0 or self.max_steps < 0:
-      raise ValueError("--weight_decay and --max_steps must be >= 0.")
+    for name in ("weight_decay", "max_steps"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
     if self.cd_k > 500:
       raise ValueError(f"--cd_k={self.cd_k}: at most 500 Gibbs steps.")
 
   def momentum_at(self, epoch: int) -> float:
+    """The momentum of `epoch` (0-based)."""
     if not self.momentum:
       return 0.0
     return MOMENTUM_EARLY if epoch < MOMENTUM_SWITCH_EPOCH else MOMENTUM_LATE
 
-  # Fields that fix the model's shape: a resumed run must not change them.
-  SHAPE_FIELDS = ("num_hidden", "persistent", "batch_size")
+  def shape_fields(self) -> tuple[str, ...]:
+    """Fields that fix the checkpoint's shapes: a resumed run must keep them.
+
+    num_hidden sizes W; persistent adds the chains variable, whose rows are
+    the global batch.
+    """
+    return ("num_hidden", "persistent") + (
+        ("batch_size",) if self.persistent else ())

@@ -9,6 +9,7 @@ This file is intentionally kept short: the loop is trainer/train.py.
 """
 
 import dataclasses
+import json
 
 from absl import app
 from absl import flags
@@ -36,7 +37,8 @@ flags.DEFINE_float("weight_decay", _D.weight_decay, "L2 cost on the weights.")
 flags.DEFINE_integer("seed", _D.seed, "Seeds weights, data order, sampling.")
 flags.DEFINE_integer("steps_per_checkpoint", _D.steps_per_checkpoint,
                      "Checkpoint every N steps.")
-flags.DEFINE_integer("max_steps", _D.max_steps, "Stop after N steps (0: epochs).")
+flags.DEFINE_integer("max_steps", _D.max_steps,
+                     "When > 0: total updates, replacing --epochs.")
 flags.DEFINE_integer("log_every_steps", _D.log_every_steps, "Progress line every N steps.")
 flags.DEFINE_integer("summary_every_steps", _D.summary_every_steps,
                      "TensorBoard summaries every N steps.")
@@ -50,12 +52,17 @@ def main(argv):
     config = config_lib.TrainConfig(**{
         f.name: FLAGS[f.name].value
         for f in dataclasses.fields(config_lib.TrainConfig)})
-    dirs = train.resolve_dirs(FLAGS.job_dir, FLAGS.model_dir,
-                              FLAGS.checkpoint_dir, FLAGS.tensorboard_dir)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  metrics = train.train_and_evaluate(config, FLAGS.data_dir, dirs)
-  print(metrics)
+  try:
+    metrics = train.train_and_evaluate(
+        config, FLAGS.data_dir, FLAGS.job_dir, model_dir=FLAGS.model_dir,
+        checkpoint_dir=FLAGS.checkpoint_dir,
+        tensorboard_dir=FLAGS.tensorboard_dir)
+  except (train.SetupError, train.NonFiniteError, FileNotFoundError) as e:
+    # The user's to fix, and the message says how: no traceback.
+    raise SystemExit(f"trainer.task: {e}") from None
+  print(json.dumps(metrics, sort_keys=True))
 
 
 if __name__ == "__main__":

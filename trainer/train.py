@@ -3,7 +3,8 @@ TensorBoard and the export of the model/ folder.
 
 The RBM maths is trainer/model.py; the strategy is built in
 trainer/distribute.py. This file owns the loop: the per-replica CD statistics,
-their all-reduce, the momentum update, resuming, monitoring, export.
+their all-reduce, the momentum update, resuming, monitoring, export. It must
+not read flags (trainer/task.py does).
 """
 
 import dataclasses
@@ -23,10 +24,24 @@ from trainer import distribute
 from trainer import export
 from trainer import model as model_lib
 
+# Next to the checkpoints it describes: a resumed run is checked against it.
 RUN_CONFIG_FILE = "run_config.json"
 # Monitoring subsets: enough windows for stable means, small enough for memory.
 _MONITOR_WINDOWS = 2000
 _SAMPLE_CHAINS, _SAMPLE_GIBBS_STEPS = 4, 200
+# Piano-roll images are upscaled so a 15-step window is visible in TensorBoard.
+_IMAGE_TIME_SCALE, _IMAGE_PITCH_SCALE = 8, 2
+_WEIGHT_IMAGES = 16
+# Epoch e of seed s shuffles with s * stride + e: distinct for any e < stride.
+_EPOCH_SEED_STRIDE = 2**20
+# Keyed-noise stream for the PCD chains' initial state, far from the streams
+# training steps use (step * model_lib.STREAMS_PER_STEP + small).
+_CHAIN_INIT_STREAM = 2**62
+_KEEP_CHECKPOINTS = 3
+
+
+class SetupError(ValueError):
+  """The run cannot start: unsuitable data, flags or job dir. Nothing written."""
 
 
 class NonFiniteError(RuntimeError):
@@ -42,7 +57,11 @@ class RunDirs:
 
 def resolve_dirs(job_dir=None, model_dir=None, checkpoint_dir=None,
                  tensorboard_dir=None, environ=None) -> RunDirs:
-  """Flags first, then Vertex AI's AIP_* variables, then JOB_DIR/{model,...}."""
+  """Flags first, then Vertex AI's AIP_* variables, then JOB_DIR/{model,...}.
+
+  Raises:
+    SetupError: a directory has no flag, no AIP_* variable and no job_dir.
+  """
   environ = os.environ if environ is None else environ
   chosen = {}
   for name, flag, env, sub in (
@@ -52,21 +71,42 @@ def resolve_dirs(job_dir=None, model_dir=None, checkpoint_dir=None,
        "tensorboard")):
     value = flag or environ.get(env) or (job_dir and os.path.join(job_dir, sub))
     if not value:
-      raise ValueError(f"no {name}: pass --job_dir (or --{name}), or run on "
+      raise SetupError(f"no {name}: pass --job_dir (or --{name}), or run on "
                        f"Vertex AI where {env} is set.")
     chosen[name] = value
   return RunDirs(**chosen)
 
 
 class CDTrainer:
-  """One CD/PCD update per call, on a batch distributed by `strategy`."""
+  """One CD/PCD update per call, on a batch distributed by `strategy`.
+
+  State (all created under `strategy.scope()`, all checkpointed): the RBM's
+  variables (created by the caller), one momentum velocity per RBM variable,
+  `step`, the current `momentum`, and for PCD the persistent `chains`
+  [global_batch, n_visible], whose row r belongs to global batch row r.
+  """
+
+  # What an update is checked for, in the order of `finite_each`.
+  CHECKED = ("weights", "visible_bias", "hidden_bias", "reconstruction_error")
 
   def __init__(self, strategy: tf.distribute.Strategy, rbm: model_lib.RBM,
                config: config_lib.TrainConfig, global_batch_size: int,
                n_visible: int):
+    """Creates the trainer's state.
+
+    Args:
+      strategy: the strategy `rbm` was created under.
+      rbm: the model; updated in place.
+      config: learning rate, momentum, weight decay, cd_k, persistent, seed.
+      global_batch_size: rows of each batch before it is split over replicas.
+      n_visible: visible units (the PCD chains' width).
+
+    Raises:
+      SetupError: the global batch does not split evenly over the replicas.
+    """
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
-      raise ValueError(
+      raise SetupError(
           f"--batch_size={global_batch_size} does not split evenly over "
           f"{replicas} replicas; use a multiple of {replicas}.")
     self.strategy = strategy
@@ -86,11 +126,10 @@ class CDTrainer:
       self.chains = None
       if config.persistent:
         # PCD chains start as samples of the visible biases (the data's unit
-        # means), not zeros, so they begin near the data's marginals. Rows
-        # belong to replicas like the rows of a global batch.
+        # means), not zeros, so they begin near the data's marginals.
         start = tf.cast(
-            model_lib.keyed_uniform(config.seed, 2**62, 0, global_batch_size,
-                                    n_visible) <
+            model_lib.keyed_uniform(config.seed, _CHAIN_INIT_STREAM, 0,
+                                    global_batch_size, n_visible) <
             tf.sigmoid(rbm.visible_bias)[None, :], tf.float32)
         self.chains = tf.Variable(start, trainable=False, name="pcd_chains")
     self.train_step = tf.function(self._train_step)
@@ -109,56 +148,70 @@ class CDTrainer:
                                   self.step, row_start, chain)
 
   def _train_step(self, dist_batch):
+    """One update. Returns reconstruction_error, finite, finite_each."""
     per_replica = self.strategy.run(self._replica_statistics, args=(dist_batch,))
     sums = {
         key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[key],
                                   axis=None)
         for key in ("w", "visible_bias", "hidden_bias", "squared_error")}
     # Replicas return sums; dividing once by the GLOBAL batch gives the mean
-    # statistic, so the learning rate means the same on 1 or N replicas.
+    # statistic over the global batch, so the learning rate means the same on
+    # 1 or N replicas (and the update is the one 1 replica would compute).
     scale = 1.0 / self.global_batch_size
     grads = [sums["w"] * scale, sums["visible_bias"] * scale,
              sums["hidden_bias"] * scale]
     lr = self.config.learning_rate
+    # Momentum SGD on the CD statistic (an ascent direction), with L2 decay on
+    # W: velocity = m * velocity + lr * (stat - decay * W); W += velocity.
     new_velocities = [
         self.momentum * v + lr * (g - d * p)
         for v, g, d, p in zip(self.velocities, grads, self._decay, self.params)]
     new_params = [p + v for p, v in zip(self.params, new_velocities)]
     recon = sums["squared_error"] * scale
-    finite = tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(t)) for t in new_params] +
-        [tf.math.is_finite(recon)])
+    finite_each = tf.stack([tf.reduce_all(tf.math.is_finite(t))
+                            for t in new_params + [recon]])
+    finite = tf.reduce_all(finite_each)
     new_chains = (self.strategy.gather(per_replica["chain"], axis=0)
                   if self.chains is not None else None)
 
     # A non-finite update is never applied: the state stays the last good one.
     # (A select, not tf.cond: assignments to mirrored variables inside a cond
-    # branch cost ~2.5x the whole CD step here.)
+    # branch cost ~2.5x the whole CD step here.) In cross-replica context, so
+    # each mirrored variable gets the one value on every replica.
     for var, value in zip(self.params + self.velocities,
                           new_params + new_velocities):
       var.assign(tf.where(finite, value, var))
     if new_chains is not None:
       self.chains.assign(tf.where(finite, new_chains, self.chains))
     self.step.assign_add(tf.cast(finite, tf.int64))
-    applied = finite
-    return {"reconstruction_error": recon, "finite": applied}
+    return {"reconstruction_error": recon, "finite": finite,
+            "finite_each": finite_each}
 
   def _train_loop(self, iterator, num_steps):
     """Runs up to `num_steps` updates in one tf.function call (less Python
-    overhead per step); stops at the first non-finite update."""
+    overhead per step); stops at the first non-finite update.
+
+    Returns:
+      steps (applied), finite, finite_each (of the last update tried) and the
+      mean reconstruction_error of the applied updates.
+    """
     finite = tf.constant(True)
+    finite_each = tf.ones([len(self.CHECKED)], tf.bool)
     total_error = tf.constant(0.0)
     done = tf.constant(0)
     for _ in tf.range(num_steps):
       out = self._train_step(next(iterator))
-      finite = out["finite"]
+      finite, finite_each = out["finite"], out["finite_each"]
       if not finite:
         break
       total_error += out["reconstruction_error"]
       done += 1
-    return {"finite": finite, "steps": done,
+    return {"finite": finite, "finite_each": finite_each, "steps": done,
             "reconstruction_error": total_error / tf.maximum(
                 tf.cast(done, tf.float32), 1.0)}
+
+
+# --- multi-worker: only the chief writes what users read ----------------------
 
 
 def _is_chief(strategy) -> bool:
@@ -171,18 +224,31 @@ def _is_chief(strategy) -> bool:
   return resolver.task_type == "worker" and resolver.task_id == 0
 
 
-def _worker_dir(path: str, strategy) -> str:
-  """Non-chief workers must also save (collectives) but into a scratch dir."""
+def _checkpoint_write_dir(checkpoint_dir: str, strategy) -> str:
+  """Every worker must save (saving mirrored state runs collectives), but only
+  the chief into the real dir; the others into scratch, as the TF docs do."""
   if _is_chief(strategy):
-    return path
+    return checkpoint_dir
   resolver = strategy.cluster_resolver
   return os.path.join(tempfile.mkdtemp(),
                       f"worker_{resolver.task_type}_{resolver.task_id}")
 
 
+# --- start-up checks -----------------------------------------------------------
+
+
 def check_run_config(checkpoint_dir: str, config: config_lib.TrainConfig,
-                     spec: records.DatasetSpec) -> None:
-  """A resumed run must train the same model on data of the same layout."""
+                     spec: records.DatasetSpec, write: bool = True) -> None:
+  """A resumed run must train the same model on data of the same layout.
+
+  Compares the fields that fix the checkpoint's shapes (config_lib's
+  shape_fields) and the dataset layout with CHECKPOINT_DIR/run_config.json,
+  then (if `write`) records this run's there. Other flags (learning rate,
+  epochs, ...) may change between runs.
+
+  Raises:
+    SetupError: naming the field, the stored and the new value.
+  """
   path = os.path.join(checkpoint_dir, RUN_CONFIG_FILE)
   current = {"config": dataclasses.asdict(config),
              "dataset": {k: getattr(spec, k) for k in (
@@ -192,32 +258,76 @@ def check_run_config(checkpoint_dir: str, config: config_lib.TrainConfig,
     with tf.io.gfile.GFile(path) as f:
       previous = json.loads(f.read())
     pairs = [(f"--{k}", previous["config"].get(k), current["config"][k])
-             for k in config_lib.TrainConfig.SHAPE_FIELDS]
+             for k in config.shape_fields()]
     pairs += [(f"dataset {k}", previous["dataset"].get(k), v)
               for k, v in current["dataset"].items()]
     for name, old, new in pairs:
       if old != new:
-        raise ValueError(
+        raise SetupError(
             f"{checkpoint_dir} holds a run with {name}={old}, this run has "
-            f"{name}={new}: resume with the same value, or use a new --job_dir.")
-  tf.io.gfile.makedirs(checkpoint_dir)
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write(json.dumps(current, indent=1, sort_keys=True))
+            f"{name}={new}: resume with the same value, or use a new --job_dir "
+            "(or --checkpoint_dir).")
+  if write:
+    tf.io.gfile.makedirs(checkpoint_dir)
+    with tf.io.gfile.GFile(path, "w") as f:
+      f.write(json.dumps(current, indent=1, sort_keys=True))
+
+
+def _load_spec(data_dir: str) -> records.DatasetSpec:
+  try:
+    return data.load_dataset_spec(data_dir)
+  except ValueError as e:  # invalid dataset.json; missing: FileNotFoundError
+    raise SetupError(str(e)) from None
+
+
+# --- input ---------------------------------------------------------------------
+
+
+def training_batches(data_dir: str, spec: records.DatasetSpec,
+                     config: config_lib.TrainConfig, start_step: int,
+                     steps_per_epoch: int) -> tf.data.Dataset:
+  """Global batches from `start_step` on, in an order keyed by (seed, epoch).
+
+  Epoch e is shuffled with its own seed and drops its own remainder, so step s
+  always sees the same batch: a run resumed at step N continues exactly as an
+  uninterrupted run would. Resuming mid-epoch skips (reads) at most one epoch.
+  """
+  start_epoch, offset = divmod(start_step, steps_per_epoch)
+
+  def epoch(e):
+    batches = data.make_dataset(
+        data_dir, "train", config.batch_size, spec, shuffle=True,
+        seed=config.seed * _EPOCH_SEED_STRIDE + e, drop_remainder=True)
+    return batches.skip(tf.where(e == start_epoch, tf.constant(offset, tf.int64),
+                                 tf.constant(0, tf.int64)))
+
+  ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
+  options = tf.data.Options()
+  # The files are opened inside flat_map, where tf.data cannot shard by file:
+  # with several workers each reads every file and keeps its share of batches.
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.DATA)
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+# --- monitoring ----------------------------------------------------------------
 
 
 def _first_windows(data_dir, split, spec, limit):
+  """The first `limit` windows of `split` (file order: a fixed subset)."""
   if data.num_windows(spec, split) == 0:
     return None
-  ds = data.make_dataset(data_dir, split, 500, spec).unbatch().take(limit)
-  return tf.stack(list(ds)) if limit else None
+  return next(iter(data.make_dataset(data_dir, split, limit, spec)))
 
 
-def _roll_images(windows, spec: records.DatasetSpec):
-  """[k, V] -> [k, pitch columns, time, 1] images, time left to right, 4x."""
+def roll_images(windows, spec: records.DatasetSpec):
+  """[k, V] -> [k, pitch columns, time, 1] images: time left to right, the
+  highest column at the top, upscaled so a short window is readable."""
   rolls = tf.reshape(windows, [-1, spec.num_timesteps, spec.n_columns])
   rolls = tf.reverse(tf.transpose(rolls, [0, 2, 1]), axis=[1])[..., None]
-  return tf.image.resize(rolls, [spec.n_columns * 2, spec.num_timesteps * 8],
-                         method="nearest")
+  return tf.image.resize(
+      rolls, [spec.n_columns * _IMAGE_PITCH_SCALE,
+              spec.num_timesteps * _IMAGE_TIME_SCALE], method="nearest")
 
 
 class _Monitor:
@@ -226,14 +336,19 @@ class _Monitor:
   def __init__(self, rbm, spec, data_dir, tensorboard_dir, seed):
     self.rbm, self.spec, self.seed = rbm, spec, seed
     self.writer = tf.summary.create_file_writer(tensorboard_dir)
-    self.train_subset = _first_windows(data_dir, "train", spec, _MONITOR_WINDOWS)
-    self.eval_subset = _first_windows(data_dir, "eval", spec, _MONITOR_WINDOWS)
-    if self.eval_subset is None:
-      logging.info("no eval windows (--eval_fraction=0?): eval summaries off.")
+    self.subsets = {"train": _first_windows(data_dir, "train", spec,
+                                            _MONITOR_WINDOWS),
+                    "eval": _first_windows(data_dir, "eval", spec,
+                                           _MONITOR_WINDOWS)}
+    if self.subsets["eval"] is None:
+      logging.info("no eval windows (preprocessed with --eval_fraction=0?): "
+                   "free_energy/eval, its gap and pseudo_log_likelihood/eval "
+                   "are not written.")
+      del self.subsets["eval"]
+    # Fixed, seeded flip indices: the stochastic PLL is comparable over steps.
     rng = np.random.default_rng(seed)
-    self.flips = {name: tf.constant(rng.integers(spec.n_visible, size=len(s)))
-                  for name, s in (("train", self.train_subset),
-                                  ("eval", self.eval_subset)) if s is not None}
+    self.flips = {name: tf.constant(rng.integers(spec.n_visible, size=len(v)))
+                  for name, v in self.subsets.items()}
 
   @tf.function
   def _free_energy(self, v):
@@ -245,72 +360,110 @@ class _Monitor:
 
   @tf.function
   def _samples(self, step):
+    # Fresh chains from silence; keyed by the step so each image is new.
     v = tf.zeros([_SAMPLE_CHAINS, self.rbm.n_visible])
     for i in tf.range(_SAMPLE_GIBBS_STEPS):
-      _, v, _ = self.rbm.gibbs_step(v, self.seed + 1, tf.cast(i, tf.int64) +
-                                    tf.cast(step, tf.int64) * 1000)
+      _, v, _ = self.rbm.gibbs_step(
+          v, self.seed + 1,
+          tf.cast(step, tf.int64) * _SAMPLE_GIBBS_STEPS + tf.cast(i, tf.int64))
     return v
 
   def free_energies(self) -> dict:
-    out = {"train_subset": float(self._free_energy(self.train_subset))}
-    if self.eval_subset is not None:
-      out["eval"] = float(self._free_energy(self.eval_subset))
+    """Mean free energy of the fixed train subset and the eval set, and the
+    gap (eval - train): rising means the model prefers its training windows,
+    i.e. overfits (Hinton's practical guide, section 6)."""
+    out = {"train_subset": float(self._free_energy(self.subsets["train"]))}
+    if "eval" in self.subsets:
+      out["eval"] = float(self._free_energy(self.subsets["eval"]))
       out["gap"] = out["eval"] - out["train_subset"]
     return out
 
-  def write(self, step, scalars: dict, images: bool):
+  def write(self, step, scalars: dict):
     with self.writer.as_default(step=step):
       for name, value in scalars.items():
         tf.summary.scalar(name, value)
       for name, value in self.free_energies().items():
         tf.summary.scalar(f"free_energy/{name}", value)
-      for split, v in (("train", self.train_subset), ("eval", self.eval_subset)):
-        if v is not None:
-          tf.summary.scalar(f"pseudo_log_likelihood/{split}",
-                            self._pll(v, self.flips[split]))
+      for split, v in self.subsets.items():
+        tf.summary.scalar(f"pseudo_log_likelihood/{split}",
+                          self._pll(v, self.flips[split]))
       tf.summary.scalar("weight_norm", tf.norm(self.rbm.weights))
-      if images:
-        tf.summary.image("samples", _roll_images(self._samples(step), self.spec),
-                         max_outputs=_SAMPLE_CHAINS)
-        w = tf.transpose(self.rbm.weights[:, :16])
-        w = (w - tf.reduce_min(w)) / (tf.reduce_max(w) - tf.reduce_min(w) + 1e-9)
-        tf.summary.image("hidden_unit_weights", _roll_images(w, self.spec),
-                         max_outputs=16)
+      tf.summary.image("samples", roll_images(self._samples(step), self.spec),
+                       max_outputs=_SAMPLE_CHAINS)
+      # Each hidden unit's weights as a piano roll, scaled to [0, 1] jointly
+      # so units can be compared.
+      w = tf.transpose(self.rbm.weights[:, :_WEIGHT_IMAGES])
+      w = (w - tf.reduce_min(w)) / (tf.reduce_max(w) - tf.reduce_min(w) + 1e-9)
+      tf.summary.image("hidden_unit_weights", roll_images(w, self.spec),
+                       max_outputs=_WEIGHT_IMAGES)
     self.writer.flush()
 
 
+class _Throughput:
+  """examples/s since the previous call (so the figure tracks the present)."""
+
+  def __init__(self, step, batch_size):
+    self.batch_size = batch_size
+    self.step, self.time = step, time.perf_counter()
+
+  def rate(self, step) -> float:
+    now = time.perf_counter()
+    value = (step - self.step) * self.batch_size / max(now - self.time, 1e-9)
+    self.step, self.time = step, now
+    return value
+
+
+# --- the job -------------------------------------------------------------------
+
+
 def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
-                       dirs: RunDirs,
+                       job_dir: str | None = None, *,
+                       model_dir: str | None = None,
+                       checkpoint_dir: str | None = None,
+                       tensorboard_dir: str | None = None,
                        strategy: tf.distribute.Strategy | None = None) -> dict:
-  """Trains an RBM on DATA_DIR's windows, resuming from DIRS.checkpoint_dir.
+  """Trains an RBM on DATA_DIR's windows; rerunning resumes.
 
   Args:
     config: hyper-parameters and run control.
-    data_dir: the output_dir of preprocess.main.
-    dirs: where the model, checkpoints and TensorBoard logs go.
+    data_dir: the output_dir of preprocess.main (local or gs://).
+    job_dir: default parent of model/, checkpoints/ and tensorboard/.
+    model_dir, checkpoint_dir, tensorboard_dir: override job_dir's folders;
+      when None and job_dir too, Vertex AI's AIP_MODEL_DIR,
+      AIP_CHECKPOINT_DIR, AIP_TENSORBOARD_LOG_DIR (see `resolve_dirs`).
     strategy: None: distribute.make_strategy() (all GPUs, or TF_CONFIG's
       machines, or the CPU).
 
   Returns:
-    Final metrics: step, reconstruction_error, free energies, examples_per_sec.
+    Final metrics: step, reconstruction_error, examples_per_sec (this
+    process's average), free_energy_train_subset/_eval/_gap (chief only).
 
   Raises:
-    FileNotFoundError / ValueError: missing or unsuitable data, a job dir of
-      another run.
-    NonFiniteError: an update went NaN/Inf (the last good checkpoint is kept).
+    FileNotFoundError: no dataset.json in data_dir.
+    SetupError: unsuitable data (invalid, empty, fewer windows than a batch),
+      a batch that does not split over the replicas, a job dir of another
+      model shape, or no output directory. Nothing is written.
+    NonFiniteError: an update went NaN/Inf; it was not applied and the last
+      good checkpoint is kept.
   """
-  spec = data.load_dataset_spec(data_dir)
+  dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
+  spec = _load_spec(data_dir)
   n_train = data.num_windows(spec, "train")
   steps_per_epoch = n_train // config.batch_size
   if steps_per_epoch == 0:
-    raise ValueError(
-        f"{data_dir} has {n_train} training windows, fewer than one batch of "
-        f"--batch_size={config.batch_size}; use a smaller --batch_size or more "
-        "data.")
+    raise SetupError(
+        f"{data_dir} has {n_train} training windows, fewer than one global "
+        f"batch of --batch_size={config.batch_size}; use --batch_size <= "
+        f"{n_train} (if > 0) or preprocess more data.")
   total_steps = config.max_steps or config.epochs * steps_per_epoch
   strategy = strategy or distribute.make_strategy()
+  if config.batch_size % strategy.num_replicas_in_sync:
+    raise SetupError(
+        f"--batch_size={config.batch_size} does not split evenly over "
+        f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
+        f"{strategy.num_replicas_in_sync}.")
   chief = _is_chief(strategy)
-  check_run_config(_worker_dir(dirs.checkpoint_dir, strategy), config, spec)
+  check_run_config(dirs.checkpoint_dir, config, spec, write=chief)
 
   with strategy.scope():
     rbm = model_lib.RBM(spec.n_visible, config.num_hidden, spec.unit_means,
@@ -320,36 +473,35 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
                                    step=trainer.step, momentum=trainer.momentum,
                                    **({"chains": trainer.chains}
                                       if trainer.chains is not None else {}))
+  # Every worker restores the chief's latest checkpoint; each saves to its own
+  # write dir (the real one on the chief).
+  latest = tf.train.latest_checkpoint(dirs.checkpoint_dir)
   manager = tf.train.CheckpointManager(
-      checkpoint, _worker_dir(dirs.checkpoint_dir, strategy), max_to_keep=3)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("resumed from %s at step %d", manager.latest_checkpoint,
+      checkpoint, _checkpoint_write_dir(dirs.checkpoint_dir, strategy),
+      max_to_keep=_KEEP_CHECKPOINTS)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logging.info("resumed from %s at step %d", latest,
                  int(trainer.step.numpy()))
 
-  options = tf.data.Options()
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.FILE
-      if len(data.split_files(data_dir, "train")) >= distribute.cluster_size()
-      else tf.data.experimental.AutoShardPolicy.DATA)
-  dataset = data.make_dataset(
-      data_dir, "train", config.batch_size, spec, shuffle=True, repeat=True,
-      seed=config.seed + int(trainer.step.numpy()),
-      drop_remainder=True).with_options(options)
+  step = int(trainer.step.numpy())
+  dataset = training_batches(data_dir, spec, config, step, steps_per_epoch)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   monitor = _Monitor(rbm, spec, data_dir, dirs.tensorboard_dir,
                      config.seed) if chief else None
 
-  step = int(trainer.step.numpy())
-  logging.info("training %d -> %d steps (%d per epoch) on %d replica(s), global "
-               "batch %d, %d visible x %d hidden", step, total_steps,
-               steps_per_epoch, strategy.num_replicas_in_sync,
-               config.batch_size, spec.n_visible, config.num_hidden)
+  logging.info("training steps %d -> %d (%d per epoch) on %d replica(s), "
+               "global batch %d, %d visible x %d hidden, %s-%d", step,
+               total_steps, steps_per_epoch, strategy.num_replicas_in_sync,
+               config.batch_size, spec.n_visible, config.num_hidden,
+               "PCD" if config.persistent else "CD", config.cd_k)
   start_time, start_step = time.perf_counter(), step
+  throughput = _Throughput(step, config.batch_size)
   recon, examples_per_sec = float("nan"), 0.0
   while step < total_steps:
     trainer.momentum.assign(config.momentum_at(step // steps_per_epoch))
-    # Run up to the next log/summary/checkpoint/epoch boundary in one call.
+    # Run up to the next log/summary/checkpoint/epoch boundary in one call
+    # (epochs: the momentum schedule switches there).
     boundary = min(total_steps, *(
         (step // every + 1) * every for every in (
             config.log_every_steps, config.summary_every_steps,
@@ -357,34 +509,39 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     out = trainer.train_loop(iterator, tf.constant(boundary - step))
     step = int(trainer.step.numpy())
     if not bool(out["finite"]):
+      bad = [name for name, ok in zip(CDTrainer.CHECKED,
+                                      out["finite_each"].numpy()) if not ok]
       raise NonFiniteError(
-          f"the update at step {step + 1} made the weights or the "
-          f"reconstruction error NaN/Inf (learning_rate={config.learning_rate}"
-          f"); it was not applied and the last good checkpoint "
-          f"({manager.latest_checkpoint}) is kept. Lower --learning_rate or "
-          "add --weight_decay, then rerun to resume.")
+          f"step {step + 1}: the update made {', '.join(bad)} NaN/Inf "
+          f"(--learning_rate={config.learning_rate}, --weight_decay="
+          f"{config.weight_decay}, momentum {float(trainer.momentum.numpy())})."
+          f" It was not applied; the last good checkpoint "
+          f"({tf.train.latest_checkpoint(dirs.checkpoint_dir)}) is kept. Lower "
+          "--learning_rate, then rerun the same command to resume from it.")
     recon = float(out["reconstruction_error"])
-    elapsed = time.perf_counter() - start_time
-    examples_per_sec = (step - start_step) * config.batch_size / max(elapsed,
-                                                                      1e-9)
-    if step % config.log_every_steps == 0 or step == total_steps:
+    log_now = step % config.log_every_steps == 0 or step == total_steps
+    summary_now = monitor is not None and (
+        step % config.summary_every_steps == 0 or step == total_steps)
+    if log_now or summary_now:
+      examples_per_sec = throughput.rate(step)
+    if log_now:
       eta = (total_steps - step) * config.batch_size / max(examples_per_sec,
                                                            1e-9)
-      logging.info("step %d/%d epoch %.1f recon_error %.3f %.0f examples/s "
-                   "ETA %.0f s", step, total_steps, step / steps_per_epoch,
-                   recon, examples_per_sec, eta)
-    if monitor and (step % config.summary_every_steps == 0 or
-                    step == total_steps):
+      logging.info("step %d/%d epoch %.2f recon_error %.4f %.0f examples/s "
+                   "ETA %s", step, total_steps, step / steps_per_epoch, recon,
+                   examples_per_sec, _duration(eta))
+    if summary_now:
       monitor.write(step, {"reconstruction_error": recon,
                            "examples_per_sec": examples_per_sec,
                            "momentum": float(trainer.momentum.numpy()),
-                           "learning_rate": config.learning_rate},
-                    images=True)
+                           "learning_rate": config.learning_rate})
     if step % config.steps_per_checkpoint == 0 or step == total_steps:
       manager.save(checkpoint_number=step)
 
+  elapsed = time.perf_counter() - start_time
   metrics = {"step": step, "reconstruction_error": recon,
-             "examples_per_sec": examples_per_sec}
+             "examples_per_sec": (step - start_step) * config.batch_size /
+                                 max(elapsed, 1e-9)}
   if monitor:
     metrics.update({f"free_energy_{k}": v
                     for k, v in monitor.free_energies().items()})
@@ -392,4 +549,13 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     export.save_model(dirs.model_dir, rbm, spec, dataclasses.asdict(config),
                       step)
     logging.info("model written to %s: %s", dirs.model_dir, metrics)
+  elif manager.directory != dirs.checkpoint_dir:
+    tf.io.gfile.rmtree(manager.directory)  # the non-chief's scratch copy
   return metrics
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  return (f"{hours}h{rest // 60:02d}m" if hours else
+          f"{rest // 60}m{rest % 60:02d}s")
