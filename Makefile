@@ -88,3 +88,61 @@ bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 repl
 # --- generation ----------------------------------------------------------------
 
 # --- cloud ---------------------------------------------------------------------
+# The same jobs on Google Cloud; only flags differ (README, "Run on Google Cloud"):
+#   make image preprocess-cloud train-cloud generate-cloud PROJECT=p BUCKET=b
+# PREPROCESS_FLAGS, TRAIN_FLAGS and GENERATE_FLAGS reach the jobs as locally;
+# VERTEX_FLAGS / DATAFLOW_FLAGS choose the machines, e.g.
+#   make train-cloud ... VERTEX_FLAGS='--gpus=4 --workers=2 --spot' TRAIN_FLAGS=--batch_size=128
+# and --dry_run in either prints what would be submitted.
+.PHONY: image preprocess-cloud train-cloud generate-cloud
+
+PROJECT ?=
+REGION ?= us-central1
+BUCKET ?=
+# Artifact Registry Docker repository (created once, see README) and tag.
+REPOSITORY ?= rbm-music
+TAG ?= $(shell git describe --always --dirty 2>/dev/null || echo latest)
+IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/$(REPOSITORY)/trainer:$(TAG)
+# cloudbuild (no local Docker needed) or docker (build and push from here).
+IMAGE_BUILDER ?= cloudbuild
+CLOUD_INPUT ?= gs://$(BUCKET)/corpus/*.mid
+CLOUD_DATASET ?= gs://$(BUCKET)/dataset
+CLOUD_JOB_DIR ?= gs://$(BUCKET)/job
+GENERATE_FLAGS ?=
+VERTEX_FLAGS ?=
+DATAFLOW_FLAGS ?=
+# $(call need,VAR,example): stop with a clear message when VAR is empty.
+need = @test -n "$($(1))" || { echo "error: $(1) is not set: make $@ $(1)=$(2) (see README, Run on Google Cloud)" >&2; exit 2; }
+
+image: ## build the training container (deploy/Dockerfile.trainer) and push it to $(IMAGE)
+	$(call need,PROJECT,my-project)
+	$(call need,REGION,us-central1)
+	@case "$(IMAGE_BUILDER)" in \
+	  docker) docker build -f deploy/Dockerfile.trainer -t '$(IMAGE)' . && docker push '$(IMAGE)' ;; \
+	  cloudbuild) mkdir -p $(OUT) && \
+	    printf '{"steps": [{"name": "gcr.io/cloud-builders/docker", "args": ["build", "-f", "deploy/Dockerfile.trainer", "-t", "%s", "."]}], "images": ["%s"], "timeout": "3600s"}\n' '$(IMAGE)' '$(IMAGE)' > $(OUT)/cloudbuild.json && \
+	    gcloud builds submit --project='$(PROJECT)' --config=$(OUT)/cloudbuild.json . ;; \
+	  *) echo "error: IMAGE_BUILDER=$(IMAGE_BUILDER): use cloudbuild or docker" >&2; exit 2 ;; \
+	esac
+	@echo "image: $(IMAGE)"
+
+preprocess-cloud: $(INSTALLED) ## preprocessing on Dataflow: $(CLOUD_INPUT) -> $(CLOUD_DATASET)
+	$(call need,PROJECT,my-project)
+	$(call need,REGION,us-central1)
+	$(call need,BUCKET,my-bucket)
+	$(PY) -m deploy.dataflow --project=$(PROJECT) --region=$(REGION) --bucket=$(BUCKET) \
+	  --input='$(CLOUD_INPUT)' --output_dir=$(CLOUD_DATASET) $(DATAFLOW_FLAGS) $(PREPROCESS_FLAGS)
+
+train-cloud: $(INSTALLED) ## training on Vertex AI GPUs: $(CLOUD_DATASET) -> $(CLOUD_JOB_DIR)
+	$(call need,PROJECT,my-project)
+	$(call need,REGION,us-central1)
+	$(call need,BUCKET,my-bucket)
+	$(PY) -m deploy.vertex train --project=$(PROJECT) --region=$(REGION) --image=$(IMAGE) \
+	  --job_dir=$(CLOUD_JOB_DIR) $(VERTEX_FLAGS) -- --data_dir=$(CLOUD_DATASET) $(TRAIN_FLAGS)
+
+generate-cloud: $(INSTALLED) ## samples on Vertex AI: $(CLOUD_JOB_DIR)/model -> $(CLOUD_JOB_DIR)/samples
+	$(call need,PROJECT,my-project)
+	$(call need,REGION,us-central1)
+	$(call need,BUCKET,my-bucket)
+	$(PY) -m deploy.vertex generate --project=$(PROJECT) --region=$(REGION) --image=$(IMAGE) \
+	  --job_dir=$(CLOUD_JOB_DIR) $(VERTEX_FLAGS) -- $(GENERATE_FLAGS)
