@@ -9,14 +9,22 @@ Measured in one run:
     CPUs);
   * this machine's fp32 matmul FLOP/s on the step's own matmul shapes, and the
     trainer's useful FLOP/s (model.flops_per_cd_example) as a fraction of it;
+  * a breakdown at the seed's shape: the CD maths alone, + the strategy's
+    step (constant batch), + the distributed input (the trainer's figure);
   * the seed's own loop, reimplemented faithfully in TF1 style (graph mode,
-    one session.run per batch of at most 100 windows, batches cut per song) on
-    the same corpus: its examples/s, and ours against it.
+    per epoch and song: np.array, trim, reshape; one session.run per slice of
+    at most 100 windows from window 1, fed as the int matrix it is) on the
+    same corpus: its examples/s, the matmul-rate cap relative to it, and ours
+    against it.
 Goals (issue 3): >= 50% of the matmul rate at the large shape; >= 5x the
 seed's loop at the seed's shape; 2 replicas >= 0.8x of 1 replica.
 """
 
 import collections
+import json
+import os
+import subprocess
+import sys
 import time
 
 from absl import app
@@ -27,6 +35,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", "out/dataset",
                     "Preprocessed corpus for the seed-loop comparison.")
 flags.DEFINE_float("seconds", 6.0, "Timed seconds per measurement.")
+flags.DEFINE_string("measurement", None,
+                    "Internal: run only this measurement and print it as JSON "
+                    "(main runs each one in its own process).")
 
 SEED_SHAPE = (2340, 50, 100)
 LARGE_SHAPE = (2340, 1024, 1024)
@@ -42,8 +53,14 @@ def _timed(fn, seconds: float, warmup: int = 2) -> tuple:
   return done, time.perf_counter() - start
 
 
-def trainer_rate(tf, devices, n_visible, n_hidden, batch, seconds) -> float:
-  """examples/s of CDTrainer.train_loop on an in-memory batch."""
+def trainer_rate(tf, devices, n_visible, n_hidden, batch, seconds,
+                 unpin: bool = False) -> float:
+  """examples/s of CDTrainer.train_loop on an in-memory batch.
+
+  unpin: call distribute.unpin_malloc_mmap_threshold() once the distributed
+  iterator exists (see there), as the trainer should.
+  """
+  from trainer import distribute  # pylint: disable=g-import-not-at-top
   from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
@@ -58,6 +75,8 @@ def trainer_rate(tf, devices, n_visible, n_hidden, batch, seconds) -> float:
                             batch, n_visible)
   iterator = iter(strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(windows).repeat()))
+  if unpin:
+    distribute.unpin_malloc_mmap_threshold()
   steps = tf.constant(20)
 
   def run():
@@ -66,6 +85,62 @@ def trainer_rate(tf, devices, n_visible, n_hidden, batch, seconds) -> float:
 
   examples, elapsed = _timed(run, seconds)
   return examples / elapsed
+
+
+def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
+                    only: str | None = None) -> dict:
+  """Where the step's time goes: examples/s with layers of the trainer removed.
+
+  "maths": model.cd_statistics and a plain update, no strategy, no input;
+  "step": CDTrainer.train_step on a constant batch (1 replica: strategy.run,
+  all-reduce, momentum, the finite check), no input pipeline. The trainer's
+  own figure (with its distributed iterator) is `trainer_rate`.
+  """
+  from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
+  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  windows = tf.constant(rng.random((batch, n_visible)) < 0.05, tf.float32)
+  rbm = model_lib.RBM(n_visible, n_hidden, seed=0)
+  scale = 0.005 / batch
+
+  @tf.function
+  def maths(start):
+    for i in tf.range(20):
+      stats = rbm.cd_statistics(windows, 1, 0, start + tf.cast(i, tf.int64), 0)
+      rbm.weights.assign_add(scale * stats["w"])
+      rbm.visible_bias.assign_add(scale * stats["visible_bias"])
+      rbm.hidden_bias.assign_add(scale * stats["hidden_bias"])
+    return start + 20
+
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  with strategy.scope():
+    mirrored = model_lib.RBM(n_visible, n_hidden, seed=0)
+  trainer = train.CDTrainer(strategy, mirrored,
+                            config_lib.TrainConfig(num_hidden=n_hidden,
+                                                   batch_size=batch),
+                            batch, n_visible)
+
+  @tf.function
+  def steps():
+    for _ in tf.range(20):
+      trainer.train_step(windows)
+    return trainer.step.read_value()
+
+  start = [tf.constant(0, tf.int64)]
+
+  def run_maths():
+    start[0] = maths(start[0])
+    start[0].numpy()
+    return 20 * batch
+
+  def run_steps():
+    steps().numpy()
+    return 20 * batch
+
+  return {name: np.divide(*_timed(fn, seconds))
+          for name, fn in (("maths", run_maths), ("step", run_steps))
+          if only in (None, name)}
 
 
 def matmul_rate(tf, n_visible, n_hidden, batch, seconds) -> float:
@@ -92,7 +167,8 @@ def matmul_rate(tf, n_visible, n_hidden, batch, seconds) -> float:
 
 
 def songs_from_dataset(data_dir: str) -> list:
-  """Training windows grouped by source file: the seed trains song by song."""
+  """The training split as the seed holds its corpus: one time-major int matrix
+  [timesteps, n_columns] per song (its windows in order, end to end)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from preprocess import records  # pylint: disable=g-import-not-at-top
   from trainer import data  # pylint: disable=g-import-not-at-top
@@ -101,14 +177,29 @@ def songs_from_dataset(data_dir: str) -> list:
   for path in data.split_files(data_dir, "train"):
     for raw in tf.data.TFRecordDataset(path):
       ex = records.parse_example(raw.numpy())
-      songs[ex["source"]].append(records.unpack_window(
-          ex["window"], spec.num_timesteps, spec.n_columns).reshape(-1))
-  return [np.asarray(s, np.float32) for _, s in sorted(songs.items())]
+      songs[ex["source"], ex["transpose"]].append((ex["offset"], ex["window"]))
+  # The seed's get_songs keeps np.array(midiToNoteStateMatrix(f)): int64.
+  return [np.concatenate([
+      records.unpack_window(w, spec.num_timesteps, spec.n_columns)
+      for _, w in sorted(windows)]).astype(np.int64)
+          for _, windows in sorted(songs.items())]
 
 
-def seed_loop_rate(tf, songs, n_hidden, batch, seconds) -> float:
-  """The blog post's training loop, TF1 style, as it was written."""
-  n_visible = songs[0].shape[1]
+def seed_windows(songs: list, num_timesteps: int) -> int:
+  """Windows one epoch of the seed's loop trains on (it skips each song's first)."""
+  return sum(max(0, len(s) // num_timesteps - 1) for s in songs)
+
+
+def seed_loop_rate(tf, songs, num_timesteps, n_hidden, batch,
+                   seconds) -> float:
+  """The blog post's training loop, TF1 style, as it was written.
+
+  Per epoch and song, as the seed does: np.array(song), trim to whole
+  windows, reshape to [windows, num_timesteps * n_columns], then one
+  session.run per slice song[i:i + batch] for i in range(1, len(song), batch)
+  (sic: window 0 of every song is never trained on), feeding the int matrix.
+  """
+  n_visible = songs[0].shape[1] * num_timesteps
   lr = 0.005
   graph = tf.Graph()
   with graph.as_default():
@@ -148,7 +239,11 @@ def seed_loop_rate(tf, songs, n_hidden, batch, seconds) -> float:
     def epoch():
       n = 0
       for song in songs:  # as the seed: batches never cross a song
-        for i in range(0, len(song), batch):
+        song = np.array(song)
+        song = song[:len(song) // num_timesteps * num_timesteps]
+        song = np.reshape(song, [song.shape[0] // num_timesteps,
+                                 song.shape[1] * num_timesteps])
+        for i in range(1, len(song), batch):
           tr_x = song[i:i + batch]
           sess.run(updt, feed_dict={x: tr_x})
           n += len(tr_x)
@@ -158,12 +253,16 @@ def seed_loop_rate(tf, songs, n_hidden, batch, seconds) -> float:
   return examples / elapsed
 
 
-def our_rate_on_songs(tf, songs, n_hidden, batch, seconds) -> float:
+def our_rate_on_songs(tf, songs, num_timesteps, n_hidden, batch, seconds,
+                      unpin: bool = False) -> float:
   """The trainer on the same windows, batched across songs as it trains."""
+  from trainer import distribute  # pylint: disable=g-import-not-at-top
   from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
-  windows = np.concatenate(songs)
+  windows = np.concatenate([
+      s[:len(s) // num_timesteps * num_timesteps].reshape(
+          -1, num_timesteps * s.shape[1]) for s in songs]).astype(np.float32)
   n_visible = windows.shape[1]
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
   with strategy.scope():
@@ -173,6 +272,8 @@ def our_rate_on_songs(tf, songs, n_hidden, batch, seconds) -> float:
   ds = (tf.data.Dataset.from_tensor_slices(windows).shuffle(len(windows), seed=0)
         .repeat().batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
   iterator = iter(strategy.experimental_distribute_dataset(ds))
+  if unpin:
+    distribute.unpin_malloc_mmap_threshold()
   steps = tf.constant(50)
 
   def run():
@@ -187,49 +288,128 @@ def _verdict(ok: bool) -> str:
   return "PASS" if ok else "MISS"
 
 
+def _measure(name: str, data_dir: str, seconds: float) -> dict:
+  """One measurement (see MEASUREMENTS), in this fresh process.
+
+  Returns:
+    {name: value}, plus the figures that come with it for free (the FLOPs per
+    example with the matmul rate; the corpus's counts with the seed's loop).
+  """
+  from trainer import distribute  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from trainer import data  # pylint: disable=g-import-not-at-top
+  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  # Before TF initialises, in every process, so all runs see the same devices.
+  distribute.use_logical_cpus(2)
+  kind, _, arg = name.partition(":")
+  unpin = kind.endswith("+unpin")
+  kind = kind.removesuffix("+unpin")
+  shapes = {"seed": SEED_SHAPE, "large": LARGE_SHAPE}
+  if kind in ("1_replica", "2_replicas"):
+    devices = ["/cpu:0"] if kind == "1_replica" else ["/cpu:0", "/cpu:1"]
+    return {name: trainer_rate(tf, devices, *shapes[arg], seconds, unpin)}
+  if kind == "matmul_flops":
+    v, h, b = shapes[arg]
+    return {name: matmul_rate(tf, v, h, b, seconds),
+            f"useful_flops_per_example:{arg}":
+                model_lib.flops_per_cd_example(v, h, 1)}
+  if kind in ("maths", "step"):
+    return breakdown_rates(tf, *SEED_SHAPE, seconds, only=kind)
+  num_timesteps = data.load_dataset_spec(data_dir).num_timesteps
+  songs = songs_from_dataset(data_dir)
+  if kind == "seed_loop":
+    return {name: seed_loop_rate(tf, songs, num_timesteps, SEED_SHAPE[1],
+                                 SEED_SHAPE[2], seconds),
+            "seed_windows": seed_windows(songs, num_timesteps),
+            "songs": len(songs)}
+  if kind == "ours_on_songs":
+    return {name: our_rate_on_songs(tf, songs, num_timesteps, SEED_SHAPE[1],
+                                    SEED_SHAPE[2], seconds, unpin)}
+  raise app.UsageError(f"--measurement={name} is not one of {MEASUREMENTS}")
+
+
+# Each runs in a process of its own: measured in one process, earlier runs
+# slowed later ones by up to 40% here (e.g. the first distributed iterator pins
+# malloc's mmap threshold for the whole process, see distribute.py), and TF1
+# graph mode stays apart from TF2 eager. "+unpin": with
+# distribute.unpin_malloc_mmap_threshold() after the iterator is built;
+# without it, the trainer as train.py runs it at this commit.
+MEASUREMENTS = (
+    "1_replica:seed", "2_replicas:seed", "1_replica+unpin:seed",
+    "2_replicas+unpin:seed", "matmul_flops:seed", "maths", "step",
+    "1_replica:large", "2_replicas:large", "1_replica+unpin:large",
+    "2_replicas+unpin:large", "matmul_flops:large",
+    "seed_loop", "ours_on_songs", "ours_on_songs+unpin")
+
+
+def _in_subprocess(name: str, data_dir: str, seconds: float) -> dict:
+  out = subprocess.run(
+      [sys.executable, "-m", "trainer.benchmark", f"--measurement={name}",
+       f"--data_dir={data_dir}", f"--seconds={seconds}"],
+      capture_output=True, text=True, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if out.returncode:
+    raise RuntimeError(f"measurement {name} failed:\n{out.stderr[-3000:]}")
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from trainer import distribute  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  distribute.use_logical_cpus(2)
-  seconds = FLAGS.seconds
-  rows = {}
-  for name, (v, h, b) in (("seed", SEED_SHAPE), ("large", LARGE_SHAPE)):
-    one = trainer_rate(tf, ["/cpu:0"], v, h, b, seconds)
-    two = trainer_rate(tf, ["/cpu:0", "/cpu:1"], v, h, b, seconds)
-    mm = matmul_rate(tf, v, h, b, seconds)
-    useful = model_lib.flops_per_cd_example(v, h, 1)
-    rows[name] = (v, h, b, one, two, mm, useful)
-  songs = songs_from_dataset(FLAGS.data_dir)
-  seed_rate = seed_loop_rate(tf, songs, 50, 100, seconds)
-  ours_on_songs = our_rate_on_songs(tf, songs, 50, 100, seconds)
+  if FLAGS.measurement:
+    print(json.dumps(_measure(FLAGS.measurement, FLAGS.data_dir,
+                              FLAGS.seconds)))
+    return
+  r = {}
+  for name in MEASUREMENTS:
+    r.update(_in_subprocess(name, FLAGS.data_dir, FLAGS.seconds))
+    print(f"  measured {name}: {r[name]:.4g}", flush=True)
 
+  for variant, suffix in (("the trainer as train.py runs it", ""),
+                          ("with distribute.unpin_malloc_mmap_threshold()",
+                           "+unpin")):
+    print(f"\n== {variant}")
+    _report(r, suffix)
+
+
+def _report(r: dict, suffix: str) -> None:
+  """Prints the table, the seed comparison and the goals for one variant."""
   print(f"{'shape':>6} {'V':>5} {'H':>5} {'B':>5} {'1 replica ex/s':>15} "
         f"{'2 replicas ex/s':>16} {'2/1':>5} {'matmul GFLOP/s':>15} "
-        f"{'useful GFLOP/s':>15} {'fraction':>8}")
-  for name, (v, h, b, one, two, mm, useful) in rows.items():
-    print(f"{name:>6} {v:5d} {h:5d} {b:5d} {one:15.0f} {two:16.0f} "
+        f"{'useful GFLOP/s':>15} {'fraction':>8} {'matmul cap ex/s':>16}")
+  for shape, (v, h, b) in (("seed", SEED_SHAPE), ("large", LARGE_SHAPE)):
+    one = r[f"1_replica{suffix}:{shape}"]
+    two = r[f"2_replicas{suffix}:{shape}"]
+    mm = r[f"matmul_flops:{shape}"]
+    useful = r[f"useful_flops_per_example:{shape}"]
+    print(f"{shape:>6} {v:5d} {h:5d} {b:5d} {one:15.0f} {two:16.0f} "
           f"{two / one:5.2f} {mm / 1e9:15.1f} {one * useful / 1e9:15.1f} "
-          f"{one * useful / mm:8.2f}")
-  print(f"seed's own loop (TF1 graph, session.run per batch, per song, "
-        f"{sum(map(len, songs))} windows in {len(songs)} songs): "
-        f"{seed_rate:.0f} examples/s")
-  print(f"this trainer on the same windows (CD-1, H=50, B=100, 1 replica): "
-        f"{ours_on_songs:.0f} examples/s")
-  _, _, _, one_l, two_l, mm_l, useful_l = rows["large"]
-  _, _, _, one_s, two_s, _, _ = rows["seed"]
+          f"{one * useful / mm:8.2f} {mm / useful:16.0f}")
+  cap = r["matmul_flops:seed"] / r["useful_flops_per_example:seed"]
+  print(f"seed shape, 1 replica, examples/s: CD maths alone {r['maths']:.0f}; "
+        f"+ strategy.run/all-reduce/momentum (train_step, constant batch) "
+        f"{r['step']:.0f}; + distributed input (train_loop) "
+        f"{r[f'1_replica{suffix}:seed']:.0f}")
+  print(f"seed's own loop (TF1 graph, session.run per batch, per song; "
+        f"{r['seed_windows']:.0f} windows of {r['songs']:.0f} songs per "
+        f"epoch): {r['seed_loop']:.0f} examples/s; the matmul rate caps this "
+        f"shape at {cap / r['seed_loop']:.1f}x that")
+  ours = r[f"ours_on_songs{suffix}"]
+  print(f"this trainer on the same windows (CD-1, H=50, B=100, 1 replica, "
+        f"shuffled in-memory tf.data): {ours:.0f} examples/s")
   goals = [
-      ("fraction of matmul rate at the large shape", one_l * useful_l / mm_l, 0.5),
+      ("fraction of matmul rate at the large shape",
+       r[f"1_replica{suffix}:large"] * r["useful_flops_per_example:large"] /
+       r["matmul_flops:large"], 0.5),
       ("speed-up over the seed's loop at the seed's shape",
-       ours_on_songs / seed_rate, 5.0),
-      ("2 replicas / 1 replica, seed shape", two_s / one_s, 0.8),
-      ("2 replicas / 1 replica, large shape", two_l / one_l, 0.8),
+       ours / r["seed_loop"], 5.0),
+      ("2 replicas / 1 replica, seed shape",
+       r[f"2_replicas{suffix}:seed"] / r[f"1_replica{suffix}:seed"], 0.8),
+      ("2 replicas / 1 replica, large shape",
+       r[f"2_replicas{suffix}:large"] / r[f"1_replica{suffix}:large"], 0.8),
   ]
   for label, value, goal in goals:
     print(f"{label}: {value:.2f} (goal >= {goal}: {_verdict(value >= goal)})")
-
 
 if __name__ == "__main__":
   app.run(main)
