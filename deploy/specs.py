@@ -163,7 +163,7 @@ def default_machine_type(gpu_type: str | None, gpus: int) -> str:
   if gpu_type in BUILT_IN_GPUS:
     fits = [m for m, n in BUILT_IN_GPUS[gpu_type].items() if n == gpus]
     if gpu_type == "NVIDIA_L4" and gpus == 1:
-      return "g2-standard-8"  # 8 vCPUs feed one L4; -4 starves the input
+      return "g2-standard-8"  # -4 leaves 4 vCPUs for the input pipeline
     if fits:
       return fits[0]
     counts = sorted(set(BUILT_IN_GPUS[gpu_type].values()))
