@@ -6,7 +6,7 @@ Measured in one run, on the same files:
   * bare parsing: pretty_midi.PrettyMIDI on bytes already in memory, 1 core;
   * the pipeline's pure steps without Beam (read+parse+quantise, then
     windows+Examples), 1 core: how much the pipeline adds per file;
-  * the pipeline on DirectRunner, 1 worker in-process (= per core), on the
+  * the pipeline on DirectRunner, 1 worker in this process (= per core), on the
     corpus and on the corpus linked `--copies` times. Each run is end to end
     (graph construction, runner start, matching, writing, dataset.json) in a
     warm process; the difference between the two runs gives the steady-state
@@ -14,8 +14,10 @@ Measured in one run, on the same files:
   * the same two runs on all cores (multi_processing: worker processes start
     inside each run).
 Every measurement is repeated `--repeats` times, interleaved, and the fastest
-is kept, for bare parsing and pipeline alike: other processes on the machine
-only ever slow a run down, so the minimum is the least disturbed estimate.
+is kept, for parsing and pipeline alike (other processes only ever slow a run
+down). Single-core figures are given in wall-clock time and in CPU time of this
+process (all its threads, so every bit of Beam overhead counts): on a machine
+shared with other jobs, wall clock measures their load too, CPU time does not.
 Goal (issue 2): the pipeline per core at >= 0.8x bare parsing, steady state.
 """
 
@@ -51,33 +53,45 @@ def read_all(paths: list) -> list:
   return blobs
 
 
-def bare_parse_seconds(blobs: list) -> float:
-  start = time.perf_counter()
-  for _, data in blobs:
-    pianoroll.parse_midi(data)
-  return time.perf_counter() - start
+class Clock:
+  """Wall-clock and CPU seconds (this process, all threads) of a block."""
+
+  def __enter__(self):
+    self._wall, self._cpu = time.perf_counter(), time.process_time()
+    return self
+
+  def __exit__(self, *exc):
+    self.wall = time.perf_counter() - self._wall
+    self.cpu = time.process_time() - self._cpu
+
+
+def bare_parse_seconds(blobs: list) -> tuple:
+  """(wall, cpu) seconds to parse every file with pretty_midi."""
+  with Clock() as c:
+    for _, data in blobs:
+      pianoroll.parse_midi(data)
+  return c.wall, c.cpu
 
 
 def step_seconds(blobs: list, config: pipeline.PreprocessConfig) -> tuple:
-  """Seconds of the pure steps: parse_file (parse + quantise), file_to_windows."""
-  start = time.perf_counter()
-  parsed = [pipeline.parse_file(b, config) for b in blobs]
-  mid = time.perf_counter()
-  for p in parsed:
-    pipeline.file_to_windows(p, config)
-  return mid - start, time.perf_counter() - mid
+  """CPU seconds of the pure steps: parse_file, then file_to_windows."""
+  with Clock() as parse:
+    parsed = [pipeline.parse_file(b, config) for b in blobs]
+  with Clock() as windows:
+    for p in parsed:
+      pipeline.file_to_windows(p, config)
+  return parse.cpu, windows.cpu
 
 
 def timed_run(corpus_glob: str, workdir: str, options: list,
               config: pipeline.PreprocessConfig) -> tuple:
-  """(seconds, files seen, windows) of one end-to-end run_pipeline."""
+  """(wall s, cpu s, files seen, windows) of one end-to-end run_pipeline."""
   out = tempfile.mkdtemp(dir=workdir)
-  start = time.perf_counter()
-  counts = pipeline.run_pipeline([corpus_glob], out, config,
-                                 PipelineOptions(options), overwrite=True)
-  seconds = time.perf_counter() - start
+  with Clock() as c:
+    counts = pipeline.run_pipeline([corpus_glob], out, config,
+                                   PipelineOptions(options), overwrite=True)
   shutil.rmtree(out, ignore_errors=True)
-  return seconds, counts["files_seen"], sum(counts["windows"].values())
+  return c.wall, c.cpu, counts["files_seen"], sum(counts["windows"].values())
 
 
 def replicate(paths: list, copies: int, workdir: str) -> str:
@@ -91,15 +105,31 @@ def replicate(paths: list, copies: int, workdir: str) -> str:
   return os.path.join(folder, "*")
 
 
-def _rates(small: tuple, big: tuple) -> dict:
-  """files/s and windows/s end to end at both sizes, and the marginal rate."""
-  (t1, n1, w1), (tk, nk, wk) = small, big
+def _fastest(runs: list) -> tuple:
+  """Per column, the fastest of the repeated runs: (wall, cpu, files, windows)."""
+  return (min(r[0] for r in runs), min(r[1] for r in runs)) + runs[0][2:]
+
+
+def _rates(small: tuple, big: tuple, column: int) -> dict:
+  """files/s and windows/s end to end at both sizes, and the marginal rate,
+  from the wall (column 0) or CPU (column 1) seconds."""
+  t1, n1, w1 = small[column], small[2], small[3]
+  tk, nk, wk = big[column], big[2], big[3]
   rates = {"e2e_small": (n1 / t1, w1 / t1, n1, t1),
            "e2e_big": (nk / tk, wk / tk, nk, tk), "steady": None}
   if tk > t1:  # else the noise exceeded the extra work: no estimate
     rates["steady"] = ((nk - n1) / (tk - t1), (wk - w1) / (tk - t1), nk - n1,
                        tk - t1)
   return rates
+
+
+def _line(label: str, rate, per: int = 1) -> str:
+  if rate is None:
+    return f"{label}: not measurable (the bigger corpus was not slower: noise)"
+  files_s, windows_s, count, seconds = rate
+  return (f"{label}: {files_s:6.1f} files/s {windows_s:7.1f} windows/s"
+          + (f" = {files_s / per:5.1f} files/s per core" if per > 1 else "")
+          + f"  ({count} files in {seconds:.1f} s)")
 
 
 def main(argv):
@@ -134,44 +164,49 @@ def main(argv):
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
   n = len(paths)
-  parse = n / min(runs["parse"])
-  parse_step = n / min(t for t, _ in runs["steps"])
-  windows_step = n / min(t for _, t in runs["steps"])
-  one = _rates(min(runs["one_small"]), min(runs["one_big"]))
-  multi = _rates(min(runs["multi_small"]), min(runs["multi_big"]))
+  parse_wall = n / min(w for w, _ in runs["parse"])
+  parse_cpu = n / min(c for _, c in runs["parse"])
+  one_small, one_big = _fastest(runs["one_small"]), _fastest(runs["one_big"])
+  one_wall = _rates(one_small, one_big, 0)
+  one_cpu = _rates(one_small, one_big, 1)
+  multi = _rates(_fastest(runs["multi_small"]), _fastest(runs["multi_big"]), 0)
 
   print(f"corpus: {n} files ({FLAGS.input}); {cores} cores; pretty_midi "
         f"{pretty_midi.__version__}; fastest of {FLAGS.repeats} runs each; "
         f"load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} "
         "at end")
-  print(f"bare pretty_midi parsing, 1 core: {parse:7.1f} files/s  (all runs: "
-        f"{', '.join(f'{n / t:.1f}' for t in runs['parse'])})")
-  print(f"pure steps, 1 core, no Beam: read+parse+quantise {parse_step:7.1f} "
-        f"files/s; windows+Examples {windows_step:7.1f} files/s")
-  for name, rates, per in (("1 worker", one, 1),
-                           (f"{cores} workers", multi, cores)):
-    for key, label in (("e2e_small", "end to end"), ("e2e_big", "end to end"),
-                       ("steady", "STEADY STATE")):
-      if rates[key] is None:
-        print(f"pipeline, {name:9s} {label:13s}: not measurable, the bigger "
-              "corpus was not slower (noise)")
-        continue
-      files_s, windows_s, count, seconds = rates[key]
-      what = (f"marginal {count} files in {seconds:.1f} s" if key == "steady"
-              else f"{count} files in {seconds:.1f} s")
-      print(f"pipeline, {name:9s} {label:13s}: {files_s:7.1f} files/s "
-            f"{windows_s:8.1f} windows/s = {files_s / per:6.1f} files/s per "
-            f"core  ({what})")
-  if one["steady"]:
-    ratio = one["steady"][0] / parse
-    print(f"RATIO steady-state pipeline per core / bare parsing: {ratio:.2f}x "
-          f"(goal >= {GOAL}x: {'MET' if ratio >= GOAL else 'MISSED'})")
-  print(f"ratio end to end ({one['e2e_big'][2]} files, 1 worker, incl. Beam "
-        f"start-up) / bare parsing: {one['e2e_big'][0] / parse:.2f}x")
+  print(f"bare pretty_midi parsing, 1 core: {parse_wall:6.1f} files/s wall "
+        f"clock, {parse_cpu:6.1f} files/s CPU time")
+  print("pure steps without Beam, 1 core, CPU time: read+parse+quantise "
+        f"{n / min(p for p, _ in runs['steps']):6.1f} files/s, windows+Examples "
+        f"{n / min(w for _, w in runs['steps']):7.1f} files/s")
+  print(_line("pipeline, 1 worker, wall clock, end to end  ",
+              one_wall["e2e_small"]))
+  print(_line("pipeline, 1 worker, wall clock, end to end  ",
+              one_wall["e2e_big"]))
+  print(_line("pipeline, 1 worker, wall clock, STEADY STATE", one_wall["steady"]))
+  print(_line("pipeline, 1 worker, CPU time,   end to end  ",
+              one_cpu["e2e_big"]))
+  print(_line("pipeline, 1 worker, CPU time,   STEADY STATE", one_cpu["steady"]))
+  print(_line(f"pipeline, {cores} workers, wall clock, end to end  ",
+              multi["e2e_small"], cores))
+  print(_line(f"pipeline, {cores} workers, wall clock, end to end  ",
+              multi["e2e_big"], cores))
+  print(_line(f"pipeline, {cores} workers, wall clock, STEADY STATE",
+              multi["steady"], cores))
+  for clock, rates, parse in (("CPU time", one_cpu, parse_cpu),
+                              ("wall clock", one_wall, parse_wall)):
+    if rates["steady"]:
+      ratio = rates["steady"][0] / parse
+      print(f"RATIO per core, steady state, pipeline / bare parsing, {clock}: "
+            f"{ratio:.2f}x (goal >= {GOAL}x: "
+            f"{'met' if ratio >= GOAL else 'MISSED'})")
+  print(f"ratio per core, end to end ({one_big[2]} files, incl. Beam start-up),"
+        f" wall clock: {one_wall['e2e_big'][0] / parse_wall:.2f}x")
   if multi["steady"]:
-    print(f"ratio steady state per core, {cores} workers / bare parsing: "
-          f"{multi['steady'][0] / cores / parse:.2f}x (on a machine whose "
-          "cores other processes share, this undercounts)")
+    print(f"ratio per core, steady state, {cores} workers / bare parsing, wall "
+          f"clock: {multi['steady'][0] / cores / parse_wall:.2f}x (other jobs "
+          "on this machine share its cores)")
 
 
 if __name__ == "__main__":
