@@ -40,10 +40,11 @@ def test_tensors_come_from_the_arenas_again():
     return acc
 
   pinned = _faults_per_step(lambda: loop().numpy())
-  if pinned < 100:
+  if pinned < 20:
     pytest.skip(f"{pinned:.0f} faults/step: this TF no longer pins the mmap "
                 "threshold; unpin_malloc_mmap_threshold may be dropped.")
   assert distribute.unpin_malloc_mmap_threshold()
   unpinned = _faults_per_step(lambda: loop().numpy())
-  # 936 KB = 229 pages: a fresh mmap faults them all in; the arena does not.
-  assert unpinned < 20, (pinned, unpinned)
+  # 936 KB = 229 pages: a fresh mmap faults them in (fewer when TF reuses a
+  # buffer in place); the arena does not.
+  assert unpinned < 20 and unpinned < pinned / 4, (pinned, unpinned)
