@@ -22,7 +22,7 @@ from absl import flags
 
 from deploy import launch
 from deploy import specs
-from preprocess import main as preprocess_main  # defines preprocess.main's flags
+from preprocess import main as _preprocess_main  # pylint: disable=unused-import  # defines its flags
 from preprocess import pipeline
 
 FLAGS = flags.FLAGS
@@ -78,7 +78,10 @@ def main(argv):
   except ValueError as e:  # specs.SpecError or a bad preprocessing flag
     raise app.UsageError(str(e)) from None
   # Unknown Beam options are an error now, not after a job was staged.
-  preprocess_main.beam_options(specs.dataflow_args(config) + extra)
+  try:
+    pipeline.beam_options(specs.dataflow_args(config) + extra)
+  except pipeline.OptionsError as e:
+    raise app.UsageError(str(e)) from None
   if FLAGS.dry_run:
     given = [FLAGS[n].serialize() for n in _PREPROCESS_FLAGS if FLAGS[n].present]
     print(specs.shell_join(specs.preprocess_command(config, given, extra)))

@@ -3,8 +3,8 @@
 The I/O half of deploy/: saving the spec file, calling the Vertex AI API (or
 gcloud), running the preprocessing pipeline on Dataflow. It reads no flags
 (deploy/vertex.py and deploy/dataflow.py do) and builds no spec itself.
-google-cloud-aiplatform, Beam and preprocess.main are imported only by the
-function that needs them.
+google-cloud-aiplatform and Beam are imported only by the function that needs
+them.
 """
 
 import json
@@ -132,13 +132,11 @@ def dataflow_job(config: specs.DataflowConfig, preprocess_config,
   Raises:
     preprocess.pipeline.LaunchError: an input glob matches nothing, or the
       output holds a dataset and overwrite is False (before the job starts).
-    absl.app.UsageError: an extra option is not a Beam option.
+    preprocess.pipeline.OptionsError: an extra option is not a Beam option.
     RuntimeError: the Dataflow job did not finish.
   """
-  # pylint: disable=g-import-not-at-top  # Beam and preprocess.main's flags
-  from preprocess import main as preprocess_main
-  from preprocess import pipeline
-  options = preprocess_main.beam_options(
+  from preprocess import pipeline  # pylint: disable=g-import-not-at-top  # Beam
+  options = pipeline.beam_options(
       specs.dataflow_args(config) + list(extra_options))
   return pipeline.run_pipeline(list(config.input), config.output_dir,
                                preprocess_config, options, overwrite=overwrite)

@@ -9,14 +9,8 @@ the package. This file is intentionally kept short: the pipeline is
 preprocess/pipeline.py.
 """
 
-import os
-
 from absl import app
 from absl import flags
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import SetupOptions
-from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.options.pipeline_options import WorkerOptions
 
 from preprocess import pipeline
 
@@ -46,34 +40,10 @@ flags.DEFINE_integer("max_steps", _D.max_steps,
 flags.DEFINE_bool("overwrite", False, "Replace a dataset already in --output_dir.")
 flags.mark_flags_as_required(["input", "output_dir"])
 
-_SETUP_PY = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "setup.py")
-
-
-def beam_options(argv: list) -> PipelineOptions:
-  """Beam options from the args absl did not know; typos are errors, not ignored."""
-  options = PipelineOptions(argv)
-  parser = []  # Beam's own parser, with every option class registered
-  options.get_all_options(add_extra_args_fn=parser.append)
-  _, unknown = parser[0].parse_known_args(argv)
-  if unknown:
-    raise app.UsageError(
-        f"Unknown arguments {unknown}: neither preprocess.main's flags (see "
-        "--help) nor Beam pipeline options.")
-  runner = str(options.view_as(StandardOptions).runner or "")
-  setup = options.view_as(SetupOptions)
-  if ("dataflow" in runner.lower() and not setup.setup_file and
-      not options.view_as(WorkerOptions).sdk_container_image):
-    if not os.path.exists(_SETUP_PY):
-      raise app.UsageError("Dataflow workers need this package: pass "
-                           "--setup_file=PATH/setup.py or --sdk_container_image.")
-    setup.setup_file = _SETUP_PY
-  return options
-
 
 def main(argv):
-  options = beam_options(argv[1:])
   try:
+    options = pipeline.beam_options(argv[1:])
     config = pipeline.PreprocessConfig(
         encoding=FLAGS.encoding, low_note=FLAGS.low_note, high_note=FLAGS.high_note,
         steps_per_quarter=FLAGS.steps_per_quarter, num_timesteps=FLAGS.num_timesteps,

@@ -31,7 +31,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.runners.runner import PipelineState
 import numpy as np
 
@@ -119,6 +121,39 @@ class InputError(LaunchError, ValueError):
 
 class OutputExistsError(LaunchError, FileExistsError):
   """output_dir already holds a dataset and overwrite was not asked for."""
+
+
+class OptionsError(LaunchError, ValueError):
+  """A Beam option that is unknown, or Dataflow without the package."""
+
+
+_SETUP_PY = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "setup.py")
+
+
+def beam_options(argv: list) -> PipelineOptions:
+  """Beam options from command-line args; typos are errors, not ignored.
+
+  On Dataflow, --setup_file defaults to this project's setup.py so workers
+  install the package (unless a custom --sdk_container_image is given).
+  """
+  options = PipelineOptions(argv)
+  parser = []  # Beam's own parser, with every option class registered
+  options.get_all_options(add_extra_args_fn=parser.append)
+  _, unknown = parser[0].parse_known_args(argv)
+  if unknown:
+    raise OptionsError(
+        f"Unknown arguments {unknown}: neither preprocess.main's flags (see "
+        "--help) nor Beam pipeline options.")
+  runner = str(options.view_as(StandardOptions).runner or "")
+  setup = options.view_as(SetupOptions)
+  if ("dataflow" in runner.lower() and not setup.setup_file and
+      not options.view_as(WorkerOptions).sdk_container_image):
+    if not os.path.exists(_SETUP_PY):
+      raise OptionsError("Dataflow workers need this package: pass "
+                         "--setup_file=PATH/setup.py or --sdk_container_image.")
+    setup.setup_file = _SETUP_PY
+  return options
 
 
 # --- Why a file is rejected: the class carries the reason. -------------------
