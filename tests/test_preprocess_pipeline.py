@@ -1,9 +1,11 @@
 """The Beam pipeline: transforms under TestPipeline, and whole runs to disk and GCS."""
 
 import collections
+import io
 import json
 import os
 import random
+import re
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -24,10 +26,22 @@ from trainer import data
 CONFIG = pipeline.PreprocessConfig(eval_fraction=0.0)
 
 
-def write_corpus(folder, n=6, length=40):
+def write_corpus(folder, n=6, length=40, eval_fraction=None):
+  """n pieces; with eval_fraction, piece0 lands in eval and piece1 in train.
+
+  The split hashes the whole path, tmp folder included, so names are picked
+  to make both splits non-empty whatever folder pytest hands out.
+  """
   os.makedirs(folder, exist_ok=True)
   for i in range(n):
-    with open(os.path.join(folder, f"piece{i}.mid"), "wb") as f:
+    name = f"piece{i}.mid"
+    if eval_fraction is not None and i < 2:
+      want = records.EVAL_PREFIX if i == 0 else records.TRAIN_PREFIX
+      name = next(
+          f"piece{i}-{k}.mid" for k in range(10_000)
+          if pipeline.split_of(os.path.join(folder, f"piece{i}-{k}.mid"),
+                               eval_fraction) == want)
+    with open(os.path.join(folder, name), "wb") as f:
       f.write(midi_builders.make_midi(
           midi_builders.scale(length + 8 * i, low=48 + i)))
 
@@ -37,10 +51,7 @@ def absurd_ticks_midi() -> bytes:
   track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=90),
                           mido.Message("note_off", note=60, time=2**31)])
   mid.tracks.append(track)
-  path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"abs{os.getpid()}.mid")
-  mid.save(path)
-  with open(path, "rb") as f:
-    return f.read()
+  return _midi_bytes(mid)
 
 
 def absurd_tempo_midi() -> bytes:
@@ -51,10 +62,13 @@ def absurd_tempo_midi() -> bytes:
     events += [mido.Message("note_on", note=60 + i % 5, velocity=90),
                mido.Message("note_off", note=60 + i % 5, time=120)]
   mid.tracks.append(mido.MidiTrack(events))
-  path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tempo{os.getpid()}.mid")
-  mid.save(path)
-  with open(path, "rb") as f:
-    return f.read()
+  return _midi_bytes(mid)
+
+
+def _midi_bytes(mid: mido.MidiFile) -> bytes:
+  buf = io.BytesIO()
+  mid.save(file=buf)
+  return buf.getvalue()
 
 
 def test_convert_corpus_transform(tmp_path, monkeypatch):
@@ -103,7 +117,7 @@ def test_convert_corpus_transform(tmp_path, monkeypatch):
 
 def test_end_to_end_to_a_local_dir_read_back_with_tf_data(tmp_path):
   corpus, out = str(tmp_path / "corpus"), str(tmp_path / "out")
-  write_corpus(corpus, n=12)
+  write_corpus(corpus, n=12, eval_fraction=0.3)
   config = pipeline.PreprocessConfig(eval_fraction=0.3, transpose=1,
                                      num_shards=2)
   counts = pipeline.run_pipeline([os.path.join(corpus, "*.mid")], out, config)
@@ -146,7 +160,7 @@ def test_end_to_end_to_a_local_dir_read_back_with_tf_data(tmp_path):
   for (split, source), by_shift in per_file.items():
     # piece i is 40 + 8i sixteenths long: (length - 15) // 15 + 1 windows,
     # each once per shift -1, 0, 1 in train and unshifted in eval.
-    i = int(os.path.basename(source)[len("piece"):-len(".mid")])
+    i = int(re.match(r"piece(\d+)", os.path.basename(source)).group(1))
     n = (40 + 8 * i - 15) // 15 + 1
     assert by_shift == ({-1: n, 0: n, 1: n} if split == "train" else {0: n})
   np.testing.assert_allclose(spec.unit_means, windows["train"].mean(axis=0),
@@ -222,7 +236,7 @@ def test_hostile_files_are_all_accounted_for(tmp_path):
 
 def test_rerun_is_deterministic_and_overwrite_replaces_the_dataset(tmp_path):
   corpus, out = str(tmp_path / "corpus"), str(tmp_path / "out")
-  write_corpus(corpus, n=4)
+  write_corpus(corpus, n=4, eval_fraction=0.5)
   inputs = [os.path.join(corpus, "*.mid")]
   config = pipeline.PreprocessConfig(eval_fraction=0.5, num_shards=2)
 
