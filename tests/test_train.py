@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -125,29 +126,28 @@ def test_training_on_two_replicas_learns(dataset_dir, tmp_path):
     assert tag in tags, (tag, tags)
 
 
-def _run(dataset_dir, job, strategy=ONE, **overrides):
+def _run(dataset_dir, job, **overrides):
   config = config_lib.TrainConfig(**{
-      "num_hidden": 8, "batch_size": 20, "learning_rate": 0.05,
+      "num_hidden": 8, "batch_size": 40, "learning_rate": 0.05,
       "persistent": True, "momentum": True, "weight_decay": 1e-4,
       "steps_per_checkpoint": 25, "log_every_steps": 25,
       "summary_every_steps": 10_000, **overrides})
   train.train_and_evaluate(config, dataset_dir, job,
-                           strategy=tf.distribute.MirroredStrategy(strategy))
+                           strategy=tf.distribute.MirroredStrategy(ONE))
   return np.load(os.path.join(job, "model", export.PARAMS_FILE))
 
 
 def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(dataset_dir,
                                                                   tmp_path):
-  # 60 steps an epoch: stop mid-epoch (step 275) and resume across the
-  # momentum switch (step 300), PCD chains and velocities from the checkpoint.
-  straight = _run(dataset_dir, str(tmp_path / "a"), max_steps=400)
-  _run(dataset_dir, str(tmp_path / "b"), max_steps=275)
-  resumed = _run(dataset_dir, str(tmp_path / "b"), max_steps=400)
+  # 30 steps an epoch: stop mid-epoch (step 135) and resume across the
+  # momentum switch (step 150), PCD chains and velocities from the checkpoint.
+  straight = _run(dataset_dir, str(tmp_path / "a"), max_steps=200)
+  _run(dataset_dir, str(tmp_path / "b"), max_steps=135)
+  resumed = _run(dataset_dir, str(tmp_path / "b"), max_steps=200)
   for name in ("weights", "visible_bias", "hidden_bias"):
     np.testing.assert_allclose(straight[name], resumed[name], atol=1e-6)
-  # ... and a different seed gives a different run (the check can fail).
-  other = _run(dataset_dir, str(tmp_path / "c"), max_steps=400, seed=1)
-  assert not np.allclose(straight["weights"], other["weights"], atol=1e-3)
+  initial = model_lib.RBM(V, 8, seed=0).weights.numpy()
+  assert np.abs(straight["weights"] - initial).max() > 0.1  # it did train
 
 
 def _task(data_dir, job_dir, *flags):
@@ -164,7 +164,8 @@ def test_resumes_after_sigkill(dataset_dir, tmp_path):
                           env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
-  while not glob.glob(os.path.join(job, "checkpoints", "ckpt-*.index")):
+  # The `checkpoint` state file is written after the shards: wait for it.
+  while tf.train.latest_checkpoint(os.path.join(job, "checkpoints")) is None:
     assert proc.poll() is None and time.time() < deadline, "no checkpoint"
     time.sleep(0.1)
   proc.send_signal(signal.SIGKILL)
@@ -174,7 +175,7 @@ def test_resumes_after_sigkill(dataset_dir, tmp_path):
   assert 0 < saved_step < 1000000
   assert not os.path.exists(os.path.join(job, "model"))
 
-  target = saved_step + 100
+  target = saved_step + 30
   result = subprocess.run(_task(dataset_dir, job, f"--max_steps={target}"),
                           env=env, capture_output=True, text=True, timeout=300,
                           check=False)
@@ -185,6 +186,48 @@ def test_resumes_after_sigkill(dataset_dir, tmp_path):
   assert export.load_model(os.path.join(job, "model")).step == target
   assert tf.train.latest_checkpoint(os.path.join(job, "checkpoints")).endswith(
       f"ckpt-{target}")
+
+
+def _free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(("localhost", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_two_workers_train_in_sync_and_only_the_chief_writes(dataset_dir,
+                                                             tmp_path):
+  # TF_CONFIG with 2 workers: MultiWorkerMirroredStrategy over 2 processes.
+  job = str(tmp_path / "job")
+  cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+  procs = []
+  for index in range(2):
+    tf_config = json.dumps({"cluster": cluster,
+                            "task": {"type": "worker", "index": index}})
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               TF_CONFIG=tf_config)
+    procs.append(subprocess.Popen(
+        _task(dataset_dir, job, "--max_steps=60", "--summary_every_steps=60"),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  results = []
+  for proc in procs:
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    assert "on 2 replica(s)" in err
+    results.append(json.loads(out.splitlines()[-1]))
+  chief, worker = results
+  assert chief["step"] == worker["step"] == 60
+  assert chief["reconstruction_error"] == worker["reconstruction_error"]
+  assert "free_energy_train_subset" in chief
+  assert "free_energy_train_subset" not in worker  # no monitor on workers
+  assert export.load_model(os.path.join(job, "model")).step == 60
+  assert sorted(os.listdir(job)) == ["checkpoints", "model", "tensorboard"]
+  assert len(glob.glob(os.path.join(job, "tensorboard", "events*"))) == 1
+  assert tf.train.latest_checkpoint(os.path.join(job, "checkpoints")).endswith(
+      "ckpt-60")
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir,

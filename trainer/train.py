@@ -551,6 +551,11 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     logging.info("model written to %s: %s", dirs.model_dir, metrics)
   elif manager.directory != dirs.checkpoint_dir:
     tf.io.gfile.rmtree(manager.directory)  # the non-chief's scratch copy
+  if not isinstance(strategy, tf.distribute.MirroredStrategy):
+    # A barrier: workers leave together, after the chief's export, so no
+    # process outlives its peers and waits on their heartbeats at exit.
+    strategy.reduce(tf.distribute.ReduceOp.SUM,
+                    strategy.run(lambda: tf.constant(1.0)), axis=None)
   return metrics
 
 
