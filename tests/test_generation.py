@@ -20,6 +20,7 @@ from trainer import model as model_lib
 
 T = fake_dataset.SMALL_TIMESTEPS
 SPEC = fake_dataset.SMALL_SPEC
+N = 2 * generation.BLOCK + 22  # 3 blocks, the last one partial
 
 
 def make_model(path, visible_bias=-2.0, seed=0):
@@ -41,7 +42,7 @@ def model_dir(tmp_path_factory):
 
 
 def config(**kw):
-  kw.setdefault("num_samples", 150)  # 3 blocks, the last one partial
+  kw.setdefault("num_samples", N)
   kw.setdefault("gibbs_steps", 20)
   return generation.GenerateConfig(**kw)
 
@@ -57,11 +58,11 @@ def files(folder):
 def test_same_bytes_whatever_the_shards_or_batching(model_dir, tmp_path):
   one = str(tmp_path / "one")
   summary = generation.generate(model_dir, one, config())
-  assert summary["written"] == 150 and summary["empty"] < 150
+  assert summary["written"] == N and summary["empty"] < N
   reference = files(one)
-  assert len(reference) == 150
+  assert len(reference) == N
   manifest = [json.loads(l) for l in open(os.path.join(one, "manifest.jsonl"))]
-  assert [m["id"] for m in manifest] == list(range(150))
+  assert [m["id"] for m in manifest] == list(range(N))
   assert all(m["crc32c"] and m["bytes"] > 0 for m in manifest)
 
   sharded = str(tmp_path / "sharded")
@@ -88,7 +89,7 @@ def test_rerun_skips_whole_files_and_rewrites_damaged_ones(model_dir, tmp_path):
     f.write(reference["sample-000007.mid"][:10])  # truncated
   os.remove(os.path.join(out, "sample-000100.mid"))
   summary = generation.generate(model_dir, out, config())
-  assert summary["written"] == 2 and summary["already_present"] == 148
+  assert summary["written"] == 2 and summary["already_present"] == N - 2
   assert files(out) == reference
 
 
@@ -98,7 +99,7 @@ def test_existing_output_is_not_overwritten(model_dir, tmp_path):
   with pytest.raises(FileExistsError, match="--overwrite"):
     generation.generate(model_dir, out, config(seed=5))
   summary = generation.generate(model_dir, out, config(seed=5, overwrite=True))
-  assert summary["written"] == 150
+  assert summary["written"] == N
   foreign = tmp_path / "foreign"
   foreign.mkdir()
   (foreign / "sample-000000.mid").write_bytes(b"mine")
@@ -139,14 +140,15 @@ def test_windows_chain_through_the_clamped_overlap(model_dir, tmp_path):
   cfg = config(num_windows=3, overlap=2)
   gen = generation.Generator(loaded, cfg, None, None)
   pieces = gen.sample([0], attempt=0)
-  assert pieces.shape == (64, T + 2 * (T - 2), SPEC.n_columns)
+  assert pieces.shape == (generation.BLOCK, T + 2 * (T - 2), SPEC.n_columns)
   # A primer's tail is clamped: every piece starts with it.
   primer = pianoroll.midi_to_matrix(pianoroll.parse_midi(
       midi_builders.make_midi([(62, 0, 1), (65, 0.5, 2)])), SPEC)
   gen = generation.Generator(loaded, cfg, primer, None)
   pieces = gen.sample([0], attempt=0)
-  np.testing.assert_array_equal(pieces[:, :2],
-                                np.broadcast_to(primer[-2:], (64, 2, SPEC.n_columns)))
+  np.testing.assert_array_equal(
+      pieces[:, :2],
+      np.broadcast_to(primer[-2:], (generation.BLOCK, 2, SPEC.n_columns)))
 
 
 def test_primer_errors(model_dir, tmp_path):
@@ -174,11 +176,11 @@ def test_empty_samples_are_counted_and_resampled(tmp_path):
 def test_seed_generator_and_data_init(model_dir, tmp_path):
   zeros = generation.generate(model_dir, str(tmp_path / "z"),
                               config(init="zeros", gibbs_steps=1))
-  assert zeros["written"] == 150
+  assert zeros["written"] == N
   data_dir = os.path.join(os.path.dirname(model_dir), "data")
   summary = generation.generate(model_dir, str(tmp_path / "d"),
                                 config(init="data", data_dir=data_dir))
-  assert summary["written"] == 150
+  assert summary["written"] == N
   with pytest.raises(ValueError, match="--init=data needs --data_dir"):
     generation.GenerateConfig(init="data")
 
@@ -193,10 +195,10 @@ def test_gcs_output_on_the_emulator(model_dir, gcs_bucket, tmp_path):
   url = f"gs://{gcs_bucket}/run1"
   summary = generation.generate(model_dir, url, config(previews=True,
                                                        num_previews=3))
-  assert summary["written"] == 150
+  assert summary["written"] == N
   bucket = storage.Client().bucket(gcs_bucket)
   names = {b.name for b in bucket.list_blobs(prefix="run1/")}
-  assert len([n for n in names if n.startswith("run1/sample-")]) == 150
+  assert len([n for n in names if n.startswith("run1/sample-")]) == N
   assert "run1/manifest.jsonl" in names and "run1/previews/index.html" in names
   assert not [n for n in names if "_progress" in n]
   local = str(tmp_path / "local")
@@ -204,4 +206,4 @@ def test_gcs_output_on_the_emulator(model_dir, gcs_bucket, tmp_path):
   for name, data in files(local).items():
     assert bucket.blob(f"run1/{name}").download_as_bytes() == data
   rerun = generation.generate(model_dir, url, config())
-  assert rerun["written"] == 0 and rerun["already_present"] == 150
+  assert rerun["written"] == 0 and rerun["already_present"] == N

@@ -14,6 +14,7 @@ manifest lines, which go to `_progress/` as one immutable object per block
 complete its lines are merged into its manifest and its progress removed.
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -28,7 +29,7 @@ from trainer import export
 from trainer import model as model_lib
 from trainer import storage as storage_lib
 
-BLOCK = 64
+BLOCK = 128
 INITS = ("random", "zeros", "data")
 SETTINGS_FILE = "generation.json"
 PROGRESS_DIR = "_progress"
@@ -79,8 +80,8 @@ class GenerateConfig:
   program: int = 0
   velocity: int = 80
   # Blocks of BLOCK samples sampled per device call (speed only: results do
-  # not depend on it).
-  blocks_per_call: int = 8
+  # not depend on it). Calls overlap with decoding and writing.
+  blocks_per_call: int = 2
 
   def __post_init__(self):
     if self.num_samples < 1:
@@ -109,6 +110,7 @@ class GenerateConfig:
     for key in ("shard_index", "previews", "num_previews", "overwrite",
                 "blocks_per_call"):
       fields.pop(key)
+    fields["block"] = BLOCK  # the sampler's shapes decide the bytes too
     return fields
 
 
@@ -129,15 +131,23 @@ def shard_blocks(config: GenerateConfig) -> list:
 
 @tf.function
 def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
-                  clamp_values, seed, stream_base, row_starts, steps):
-  """Gibbs chains for [blocks, BLOCK, V] states, one block at a time.
+                  clamp_values, seed, stream_base, row_starts, steps,
+                  init_stream, random_init):
+  """Gibbs chains for [blocks, BLOCK, V] states, block by block.
 
   Each block is its own [BLOCK, V] matmul, so a sample's arithmetic never
-  depends on how many blocks a call holds. Clamped units are reset after
-  every visible update.
+  depends on how many blocks a call holds (two blocks run at once, on their
+  own). With random_init the chains start from a sample of the visible
+  biases (noise keyed by init_stream), else from v. Clamped units are reset
+  at the start and after every visible update.
   """
   def one_block(args):
     state, values, row_start = args
+    if random_init:
+      noise = model_lib.keyed_uniform(seed, init_stream, row_start, BLOCK,
+                                      weights.shape[0])
+      state = tf.cast(noise < tf.sigmoid(visible_bias), state.dtype)
+    state = tf.where(clamp_mask, values, state)
     for s in tf.range(steps):
       stream = stream_base + tf.cast(s, tf.int64) * 2
       ph = tf.sigmoid(tf.matmul(state, weights) + hidden_bias)
@@ -148,7 +158,7 @@ def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
     return state
   return tf.map_fn(one_block, (v, clamp_values, row_starts),
                    fn_output_signature=v.dtype,
-                   parallel_iterations=1)
+                   parallel_iterations=2)
 
 
 class Generator:
@@ -170,23 +180,16 @@ class Generator:
     self.data_windows = data_windows
 
   def _init(self, rows, window, attempt):
-    """[blocks * BLOCK, V] starting states, keyed by sample index."""
-    n_visible = self.rbm.n_visible
-    if self.config.init == "zeros":
-      return np.zeros((len(rows), n_visible), np.float32)
+    """[blocks * BLOCK, V] starting states, keyed by sample index.
+
+    Zeros for init="random" too: the sampler draws those in the graph.
+    """
     if self.config.init == "data":
       picks = [int.from_bytes(hashlib.sha256(
           f"{self.config.seed}/{i}/{window}/{attempt}".encode()).digest()[:8],
                               "big") % len(self.data_windows) for i in rows]
       return self.data_windows[picks]
-    stream = _INIT_STREAM + (attempt * self.config.num_windows + window)
-    probs = tf.sigmoid(self.rbm.visible_bias)[None, :]
-    out = []
-    for start in range(0, len(rows), BLOCK):
-      noise = model_lib.keyed_uniform(self.config.seed, stream, rows[start],
-                                      BLOCK, n_visible)
-      out.append(tf.cast(noise < probs, tf.float32).numpy())
-    return np.concatenate(out)
+    return np.zeros((len(rows), self.rbm.n_visible), np.float32)
 
   def sample(self, blocks: list, attempt: int) -> np.ndarray:
     """Pieces [len(blocks) * BLOCK, steps, columns] (uint8) for `blocks`."""
@@ -205,8 +208,8 @@ class Generator:
       if context is not None:
         mask[:clamp_units] = True
         values[:, :clamp_units] = context
-        v = np.where(mask, values, v)
-      stream_base = (attempt * self.config.num_windows + window) * _STEP_STREAMS
+      chain = attempt * self.config.num_windows + window
+      stream_base = chain * _STEP_STREAMS
       out = _gibbs_blocks(
           self.rbm.weights, self.rbm.visible_bias, self.rbm.hidden_bias,
           tf.constant(v.reshape(len(blocks), BLOCK, n_visible), tf.float32),
@@ -215,7 +218,9 @@ class Generator:
           tf.constant(self.config.seed, tf.int64),
           tf.constant(stream_base, tf.int64),
           tf.constant([b * BLOCK for b in blocks], tf.int64),
-          tf.constant(self.config.gibbs_steps))
+          tf.constant(self.config.gibbs_steps),
+          tf.constant(_INIT_STREAM + chain, tf.int64),
+          self.config.init == "random")
       win = out.numpy().reshape(len(rows), t, c).astype(np.uint8)
       # Later windows repeat the clamped overlap: keep only what is new.
       pieces.append(win[:, self.overlap:] if window > 0 else win)
@@ -288,6 +293,20 @@ def _check_settings(store, config: GenerateConfig, output: str) -> None:
     store.write(SETTINGS_FILE, wanted, create_only=False)
 
 
+def _sampled_ahead(generator: Generator, calls: list):
+  """Yields (blocks, pieces) per call, sampling the next call meanwhile.
+
+  TensorFlow releases the GIL, so the next call's Gibbs chains run while the
+  caller decodes and writes this call's pieces.
+  """
+  with concurrent.futures.ThreadPoolExecutor(1) as sampler:
+    ahead = [sampler.submit(generator.sample, c, 0) for c in calls[:1]]
+    for n, call_blocks in enumerate(calls):
+      if n + 1 < len(calls):
+        ahead.append(sampler.submit(generator.sample, calls[n + 1], 0))
+      yield call_blocks, ahead.pop(0).result()
+
+
 def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
   """Generates this shard's samples into OUTPUT (local path or gs://).
 
@@ -337,9 +356,9 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
   todo = [b for b in blocks if any(
       i not in done for i in range(b * BLOCK, min((b + 1) * BLOCK,
                                                   config.num_samples)))]
-  for start in range(0, len(todo), config.blocks_per_call):
-    call_blocks = todo[start:start + config.blocks_per_call]
-    pieces = generator.sample(call_blocks, attempt=0)
+  calls = [todo[start:start + config.blocks_per_call]
+           for start in range(0, len(todo), config.blocks_per_call)]
+  for call_blocks, pieces in _sampled_ahead(generator, calls):
     rows = np.concatenate([np.arange(b * BLOCK, (b + 1) * BLOCK)
                            for b in call_blocks])
     attempts = np.zeros(len(rows), int)
