@@ -115,7 +115,15 @@ class GCSStorage:
       raise ValueError(f"{url!r} names no bucket; use gs://BUCKET/PREFIX.")
     self._base = url.rstrip("/")
     self._prefix = prefix.strip("/")
-    self._bucket = storage.Client().bucket(bucket)
+    client = storage.Client()
+    # One pooled connection per upload thread (requests keeps 10 by default
+    # and would open, then discard, a new connection for every extra one).
+    import requests  # pylint: disable=g-import-not-at-top
+    adapter = requests.adapters.HTTPAdapter(pool_connections=threads,
+                                            pool_maxsize=threads)
+    client._http.mount("https://", adapter)  # pylint: disable=protected-access
+    client._http.mount("http://", adapter)  # pylint: disable=protected-access
+    self._bucket = client.bucket(bucket)
     self._threads = threads
 
   def _key(self, name: str) -> str:
