@@ -18,6 +18,8 @@ SAMPLES ?= $(OUT)/samples
 PREPROCESS_FLAGS ?=
 TRAIN_FLAGS ?=
 EVAL_FLAGS ?=
+GENERATE_FLAGS ?=
+NUM_SAMPLES ?= 1000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help install test demo clean
@@ -37,8 +39,10 @@ install: $(INSTALLED) ## create .venv and install the package with test and demo
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
 	$(PY) -m pytest -q tests
 
-demo: $(INSTALLED) data preprocess train evaluate ## end to end on the demo corpus: data, preprocess, train, evaluate
-	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, TensorBoard: tensorboard --logdir=$(JOB_DIR)/tensorboard"
+demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on the demo corpus: data, preprocess, train, evaluate, generate
+	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, $(NUM_SAMPLES) samples in $(SAMPLES)"
+	@echo "  listen and look: $(abspath $(SAMPLES))/previews/index.html"
+	@echo "  TensorBoard: $(PY) -m tensorboard.main --logdir=$(JOB_DIR)/tensorboard"
 
 clean: ## remove outputs (keeps .venv and data/)
 	rm -rf $(OUT)
@@ -86,6 +90,18 @@ bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 repl
 	$(PY) -m trainer.benchmark --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------
+.PHONY: generate bench-generate
+
+# Trains first only when there is no model yet (`make train` resumes or retrains).
+$(JOB_DIR)/model/model.json: | $(INSTALLED)
+	$(MAKE) train
+
+generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## $(NUM_SAMPLES) samples of $(JOB_DIR)/model to $(SAMPLES), with previews (a rerun resumes)
+	$(PY) -m trainer.generate --model_dir=$(JOB_DIR)/model --output=$(SAMPLES) \
+	  --num_samples=$(NUM_SAMPLES) --previews $(GENERATE_FLAGS)
+
+bench-generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## samples/s to local disk and the GCS emulator vs bare pretty_midi writes
+	$(PY) -m trainer.benchmark_generate --model_dir=$(JOB_DIR)/model
 
 # --- cloud ---------------------------------------------------------------------
 # The same jobs on Google Cloud; only flags differ (README, "Run on Google Cloud"):
@@ -108,7 +124,6 @@ IMAGE_BUILDER ?= cloudbuild
 CLOUD_INPUT ?= gs://$(BUCKET)/corpus/*.mid
 CLOUD_DATASET ?= gs://$(BUCKET)/dataset
 CLOUD_JOB_DIR ?= gs://$(BUCKET)/job
-GENERATE_FLAGS ?=
 VERTEX_FLAGS ?=
 DATAFLOW_FLAGS ?=
 # $(call need,VAR,example): stop with a clear message when VAR is empty.
