@@ -17,11 +17,7 @@ import uuid
 
 from gcp_storage_emulator import server as emulator_server
 
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
+from tests import net
 
 
 def _start_server(port: int):
@@ -67,7 +63,7 @@ def running_emulator(own_process: bool = False):
   own_process: serve from a child process rather than a thread of this one
   (benchmarks: the server is pure Python and would share this one's GIL).
   """
-  port = _free_port()
+  port = net.free_ports(1)[0]
   host = f"http://127.0.0.1:{port}"
   saved = {k: os.environ.get(k) for k in
            ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from deploy import replica
 from deploy import specs
 from tests import fake_dataset
 from tests import midi_builders
+from tests import net
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "us-central1-docker.pkg.dev/my-proj/rbm-music/trainer:abc123"
@@ -515,21 +515,11 @@ def test_container_entry_point_runs():
 
 
 # --- TF_CONFIG as Vertex AI sets it: MultiWorkerMirroredStrategy --------------------------------
-def free_ports(n):
-  socks = [socket.socket() for _ in range(n)]
-  for s in socks:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in socks]
-  for s in socks:
-    s.close()
-  return ports
-
-
 def vertex_tf_configs(spec):
   """The TF_CONFIG of every replica of `spec`: pool 0 = chief, pool 1 = worker
   (Vertex AI's mapping), on loopback ports."""
   counts = [p["replicaCount"] for p in spec["workerPoolSpecs"]]
-  ports = iter(free_ports(sum(counts)))
+  ports = iter(net.free_ports(sum(counts)))
   cluster = {kind: [f"127.0.0.1:{next(ports)}" for _ in range(n)]
              for kind, n in zip(("chief", "worker"), counts)}
   return [json.dumps({"cluster": cluster, "environment": "cloud",

@@ -5,7 +5,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tests import fake_dataset
+from tests import net
 from trainer import config as config_lib
 from trainer import export
 from trainer import model as model_lib
@@ -188,21 +188,11 @@ def test_resumes_after_sigkill(dataset_dir, tmp_path):
       f"ckpt-{target}")
 
 
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(("localhost", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def test_two_workers_train_in_sync_and_only_the_chief_writes(dataset_dir,
                                                              tmp_path):
   # TF_CONFIG with 2 workers: MultiWorkerMirroredStrategy over 2 processes.
   job = str(tmp_path / "job")
-  cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+  cluster = {"worker": [f"localhost:{p}" for p in net.free_ports(2)]}
   procs = []
   for index in range(2):
     tf_config = json.dumps({"cluster": cluster,

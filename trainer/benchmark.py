@@ -333,7 +333,7 @@ def _measure(name: str, data_dir: str, seconds: float) -> dict:
 # malloc's mmap threshold for the whole process, see distribute.py), and TF1
 # graph mode stays apart from TF2 eager. "+unpin": with
 # distribute.unpin_malloc_mmap_threshold() after the iterator is built;
-# without it, the trainer as train.py runs it at this commit.
+# without it, the trainer as it ran before train.py called it too.
 MEASUREMENTS = (
     "1_replica:seed", "2_replicas:seed", "1_replica+unpin:seed",
     "2_replicas+unpin:seed", "matmul_flops:seed", "maths", "step",
@@ -365,8 +365,10 @@ def main(argv):
     r.update(_in_subprocess(name, FLAGS.data_dir, FLAGS.seconds))
     print(f"  measured {name}: {r[name]:.4g}", flush=True)
 
-  for variant, suffix in (("the trainer as train.py runs it", ""),
-                          ("with distribute.unpin_malloc_mmap_threshold()",
+  for variant, suffix in (("without distribute.unpin_malloc_mmap_threshold()",
+                           ""),
+                          ("as train.py runs it: with "
+                           "distribute.unpin_malloc_mmap_threshold()",
                            "+unpin")):
     print(f"\n== {variant}")
     _report(r, suffix)

@@ -487,6 +487,9 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
   step = int(trainer.step.numpy())
   dataset = training_batches(data_dir, spec, config, step, steps_per_epoch)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  # Building that iterator pins glibc's mmap threshold at 128 KiB: every
+  # step's tensors would then be mmap'ed and unmapped (distribute.py).
+  distribute.unpin_malloc_mmap_threshold()
   monitor = _Monitor(rbm, spec, data_dir, dirs.tensorboard_dir,
                      config.seed) if chief else None
 
