@@ -132,14 +132,15 @@ def shard_blocks(config: GenerateConfig) -> list:
 @tf.function
 def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
                   clamp_values, seed, stream_base, row_starts, steps,
-                  init_stream, random_init):
+                  init_stream, random_init, clamped):
   """Gibbs chains for [blocks, BLOCK, V] states, block by block.
 
   Each block is its own [BLOCK, V] matmul, so a sample's arithmetic never
   depends on how many blocks a call holds (two blocks run at once, on their
   own). With random_init the chains start from a sample of the visible
-  biases (noise keyed by init_stream), else from v. Clamped units are reset
-  at the start and after every visible update.
+  biases (noise keyed by init_stream), else from v. With `clamped`, units
+  of clamp_mask are reset to clamp_values at the start and after every
+  visible update (a Python bool: without clamping the step skips it).
   """
   def one_block(args):
     state, values, row_start = args
@@ -147,14 +148,16 @@ def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
       noise = model_lib.keyed_uniform(seed, init_stream, row_start, BLOCK,
                                       weights.shape[0])
       state = tf.cast(noise < tf.sigmoid(visible_bias), state.dtype)
-    state = tf.where(clamp_mask, values, state)
+    if clamped:
+      state = tf.where(clamp_mask, values, state)
     for s in tf.range(steps):
       stream = stream_base + tf.cast(s, tf.int64) * 2
       ph = tf.sigmoid(tf.matmul(state, weights) + hidden_bias)
       h = model_lib.bernoulli(ph, seed, stream, row_start)
       pv = tf.sigmoid(tf.matmul(h, weights, transpose_b=True) + visible_bias)
       state = model_lib.bernoulli(pv, seed, stream + 1, row_start)
-      state = tf.where(clamp_mask, values, state)
+      if clamped:
+        state = tf.where(clamp_mask, values, state)
     return state
   return tf.map_fn(one_block, (v, clamp_values, row_starts),
                    fn_output_signature=v.dtype,
@@ -220,7 +223,7 @@ class Generator:
           tf.constant([b * BLOCK for b in blocks], tf.int64),
           tf.constant(self.config.gibbs_steps),
           tf.constant(_INIT_STREAM + chain, tf.int64),
-          self.config.init == "random")
+          self.config.init == "random", context is not None)
       win = out.numpy().reshape(len(rows), t, c).astype(np.uint8)
       # Later windows repeat the clamped overlap: keep only what is new.
       pieces.append(win[:, self.overlap:] if window > 0 else win)
