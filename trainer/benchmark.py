@@ -53,38 +53,56 @@ def _timed(fn, seconds: float, warmup: int = 2) -> tuple:
   return done, time.perf_counter() - start
 
 
-def trainer_rate(tf, devices, n_visible, n_hidden, batch, seconds,
-                 unpin: bool = False) -> float:
-  """examples/s of CDTrainer.train_loop on an in-memory batch.
+def _random_windows(tf, batch, n_visible):
+  """A fixed [batch, n_visible] binary batch, 5% of units on."""
+  rng = np.random.default_rng(0)
+  return tf.constant(rng.random((batch, n_visible)) < 0.05, tf.float32)
+
+
+def _cd_trainer(tf, strategy, n_visible, n_hidden, batch, unit_means=None):
+  """A CDTrainer (CD-1, the seed's other defaults) on a fresh RBM."""
+  # pylint: disable=g-import-not-at-top  # main imports TF after the flags
+  from trainer import config as config_lib
+  from trainer import model as model_lib
+  from trainer import train
+  with strategy.scope():
+    rbm = model_lib.RBM(n_visible, n_hidden, unit_means, seed=0)
+  return train.CDTrainer(strategy, rbm,
+                         config_lib.TrainConfig(num_hidden=n_hidden,
+                                                batch_size=batch),
+                         batch, n_visible)
+
+
+def _train_loop_rate(tf, strategy, trainer, dataset, batch, seconds,
+                     unpin: bool, steps: int) -> float:
+  """examples/s of trainer.train_loop over a distributed iterator of dataset.
 
   unpin: call distribute.unpin_malloc_mmap_threshold() once the distributed
-  iterator exists (see there), as the trainer should.
+  iterator exists (see there), as train.py does.
   """
   from trainer import distribute  # pylint: disable=g-import-not-at-top
-  from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  strategy = tf.distribute.MirroredStrategy(devices)
-  rng = np.random.default_rng(0)
-  windows = tf.constant(rng.random((batch, n_visible)) < 0.05, tf.float32)
-  with strategy.scope():
-    rbm = model_lib.RBM(n_visible, n_hidden, seed=0)
-  trainer = train.CDTrainer(strategy, rbm,
-                            config_lib.TrainConfig(num_hidden=n_hidden,
-                                                   batch_size=batch),
-                            batch, n_visible)
-  iterator = iter(strategy.experimental_distribute_dataset(
-      tf.data.Dataset.from_tensors(windows).repeat()))
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
   if unpin:
     distribute.unpin_malloc_mmap_threshold()
-  steps = tf.constant(20)
+  num_steps = tf.constant(steps)
 
   def run():
-    trainer.train_loop(iterator, steps)["steps"].numpy()
-    return 20 * batch
+    trainer.train_loop(iterator, num_steps)["steps"].numpy()
+    return steps * batch
 
   examples, elapsed = _timed(run, seconds)
   return examples / elapsed
+
+
+def trainer_rate(tf, devices, n_visible, n_hidden, batch, seconds,
+                 unpin: bool = False) -> float:
+  """examples/s of CDTrainer.train_loop on an in-memory batch."""
+  strategy = tf.distribute.MirroredStrategy(devices)
+  trainer = _cd_trainer(tf, strategy, n_visible, n_hidden, batch)
+  dataset = tf.data.Dataset.from_tensors(
+      _random_windows(tf, batch, n_visible)).repeat()
+  return _train_loop_rate(tf, strategy, trainer, dataset, batch, seconds,
+                          unpin, steps=20)
 
 
 def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
@@ -96,11 +114,8 @@ def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
   all-reduce, momentum, the finite check), no input pipeline. The trainer's
   own figure (with its distributed iterator) is `trainer_rate`.
   """
-  from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  windows = tf.constant(rng.random((batch, n_visible)) < 0.05, tf.float32)
+  windows = _random_windows(tf, batch, n_visible)
   rbm = model_lib.RBM(n_visible, n_hidden, seed=0)
   scale = 0.005 / batch
 
@@ -113,13 +128,8 @@ def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
       rbm.hidden_bias.assign_add(scale * stats["hidden_bias"])
     return start + 20
 
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-  with strategy.scope():
-    mirrored = model_lib.RBM(n_visible, n_hidden, seed=0)
-  trainer = train.CDTrainer(strategy, mirrored,
-                            config_lib.TrainConfig(num_hidden=n_hidden,
-                                                   batch_size=batch),
-                            batch, n_visible)
+  trainer = _cd_trainer(tf, tf.distribute.MirroredStrategy(["/cpu:0"]),
+                        n_visible, n_hidden, batch)
 
   @tf.function
   def steps():
@@ -256,32 +266,17 @@ def seed_loop_rate(tf, songs, num_timesteps, n_hidden, batch,
 def our_rate_on_songs(tf, songs, num_timesteps, n_hidden, batch, seconds,
                       unpin: bool = False) -> float:
   """The trainer on the same windows, batched across songs as it trains."""
-  from trainer import distribute  # pylint: disable=g-import-not-at-top
-  from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
   windows = np.concatenate([
       s[:len(s) // num_timesteps * num_timesteps].reshape(
           -1, num_timesteps * s.shape[1]) for s in songs]).astype(np.float32)
   n_visible = windows.shape[1]
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-  with strategy.scope():
-    rbm = model_lib.RBM(n_visible, n_hidden, windows.mean(0), seed=0)
-  trainer = train.CDTrainer(strategy, rbm, config_lib.TrainConfig(), batch,
-                            n_visible)
+  trainer = _cd_trainer(tf, strategy, n_visible, n_hidden, batch,
+                        windows.mean(0))
   ds = (tf.data.Dataset.from_tensor_slices(windows).shuffle(len(windows), seed=0)
         .repeat().batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-  iterator = iter(strategy.experimental_distribute_dataset(ds))
-  if unpin:
-    distribute.unpin_malloc_mmap_threshold()
-  steps = tf.constant(50)
-
-  def run():
-    trainer.train_loop(iterator, steps)["steps"].numpy()
-    return 50 * batch
-
-  examples, elapsed = _timed(run, seconds)
-  return examples / elapsed
+  return _train_loop_rate(tf, strategy, trainer, ds, batch, seconds, unpin,
+                          steps=50)
 
 
 def _verdict(ok: bool) -> str:
