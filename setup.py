@@ -1,4 +1,4 @@
-"""Installs the rbm-music packages: preprocess (Beam), trainer (TF), deploy.
+"""Installs the rbm-music packages: common (CLI helpers), preprocess (Beam), trainer (TF), deploy.
 
 Also the --setup_file that Dataflow workers install the pipeline code from.
 """
@@ -11,7 +11,7 @@ setuptools.setup(
     description=("Learn to write music with a Restricted Boltzmann Machine: "
                  "Beam preprocessing, tf.distribute training, batch generation."),
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["preprocess*", "trainer*",
+    packages=setuptools.find_packages(include=["common*", "preprocess*", "trainer*",
                                                "deploy*"]),
     install_requires=[
         # TF 2.21 needs protobuf >= 6.31, which needs Beam >= 2.69.

@@ -1,0 +1,246 @@
+"""One way for every CLI to read its flags and to fail.
+
+Settings are declared once, as fields of a frozen dataclass with their help
+text (`setting(...)`); `define_flags` turns the fields into absl flags and
+`config_from_flags` builds the dataclass back from them, so a default lives in
+exactly one place. `run` starts a CLI: a mistake the user can fix prints one
+or two lines naming the value and the fix, never the whole --help or a
+traceback.
+
+Exit codes (README, "Exit codes"): 0 done, 2 usage error (bad flag, missing or
+unusable path, wrong dataset for a model), 1 failure while running (a
+diverged run, a job already running, a broken checkpoint).
+
+This module must not import TensorFlow or Beam: every CLI imports it first.
+"""
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+
+from absl import app
+from absl import flags
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class UsageError(ValueError):
+  """Something the user asked for cannot work; the message says what would.
+
+  CLIs print it as one line and exit 2. Library code raises it (or a subclass)
+  for bad settings, paths and datasets, before any output is written.
+  """
+
+
+class JobError(RuntimeError):
+  """The job started but cannot finish; the message says why and what to do.
+
+  CLIs print it as one line and exit 1 (e.g. a diverged run, a locked job
+  folder, an unreadable checkpoint).
+  """
+
+
+# OS errors about a path the user gave are usage errors too: "missing model",
+# "output dir is a file", "unwritable folder".
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                PermissionError, FileExistsError)
+
+
+def setting(default, help: str, *, choices=None, flag: str | None = None,
+            cli: bool = True):  # pylint: disable=redefined-builtin
+  """A dataclass field that is also a flag.
+
+  Args:
+    default: the default value (a tuple for list flags).
+    help: the flag's help text; also the field's documentation.
+    choices: for a str field: the allowed values (an enum flag).
+    flag: the flag's name when it differs from the field's.
+    cli: False for a field that is not a flag (set by code only).
+  """
+  return dataclasses.field(default=default, metadata={
+      "help": help, "choices": choices, "flag": flag, "cli": cli})
+
+
+def _flag_fields(config_cls, skip=()):
+  for field in dataclasses.fields(config_cls):
+    if field.name in skip or not field.metadata.get("cli", True):
+      continue
+    if "help" not in field.metadata:
+      raise TypeError(f"{config_cls.__name__}.{field.name} has no help: "
+                      "declare it with common.cli.setting(default, help).")
+    yield field, field.metadata.get("flag") or field.name
+
+
+def _base_type(annotation):
+  """int | None -> int; tuple[str, ...] -> tuple."""
+  origin = typing.get_origin(annotation)
+  if origin in (typing.Union, types.UnionType):
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return _base_type(args[0])
+  return origin or annotation
+
+
+def define_flags(config_cls, *, skip=(), required=(),
+                 flag_values=flags.FLAGS) -> None:
+  """Defines one absl flag per field of `config_cls` (help from `setting`).
+
+  Args:
+    config_cls: a dataclass whose fields were declared with `setting`.
+    skip: field names the CLI does not expose.
+    required: flag names that must be given.
+    flag_values: the FlagValues to define them in.
+  """
+  hints = typing.get_type_hints(config_cls)
+  for field, name in _flag_fields(config_cls, skip):
+    kind = _base_type(hints[field.name])
+    default, help_text = field.default, field.metadata["help"]
+    choices = field.metadata.get("choices")
+    if kind is bool:
+      flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+    elif kind is int:
+      flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+    elif kind is float:
+      flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+    elif kind is str and choices:
+      flags.DEFINE_enum(name, default, list(choices), help_text,
+                        flag_values=flag_values)
+    elif kind is str:
+      flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+    elif kind in (tuple, list):
+      flags.DEFINE_list(name, list(default) if default is not None else None,
+                        help_text, flag_values=flag_values)
+    else:
+      raise TypeError(f"{config_cls.__name__}.{field.name}: no flag type for "
+                      f"{hints[field.name]}.")
+  for name in required:
+    flags.mark_flag_as_required(name, flag_values=flag_values)
+  # absl credits a flag to the module that called DEFINE (this one): credit
+  # them to the CLI too, so that its --helpshort lists them.
+  caller = sys._getframe(1).f_globals.get("__name__", "")  # pylint: disable=protected-access
+  if caller == "__main__":
+    caller = sys.argv[0]  # absl's own name for the main module
+  for _, name in _flag_fields(config_cls, skip):
+    flag_values.register_key_flag_for_module(caller, flag_values[name])
+
+
+def config_from_flags(config_cls, *, skip=(), flag_values=flags.FLAGS,
+                      **values):
+  """The dataclass built from the flags `define_flags` made (plus `values`).
+
+  Raises:
+    UsageError: the dataclass rejected a value (its message names it).
+  """
+  hints = typing.get_type_hints(config_cls)
+  for field, name in _flag_fields(config_cls, skip):
+    if field.name in values:
+      continue
+    value = flag_values[name].value
+    if _base_type(hints[field.name]) is tuple and value is not None:
+      value = tuple(value)
+    values[field.name] = value
+  try:
+    return config_cls(**values)
+  except UsageError:
+    raise
+  except (ValueError, TypeError) as e:
+    raise UsageError(str(e)) from None
+
+
+def flag_args(config, *, skip=(), only_changed: bool = True) -> list:
+  """`config` as command-line flags (for jobs that launch other CLIs).
+
+  Args:
+    config: a dataclass instance declared with `setting`.
+    skip: field names to leave out.
+    only_changed: leave out fields equal to their default.
+  """
+  args = []
+  for field, name in _flag_fields(type(config), skip):
+    value = getattr(config, field.name)
+    if only_changed and value == field.default:
+      continue
+    if isinstance(value, bool):
+      args.append(f"--{name}" if value else f"--no{name}")
+    elif isinstance(value, (tuple, list)):
+      args.append(f"--{name}={','.join(str(v) for v in value)}")
+    elif value is not None:
+      args.append(f"--{name}={value}")
+  return args
+
+
+def program_name() -> str:
+  """`preprocess.main` for `python -m preprocess.main`, else the script name."""
+  main = sys.modules.get("__main__")
+  spec = getattr(main, "__spec__", None)
+  if spec is not None and spec.name:
+    return spec.name
+  return os.path.basename(sys.argv[0] or "cli")
+
+
+def _fail(code: int, message: str, hint: str | None = None):
+  print(f"{program_name()}: error: {message}", file=sys.stderr)
+  if hint:
+    print(hint, file=sys.stderr)
+  sys.exit(code)
+
+
+def _flag_error_message(error: flags.Error) -> str:
+  text = str(error).strip()
+  # absl: "flag --x=None: Flag --x must have a value other than None."
+  if "must have a value other than None" in text:
+    name = text.split("=", 1)[0].replace("flag ", "").strip()
+    return f"{name} is required"
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def _path_error_message(error: OSError) -> str:
+  what = error.strerror or str(error)
+  if error.filename:
+    return f"{what}: {error.filename}"
+  return what
+
+
+def run(main, *, known_only: bool = False, extra_usage_errors=(),
+        extra_failures=()) -> None:
+  """Runs `main(argv)` as a CLI with one-line errors and exit codes 2/1.
+
+  Args:
+    main: the CLI's main(argv); argv[0] is the program, the rest are
+      arguments absl did not consume (an error unless known_only).
+    known_only: pass flags absl does not know through to main (Beam options).
+    extra_usage_errors: more exception types printed as usage errors (exit 2).
+    extra_failures: more exception types printed as failures (exit 1).
+  """
+  usage_errors = (UsageError, app.UsageError) + tuple(extra_usage_errors)
+  failures = (JobError,) + tuple(extra_failures)
+
+  def parse(argv):
+    try:
+      rest = flags.FLAGS(argv, known_only=known_only)
+    except flags.Error as e:
+      _fail(EXIT_USAGE, _flag_error_message(e),
+            f"Run `{program_name()} --helpshort` for the flags.")
+    if not known_only and len(rest) > 1:
+      _fail(EXIT_USAGE, f"unexpected arguments {rest[1:]} (flags are "
+            "written --name=value)")
+    return rest
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except usage_errors as e:
+      _fail(EXIT_USAGE, str(e))
+    except _PATH_ERRORS as e:
+      _fail(EXIT_USAGE, _path_error_message(e))
+    except failures as e:
+      _fail(EXIT_FAILURE, str(e))
+    except MemoryError:
+      _fail(EXIT_FAILURE, "out of memory; ask for less at once (e.g. fewer "
+            "samples per shard, a smaller batch)")
+    except KeyboardInterrupt:
+      _fail(130, "interrupted; rerun the same command to resume")
+
+  app.run(guarded, flags_parser=parse)
