@@ -14,6 +14,7 @@ previews/index.html of the user's own is left alone.
 """
 
 import html
+import inspect
 import io
 import json
 import os
@@ -86,7 +87,12 @@ def wav_bytes(midi: bytes, soundfont: str | None = None) -> bytes:
   """Mono 16-bit WAV of `midi`: FluidSynth with `soundfont`, else sine tones."""
   pm = pianoroll.parse_midi(midi)
   if soundfont:
-    audio = pm.fluidsynth(fs=_SAMPLE_RATE, sf2_path=soundfont)
+    # pretty_midi 0.2.11 renamed sf2_path to synthesizer; 0.2.10 has only
+    # sf2_path (setup.py allows both).
+    if "synthesizer" in inspect.signature(pm.fluidsynth).parameters:
+      audio = pm.fluidsynth(fs=_SAMPLE_RATE, synthesizer=soundfont)
+    else:
+      audio = pm.fluidsynth(fs=_SAMPLE_RATE, sf2_path=soundfont)
   else:
     audio = pm.synthesize(fs=_SAMPLE_RATE)
   peak = np.abs(audio).max() if len(audio) else 0.0
