@@ -71,8 +71,11 @@ def _take(items: list, max_files: int) -> list:
   return items[:max_files] if max_files else items
 
 
-def load_samples(url: str, max_files: int) -> list:
-  """[(name, MIDI bytes)] of the *.mid under `url`, sorted by name."""
+def load_samples(url: str, max_files: int) -> tuple:
+  """(the samples' store, [(name, MIDI bytes)] of the *.mid at its top level).
+
+  Sorted by name, so --max_files takes the first samples of a job.
+  """
   if "://" not in url and not os.path.isdir(url):
     raise cli.UsageError(f"--samples={url} is not a folder: give the "
                          "--output of trainer.generate (or gs://...).")

@@ -145,7 +145,8 @@ def _page(state: dict, sample_rows: list, data_rows: list) -> bytes:
       ".summary{font-size:15px;color:#fff;background:#333;padding:8px}"
       "audio{width:150px;height:28px;display:block}"
       "figcaption{max-width:150px;min-height:2.6em}</style>"
-      f"<h1>{len(sample_rows)} samples</h1><p>{html.escape(state['settings'])}"
+      f"<h1>RBM samples: {len(sample_rows)} previewed</h1>"
+      f"<p>{html.escape(state['settings'])}"
       f"<br>Audio: {html.escape(state['renderer'])}</p>" + top + data +
       f"<h2>Samples</h2><div class='row'>" + "\n".join(sample_rows) + "</div>")
   return page.encode("utf-8")
@@ -245,6 +246,10 @@ def update_gallery(store, data_pieces: list, figure_png: bytes, summary: str,
     logging.warning("%s", e)
     return None
   if raw is None:
+    if store.read(INDEX) is not None:
+      logging.warning("%s predates %s: rerun trainer.generate --previews to "
+                      "rebuild it, then compare again.", store.url(INDEX),
+                      STATE_FILE)
     return None
   state = json.loads(raw)
   spec = pianoroll.RollSpec(*state["spec"])
