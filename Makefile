@@ -19,6 +19,8 @@ PREPROCESS_FLAGS ?=
 TRAIN_FLAGS ?=
 EVAL_FLAGS ?=
 GENERATE_FLAGS ?=
+# e.g. make compare COMPARE_FLAGS='--max_files=300 --soundfont=my.sf2'
+COMPARE_FLAGS ?=
 NUM_SAMPLES ?= 1000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -39,9 +41,10 @@ install: $(INSTALLED) ## create .venv and install the package with test and demo
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
 	$(PY) -m pytest -q tests
 
-demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on the demo corpus: data, preprocess, train, evaluate, generate
+demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on the demo corpus: data, preprocess, train, evaluate, generate (+ compare)
 	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, $(NUM_SAMPLES) samples in $(SAMPLES)"
 	@echo "  listen and look: $(abspath $(SAMPLES))/previews/index.html"
+	@echo "  samples vs chorales: $(SAMPLES)/comparison.json, $(SAMPLES)/comparison.png"
 	@echo "  TensorBoard: $(PY) -m tensorboard.main --logdir=$(JOB_DIR)/tensorboard"
 
 clean: ## remove outputs (keeps .venv and data/)
@@ -90,15 +93,20 @@ bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 repl
 	$(PY) -m trainer.benchmark --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------
-.PHONY: generate bench-generate
+.PHONY: generate compare bench-generate
 
 # Trains first only when there is no model yet (`make train` resumes or retrains).
 $(JOB_DIR)/model/model.json: | $(INSTALLED)
 	$(MAKE) train
 
-generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## $(NUM_SAMPLES) samples of $(JOB_DIR)/model to $(SAMPLES), with previews (a rerun resumes)
+generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## $(NUM_SAMPLES) samples of $(JOB_DIR)/model to $(SAMPLES), with previews, then compare (a rerun resumes)
 	$(PY) -m trainer.generate --model_dir=$(JOB_DIR)/model --output=$(SAMPLES) \
 	  --num_samples=$(NUM_SAMPLES) --previews $(GENERATE_FLAGS)
+	$(MAKE) --no-print-directory compare
+
+compare: $(INSTALLED) ## $(SAMPLES) against the demo corpus: features, copies of training windows, figure, gallery
+	$(PY) -m trainer.compare --samples=$(SAMPLES) --data='$(CORPUS)/*.mid' \
+	  --dataset_dir=$(DATASET) $(COMPARE_FLAGS)
 
 bench-generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## samples/s to local disk and the GCS emulator vs bare pretty_midi writes
 	$(PY) -m trainer.benchmark_generate --model_dir=$(JOB_DIR)/model

@@ -23,6 +23,8 @@ setuptools.setup(
         "absl-py>=1.4",
         # tf.summary needs it; TF 2.21 no longer installs it by itself.
         "tensorboard>=2.20",
+        # trainer.compare's figure (Agg backend, no display needed).
+        "matplotlib>=3.7",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "gcp-storage-emulator>=2024.8"],
@@ -30,5 +32,9 @@ setuptools.setup(
         "data": ["music21>=9"],
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "vertex": ["google-cloud-aiplatform>=1.60"],
+        # A real piano in the gallery: needs the system's libfluidsynth and a
+        # GM sound font (apt-get install fluidsynth fluid-soundfont-gm);
+        # without them the gallery falls back to sine tones.
+        "audio": ["pyfluidsynth>=1.3"],
     },
 )

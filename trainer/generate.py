@@ -34,6 +34,8 @@ flags.DEFINE_integer("resample_empty", _D.resample_empty,
                      "Resample empty samples up to N times (0: keep, count).")
 flags.DEFINE_bool("previews", _D.previews, "PNG + WAV previews and index.html.")
 flags.DEFINE_integer("num_previews", _D.num_previews, "Samples previewed.")
+flags.DEFINE_string("soundfont", _D.soundfont, "A GM .sf2 for the previews' "
+                    "audio (default: a system one, else sine tones).")
 flags.DEFINE_bool("overwrite", _D.overwrite, "Replace this shard's output.")
 flags.DEFINE_float("tempo", _D.tempo, "Tempo of the MIDI files (bpm).")
 flags.DEFINE_integer("program", _D.program, "General MIDI program (0 = piano).")

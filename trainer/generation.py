@@ -73,6 +73,9 @@ class GenerateConfig:
   # Piano-roll PNGs, WAVs and index.html for the first `num_previews` samples.
   previews: bool = False
   num_previews: int = 32
+  # A General MIDI .sf2 for the previews' audio; None: a system one when
+  # FluidSynth is installed, else sine tones (trainer/previews.py).
+  soundfont: str | None = None
   # Replace this shard's existing output.
   overwrite: bool = False
   # MIDI rendering.
@@ -108,7 +111,7 @@ class GenerateConfig:
     """What decides the output bytes: shared by all shards of one job."""
     fields = dataclasses.asdict(self)
     for key in ("shard_index", "previews", "num_previews", "overwrite",
-                "blocks_per_call"):
+                "blocks_per_call", "soundfont"):
       fields.pop(key)
     fields["block"] = BLOCK  # the sampler's shapes decide the bytes too
     return fields

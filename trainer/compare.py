@@ -1,0 +1,36 @@
+r"""Compare generated samples with the data they should sound like.
+
+    python -m trainer.compare --samples=out/samples --data=out/dataset
+    python -m trainer.compare --samples=gs://b/job/samples \
+        --data='data/chorales/*.mid' --dataset_dir=out/dataset \
+        --output=out/comparison.json
+
+Prints one summary line (features that meet the data, the worst ones, copies
+of training windows) and writes the JSON and its figure (a .png next to it);
+refreshes the samples' gallery when trainer.generate wrote one. The library
+is trainer/compare_lib.py, the feature maths trainer/music_features.py.
+"""
+
+from absl import logging
+
+from common import cli
+from trainer import compare_lib
+
+cli.define_flags(compare_lib.CompareConfig, required=["samples", "data"])
+
+
+def main(argv):
+  del argv  # cli.run rejects stray arguments
+  config = cli.config_from_flags(compare_lib.CompareConfig)
+  result = compare_lib.compare(config)
+  for where in ("json", "figure", "gallery"):
+    if result.get(where):
+      logging.info("%s: %s", where, result[where])
+  if "json" not in result:
+    print("compare: pass --output=FILE.json to keep the figures (the samples "
+          "folder was not written by trainer.generate)")
+  print(result["summary"])
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,296 @@
+"""Samples against their corpus: the I/O around trainer/music_features.py.
+
+Reads the samples (a local folder or gs://, through trainer/storage.py) and
+the data (a MIDI glob, local or gs://, or a preprocessed dataset folder),
+computes the per-piece features of both, compares them, checks the samples
+for copies of training windows, and writes a JSON, a figure and, when the
+samples folder has a gallery this project wrote, a gallery with data
+excerpts next to the samples (trainer/previews.py).
+"""
+
+import dataclasses
+import io
+import json
+import os
+import posixpath
+
+import numpy as np
+
+from common import cli
+from preprocess import pianoroll
+from preprocess import records
+from trainer import music_features as mf
+from trainer import storage as storage_lib
+
+GENERATOR = "rbm-music compare"
+DEFAULT_JSON = "comparison.json"
+DEFAULT_FIGURE = "comparison.png"
+# The grid of the features when no dataset says otherwise (the seed's).
+DEFAULT_SPEC = pianoroll.RollSpec()
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+  """What to compare.
+
+      python -m trainer.compare --samples=out/samples --data=out/dataset
+  """
+
+  samples: str = cli.setting(None, "Samples: a local folder or gs://BUCKET/PREFIX "
+                             "holding *.mid (trainer.generate's --output).")
+  data: str = cli.setting(None, "The data: a MIDI glob ('data/chorales/*.mid', "
+                          "local or gs://) or a preprocess.main --output_dir.")
+  dataset_dir: str | None = cli.setting(
+      None, "A preprocessed dataset for the memorisation check when --data is "
+      "a MIDI glob (a dataset --data serves both).")
+  max_files: int = cli.setting(0, "Use at most this many samples and data "
+                               "files each (0: all).")
+  output: str | None = cli.setting(
+      None, "The JSON to write (the figure goes next to it as .png). Default: "
+      f"{DEFAULT_JSON} in the samples folder when trainer.generate wrote it.")
+  soundfont: str | None = cli.setting(
+      None, "A General MIDI .sf2 for the gallery's audio (default: a system "
+      "one if FluidSynth finds one, else sine tones).")
+  gallery: bool = cli.setting(True, "Rewrite the samples' previews/index.html "
+                              "with data excerpts and the comparison.")
+  seed: int = cli.setting(0, "Seeds the distance subsampling and the choice "
+                          "of data excerpts.")
+
+  def __post_init__(self):
+    if self.max_files < 0:
+      raise cli.UsageError(f"--max_files={self.max_files} must be >= 0 "
+                           "(0: all files).")
+
+
+def _is_glob(path: str) -> bool:
+  return any(c in path for c in "*?[") or path.lower().endswith((".mid",
+                                                                 ".midi"))
+
+
+def _take(items: list, max_files: int) -> list:
+  return items[:max_files] if max_files else items
+
+
+def load_samples(url: str, max_files: int) -> tuple:
+  """(the samples' store, [(name, MIDI bytes)] of the *.mid at its top level).
+
+  Sorted by name, so --max_files takes the first samples of a job.
+  """
+  if "://" not in url and not os.path.isdir(url):
+    raise cli.UsageError(f"--samples={url} is not a folder: give the "
+                         "--output of trainer.generate (or gs://...).")
+  store = storage_lib.open_storage(url)
+  names = [n for n in store.list("") if n.lower().endswith((".mid", ".midi"))
+           and "/" not in n]
+  if not names:
+    raise cli.UsageError(f"--samples={url} holds no .mid file: give the "
+                         "--output of trainer.generate.")
+  names = _take(names, max_files)
+  return store, [(n, store.read(n)) for n in names]
+
+
+def _pieces_from_midi(named_bytes: list, spq: int) -> tuple:
+  pieces, failed = [], []
+  for name, data in named_bytes:
+    try:
+      pieces.append((name, mf.piece_from_midi(pianoroll.parse_midi(data), spq)))
+    except Exception as e:  # pylint: disable=broad-except  # any bad MIDI
+      failed.append(f"{name}: {e}")
+  return pieces, failed
+
+
+def _read_dataset_windows(data_dir: str, spec: records.DatasetSpec,
+                          split: str) -> list:
+  """[(source, offset, transpose, window [T, columns])] of one split."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # only here
+  from trainer import data as data_lib  # pylint: disable=g-import-not-at-top
+  out = []
+  for serialized in tf.data.TFRecordDataset(data_lib.split_files(data_dir,
+                                                                 split)):
+    ex = records.parse_example(serialized.numpy())
+    out.append((ex["source"], ex["offset"], ex["transpose"],
+                records.unpack_window(ex["window"], spec.num_timesteps,
+                                      spec.n_columns)))
+  return out
+
+
+def _stitch(windows: list, spec: records.DatasetSpec) -> list:
+  """Pieces rebuilt from untransposed windows placed at their offsets.
+
+  The tail shorter than a window was never written, so a piece ends at its
+  last full window.
+  """
+  by_source = {}
+  for source, offset, transpose, window in windows:
+    if transpose == 0:
+      by_source.setdefault(source, []).append((offset, window))
+  pieces = []
+  for source in sorted(by_source):
+    parts = by_source[source]
+    length = max(o for o, _ in parts) + spec.num_timesteps
+    matrix = np.zeros((length, spec.n_columns), np.uint8)
+    for offset, window in parts:
+      matrix[offset:offset + spec.num_timesteps] |= window
+    pieces.append((source, mf.piece_from_matrix(matrix, spec.roll_spec)))
+  return pieces
+
+
+def load_dataset(data_dir: str):
+  """(spec, train windows, eval windows) of a dataset folder, or a UsageError."""
+  from trainer import data as data_lib  # pylint: disable=g-import-not-at-top
+  try:
+    spec = data_lib.load_dataset_spec(data_dir)
+  except FileNotFoundError as e:
+    raise cli.UsageError(str(e)) from None
+  train = _read_dataset_windows(data_dir, spec, records.TRAIN_PREFIX)
+  heldout = _read_dataset_windows(data_dir, spec, records.EVAL_PREFIX)
+  return spec, train, heldout
+
+
+def load_data(config: CompareConfig):
+  """(data pieces [(name, Piece)], dataset or None, note on what was read)."""
+  dataset_dir = None if _is_glob(config.data) else config.data
+  if dataset_dir is None:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # gs:// glob
+    paths = sorted(tf.io.gfile.glob(config.data))
+    if not paths:
+      raise cli.UsageError(f"--data={config.data!r} matches no file: give a "
+                           "glob of MIDI files or a dataset folder.")
+    paths = _take(paths, config.max_files)
+    named = []
+    for path in paths:
+      with tf.io.gfile.GFile(path, "rb") as f:
+        named.append((path, f.read()))
+    spq = DEFAULT_SPEC.steps_per_quarter
+    dataset = (load_dataset(config.dataset_dir) if config.dataset_dir
+               else None)
+    if dataset:
+      spq = dataset[0].steps_per_quarter
+    pieces, failed = _pieces_from_midi(named, spq)
+    return pieces, dataset, failed
+  if not os.path.isdir(dataset_dir) and "://" not in dataset_dir:
+    raise cli.UsageError(f"--data={dataset_dir} is neither a MIDI glob nor a "
+                         "folder (e.g. 'data/chorales/*.mid' or out/dataset).")
+  dataset = load_dataset(dataset_dir)
+  spec, train, heldout = dataset
+  pieces = _take(_stitch(train + heldout, spec), config.max_files)
+  return pieces, dataset, []
+
+
+def _memorisation(sample_pieces: list, dataset) -> dict | None:
+  if dataset is None:
+    return None
+  spec, train, heldout = dataset
+  roll = spec.roll_spec
+  windows = []
+  for _, piece in sample_pieces:
+    matrix, _ = pianoroll.notes_to_matrix(piece.notes, roll,
+                                          num_steps=piece.num_steps)
+    windows.append(mf.sample_windows(matrix, spec.num_timesteps))
+  flat = lambda ws: np.stack([w[3].reshape(-1) for w in ws]) if ws else (
+      np.zeros((0, spec.n_visible), np.uint8))
+  return mf.memorisation(windows, flat(train), flat(heldout))
+
+
+def write_figure(data_table: dict, sample_table: dict, comparison: dict,
+                 title: str) -> bytes:
+  """PNG: one panel per feature, the data's distribution against the samples'."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")  # no display on servers and CI
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  cols = 4
+  rows = -(-len(mf.FEATURES) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows + 0.8))
+  for ax, feature in zip(axes.flat, mf.FEATURES):
+    d, s, r = data_table[feature.name], sample_table[feature.name], \
+        comparison[feature.name]
+    if feature.kind == "scalar":
+      lo, hi = min(d.min(), s.min()), max(d.max(), s.max())
+      bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
+      ax.hist(d, bins, density=True, alpha=0.55, label="data", color="C0")
+      ax.hist(s, bins, density=True, alpha=0.55, label="samples", color="C1")
+      note = f"{r['relative_difference']:+.0%}, OA {r['overlap']:.2f}"
+    else:
+      x = np.arange(len(feature.labels))
+      ax.bar(x - 0.2, d.mean(axis=0), 0.4, label="data", color="C0")
+      ax.bar(x + 0.2, s.mean(axis=0), 0.4, label="samples", color="C1")
+      ax.set_xticks(x, feature.labels, fontsize=7)
+      note = f"OA {r['overlap']:.2f}"
+    mark = "" if r["meets_data"] else "  ✗"
+    ax.set_title(f"{feature.name} ({note}){mark}", fontsize=9,
+                 color="black" if r["meets_data"] else "firebrick")
+    ax.tick_params(labelsize=7)
+  for ax in list(axes.flat)[len(mf.FEATURES):]:
+    ax.axis("off")
+  axes.flat[0].legend(fontsize=8)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout(rect=(0, 0, 1, 0.96))
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=80)
+  plt.close(fig)
+  return buf.getvalue()
+
+
+def _output_store(config: CompareConfig, samples_store):
+  """(store, json name, png name) to write to, refusing foreign files."""
+  if config.output:
+    folder, name = posixpath.split(config.output)
+    store = storage_lib.open_storage(folder or ".")
+    png = name.rsplit(".", 1)[0] + ".png"
+  elif samples_store.read("generation.json") is not None:
+    store, name, png = samples_store, DEFAULT_JSON, DEFAULT_FIGURE
+  else:
+    return None, None, None
+  existing = store.read(name)
+  if existing is not None and GENERATOR.encode() not in existing[:200]:
+    raise cli.UsageError(f"{store.url(name)} exists and was not written by "
+                         "trainer.compare; choose another --output.")
+  return store, name, png
+
+
+def compare(config: CompareConfig) -> dict:
+  """Compares the samples with the data; writes the JSON, figure and gallery.
+
+  Returns:
+    The comparison (what the JSON holds), with "summary" its one line.
+
+  Raises:
+    cli.UsageError: missing folder, a glob with no match, no readable MIDI.
+  """
+  samples_store, named = load_samples(config.samples, config.max_files)
+  data_pieces, dataset, data_failed = load_data(config)
+  spq = dataset[0].steps_per_quarter if dataset else DEFAULT_SPEC.steps_per_quarter
+  sample_pieces, sample_failed = _pieces_from_midi(named, spq)
+  if len(data_pieces) < 2 or not sample_pieces:
+    raise cli.UsageError(
+        f"need >= 2 readable data pieces and >= 1 sample; read "
+        f"{len(data_pieces)} from --data={config.data} and "
+        f"{len(sample_pieces)} from --samples={config.samples}.")
+  data_table = mf.feature_table([p for _, p in data_pieces])
+  sample_table = mf.feature_table([p for _, p in sample_pieces])
+  comparison = mf.compare_tables(data_table, sample_table, config.seed)
+  memo = _memorisation(sample_pieces, dataset)
+  summary = mf.summary_line(comparison, memo)
+  result = {"generator": GENERATOR, "summary": summary,
+            "samples": config.samples, "data": config.data,
+            "num_samples": len(sample_pieces), "num_data": len(data_pieces),
+            "unreadable": {"samples": sample_failed, "data": data_failed},
+            "method": "Yang & Lerch 2018: OA and KL(intra-data || inter) of "
+                      "KDE-smoothed pairwise feature distances",
+            "features": comparison, "memorisation": memo}
+  store, json_name, png_name = _output_store(config, samples_store)
+  if store is not None:
+    title = (f"{len(data_pieces)} data pieces (blue) against "
+             f"{len(sample_pieces)} samples (orange); red: misses the data")
+    png = write_figure(data_table, sample_table, comparison, title)
+    store.write(png_name, png, create_only=False)
+    result["figure"] = store.url(png_name)
+    store.write(json_name, (json.dumps(result, indent=1) + "\n").encode(),
+                create_only=False)
+    result["json"] = store.url(json_name)
+    if config.gallery:
+      from trainer import previews  # pylint: disable=g-import-not-at-top
+      result["gallery"] = previews.update_gallery(
+          samples_store, data_pieces, png, summary, config.soundfont,
+          config.seed)
+  return result

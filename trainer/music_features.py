@@ -1,0 +1,407 @@
+"""Per-piece music features and their comparison, after Yang & Lerch (2018).
+
+"On the evaluation of generative models in music" (Neural Computing and
+Applications): compute features per piece for the data and for the samples,
+then compare the two sets. Pure functions on numpy arrays and
+`pianoroll.Notes`: no files, no TensorFlow, no plotting here
+(trainer/compare_lib.py does the I/O).
+
+A piece is its notes on the beat grid (`pianoroll.Notes`, steps of
+1/steps_per_quarter quarter note) plus its length in steps and the seconds one
+step lasts. The grid is the one the model sees, so data and samples are
+measured alike whatever tempo map a MIDI file had.
+
+Voices. Samples are one polyphonic stream with no voice labels, so "voice" is
+defined the same way for data and samples: the two outer voices, the skyline
+(the highest pitch struck at each onset) and the bass line (the lowest pitch
+struck at each onset). The mean absolute interval is averaged over both.
+Inner voices are left out on purpose: any assignment of a chord's inner notes
+to voices is a guess that would favour one side.
+
+Comparison. For every feature, the Yang & Lerch intra/inter-set method: the
+distances (Euclidean; |a - b| for a scalar) between every pair of data pieces
+(intra-set) and between every data piece and every sample (inter-set) are
+smoothed with a Gaussian KDE; the overlapping area (OA) of the two densities
+and KL(intra || inter) say how far the samples sit from the data compared
+with how far the data pieces sit from one another. Chosen over a KDE of the
+per-piece values themselves because it treats vector features (the
+pitch-class, note-length and inter-onset histograms) the same way as scalars,
+and gives figures comparable with the paper's. OA is ~1 when the samples are
+drawn from the data's distribution, and falls towards 0 as they move away.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from preprocess import pianoroll
+
+# Bins of the note-length and inter-onset-interval histograms, in grid steps
+# at 4 steps per quarter: 16th, 8th, dotted 8th, quarter, 5-7, half, 9-15,
+# whole or longer. Lower edges; the last bin is open.
+DURATION_BIN_EDGES = (1, 2, 3, 4, 5, 8, 9, 16)
+DURATION_BIN_LABELS = ("1/16", "1/8", "3/16", "1/4", "<1/2", "1/2", "<1",
+                       ">=1")
+# A scalar feature "meets the data" within this relative difference of the
+# data's mean; a histogram feature when its overlapping area reaches
+# HISTOGRAM_MIN_OVERLAP (the goals of issue 9).
+SCALAR_TOLERANCE = 0.15
+HISTOGRAM_MIN_OVERLAP = 0.85
+# Pairwise distances fed to the KDE are subsampled to this many (fixed seed).
+MAX_DISTANCES = 20000
+_KDE_POINTS = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+  """Notes on the grid, how many steps the piece lasts and a step's seconds."""
+
+  notes: pianoroll.Notes
+  num_steps: int
+  seconds_per_step: float
+  steps_per_quarter: int = 4
+  quarters_per_bar: float = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+  name: str
+  kind: str  # "scalar" or "histogram"
+  description: str
+  labels: tuple = ()
+
+
+FEATURES = (
+    Feature("notes_per_second", "scalar", "notes struck per second"),
+    Feature("notes_per_bar", "scalar", "notes struck per bar"),
+    Feature("pitch_count", "scalar", "distinct pitches used"),
+    Feature("pitch_range", "scalar", "highest minus lowest pitch (semitones)"),
+    Feature("mean_interval", "scalar",
+            "mean |interval| between consecutive notes of the outer voices"),
+    Feature("mean_note_length_s", "scalar", "mean note length (s)"),
+    Feature("polyphony", "scalar", "mean notes sounding over sounding steps"),
+    Feature("silent_share", "scalar", "share of steps where nothing sounds"),
+    Feature("restrike_share", "scalar",
+            "share of notes struck on a pitch that was already sounding or "
+            "ended at that very step"),
+    Feature("pitch_class_histogram", "histogram", "notes per pitch class",
+            ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")),
+    Feature("note_length_histogram", "histogram",
+            "note lengths (quarter = 1/4)", DURATION_BIN_LABELS),
+    Feature("ioi_histogram", "histogram",
+            "inter-onset intervals (quarter = 1/4)", DURATION_BIN_LABELS),
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+
+
+def piece_from_midi(pm, steps_per_quarter: int = 4) -> Piece:
+  """A pretty_midi object on the grid (all non-drum notes, any pitch).
+
+  A step lasts as long as at the file's first tempo; the bar is the first time
+  signature's (4/4 when there is none, as in the samples).
+  """
+  notes, _ = pianoroll.extract_notes(pm, steps_per_quarter)
+  _, tempi = pm.get_tempo_changes()
+  tempo = float(tempi[0]) if len(tempi) else 120.0
+  signatures = pm.time_signature_changes
+  quarters_per_bar = (signatures[0].numerator * 4.0 / signatures[0].denominator
+                      if signatures else 4.0)
+  num_steps = int(notes.end.max()) if len(notes) else 0
+  return Piece(notes, num_steps, 60.0 / tempo / steps_per_quarter,
+               steps_per_quarter, quarters_per_bar)
+
+
+def piece_from_matrix(matrix: np.ndarray, spec: pianoroll.RollSpec,
+                      tempo: float = 120.0) -> Piece:
+  """A piano-roll matrix (a sample, or windows stitched back) as a Piece."""
+  return Piece(pianoroll.matrix_to_notes(matrix, spec), int(matrix.shape[0]),
+               60.0 / tempo / spec.steps_per_quarter, spec.steps_per_quarter)
+
+
+def _duration_histogram(steps: np.ndarray, steps_per_quarter: int) -> np.ndarray:
+  """Normalised histogram of durations in steps, in DURATION_BIN_EDGES bins.
+
+  Durations are rescaled to 4 steps per quarter first, so the bins mean the
+  same note values on any grid.
+  """
+  counts = np.zeros(len(DURATION_BIN_EDGES))
+  if len(steps):
+    sixteenths = np.asarray(steps, np.float64) * 4.0 / steps_per_quarter
+    index = np.searchsorted(DURATION_BIN_EDGES, sixteenths, side="right") - 1
+    np.add.at(counts, np.clip(index, 0, len(counts) - 1), 1)
+    counts /= counts.sum()
+  return counts
+
+
+def _outer_voices(notes: pianoroll.Notes) -> list:
+  """[skyline pitches, bass-line pitches], one pitch per onset step."""
+  order = np.lexsort((notes.pitch, notes.start))
+  start, pitch = notes.start[order], notes.pitch[order]
+  first = np.r_[True, start[1:] != start[:-1]]
+  last = np.r_[start[1:] != start[:-1], True]
+  return [pitch[last], pitch[first]]  # sorted by pitch within an onset
+
+
+def sounding_counts(piece: Piece) -> np.ndarray:
+  """Notes sounding at each step [num_steps] (overlapping notes add up)."""
+  edges = np.zeros(piece.num_steps + 1, np.int64)
+  start = np.clip(piece.notes.start, 0, piece.num_steps)
+  end = np.clip(piece.notes.end, 0, piece.num_steps)
+  np.add.at(edges, start, 1)
+  np.add.at(edges, end, -1)
+  return np.cumsum(edges[:-1])
+
+
+def restrike_mask(notes: pianoroll.Notes) -> np.ndarray:
+  """True for each note struck where another note of its pitch was sounding
+  or ended at that very step (start_other < start <= end_other).
+
+  A voice that holds a pitch and strikes it again, or a repeated note with no
+  rest in between; in the onoff layout, an articulate bit inside a held note.
+  """
+  mask = np.zeros(len(notes), bool)
+  for pitch in np.unique(notes.pitch):
+    idx = np.flatnonzero(notes.pitch == pitch)
+    start, end = notes.start[idx], notes.end[idx]
+    # Pairwise within one pitch: a piece has few notes per pitch.
+    hit = (start[None, :] < start[:, None]) & (start[:, None] <= end[None, :])
+    mask[idx] = hit.any(axis=1)
+  return mask
+
+
+def piece_features(piece: Piece) -> dict:
+  """Every feature of FEATURES for one piece: floats and numpy vectors.
+
+  An empty piece has zero notes: its rates are 0, its histograms all zeros,
+  its silent share 1 (a sampler that writes silence must show up as such).
+  """
+  notes = piece.notes
+  n = len(notes)
+  seconds = piece.num_steps * piece.seconds_per_step
+  bars = piece.num_steps / piece.steps_per_quarter / piece.quarters_per_bar
+  sounding = sounding_counts(piece)
+  active = sounding[sounding > 0]
+  onsets = np.unique(notes.start)
+  intervals = [np.abs(np.diff(v)) for v in _outer_voices(notes)] if n else []
+  intervals = np.concatenate(intervals) if intervals else np.zeros(0)
+  pitch_classes = np.bincount(notes.pitch % 12, minlength=12).astype(np.float64)
+  return {
+      "notes_per_second": n / seconds if seconds > 0 else 0.0,
+      "notes_per_bar": n / bars if bars > 0 else 0.0,
+      "pitch_count": float(len(np.unique(notes.pitch))),
+      "pitch_range": float(notes.pitch.max() - notes.pitch.min()) if n else 0.0,
+      "mean_interval": float(intervals.mean()) if len(intervals) else 0.0,
+      "mean_note_length_s": float((notes.end - notes.start).mean() *
+                                  piece.seconds_per_step) if n else 0.0,
+      "polyphony": float(active.mean()) if len(active) else 0.0,
+      "silent_share": (float(np.mean(sounding == 0)) if piece.num_steps
+                       else 1.0),
+      "restrike_share": float(restrike_mask(notes).mean()) if n else 0.0,
+      "pitch_class_histogram": pitch_classes / max(n, 1),
+      "note_length_histogram": _duration_histogram(
+          notes.end - notes.start, piece.steps_per_quarter),
+      "ioi_histogram": _duration_histogram(np.diff(onsets),
+                                           piece.steps_per_quarter),
+  }
+
+
+def feature_table(pieces: list) -> dict:
+  """{feature name: array [pieces] or [pieces, bins]} over `pieces`."""
+  rows = [piece_features(p) for p in pieces]
+  return {f.name: np.asarray([r[f.name] for r in rows], np.float64)
+          for f in FEATURES}
+
+
+# --- comparing two sets ------------------------------------------------------
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray, same: bool) -> np.ndarray:
+  """Euclidean distances between rows of a and rows of b (i != j if same)."""
+  a = a.reshape(len(a), -1)
+  b = b.reshape(len(b), -1)
+  d = np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0))
+  if same:
+    return d[~np.eye(len(a), dtype=bool)]
+  return d.reshape(-1)
+
+
+def _subsample(x: np.ndarray, rng) -> np.ndarray:
+  return x if len(x) <= MAX_DISTANCES else rng.choice(x, MAX_DISTANCES,
+                                                      replace=False)
+
+
+def kde(points: np.ndarray, grid: np.ndarray, bandwidth: float) -> np.ndarray:
+  """Gaussian kernel density of `points` on `grid`, normalised on the grid."""
+  density = np.zeros(len(grid))
+  for chunk in np.array_split(points, max(1, len(points) // 4096)):
+    z = (grid[:, None] - chunk[None, :]) / bandwidth
+    density += np.exp(-0.5 * z * z).sum(axis=1)
+  total = density.sum() * (grid[1] - grid[0])
+  return density / total if total > 0 else density
+
+
+def overlap_and_kl(p_points: np.ndarray, q_points: np.ndarray) -> tuple:
+  """Overlapping area and KL(p || q) of two 1-D samples' Gaussian KDEs.
+
+  One bandwidth for both (Scott's rule on the pooled points), so that two
+  samples of one distribution give OA ~ 1. KL uses a floor of 1e-10 on q.
+  """
+  pooled = np.concatenate([p_points, q_points])
+  spread = pooled.std()
+  scale = max(np.abs(pooled).max(), 1e-9)
+  bandwidth = max(1.06 * spread * len(pooled) ** -0.2, 1e-3 * scale, 1e-9)
+  grid = np.linspace(pooled.min() - 4 * bandwidth, pooled.max() + 4 * bandwidth,
+                     _KDE_POINTS)
+  step = grid[1] - grid[0]
+  p, q = kde(p_points, grid, bandwidth), kde(q_points, grid, bandwidth)
+  oa = float(np.minimum(p, q).sum() * step)
+  kl = float(np.sum(np.where(p > 0, p * np.log(np.maximum(p, 1e-300) /
+                                                np.maximum(q, 1e-10)), 0))
+             * step)
+  return min(oa, 1.0), max(kl, 0.0)
+
+
+def compare_feature(data: np.ndarray, samples: np.ndarray, seed: int = 0) -> dict:
+  """Yang & Lerch comparison of one feature (rows = pieces).
+
+  Returns mean ± std of each set (lists for histograms), the relative
+  difference of the means (|s - d| / |d|; for histograms the L1 distance of
+  the mean histograms over the data's L1 norm) and OA / KL of the intra-set
+  (data vs data) against the inter-set (data vs samples) distances.
+  """
+  if len(data) < 2 or len(samples) < 1:
+    raise ValueError(f"need >= 2 data pieces and >= 1 sample, got "
+                     f"{len(data)} and {len(samples)}.")
+  rng = np.random.default_rng(seed)
+  intra = _subsample(_pairwise(data, data, same=True), rng)
+  inter = _subsample(_pairwise(data, samples, same=False), rng)
+  oa, kl = overlap_and_kl(intra, inter)
+  d_mean, s_mean = data.mean(axis=0), samples.mean(axis=0)
+  norm = np.abs(d_mean).sum()
+  rel = float(np.abs(s_mean - d_mean).sum() / norm) if norm > 0 else (
+      0.0 if np.abs(s_mean).sum() == 0 else float("inf"))
+  if data.ndim == 1:
+    rel = float((s_mean - d_mean) / abs(d_mean)) if d_mean != 0 else rel
+  as_out = lambda x: x.tolist() if np.ndim(x) else float(x)
+  return {"data_mean": as_out(d_mean), "data_std": as_out(data.std(axis=0)),
+          "samples_mean": as_out(s_mean),
+          "samples_std": as_out(samples.std(axis=0)),
+          "relative_difference": rel, "overlap": oa, "kl": kl}
+
+
+def meets_data(feature: Feature, result: dict) -> bool:
+  """A scalar within SCALAR_TOLERANCE of the data; a histogram's OA high."""
+  if feature.kind == "histogram":
+    return result["overlap"] >= HISTOGRAM_MIN_OVERLAP
+  return abs(result["relative_difference"]) <= SCALAR_TOLERANCE
+
+
+def compare_tables(data: dict, samples: dict, seed: int = 0) -> dict:
+  """{feature: compare_feature(...) + {"meets_data": bool}} for FEATURES."""
+  out = {}
+  for feature in FEATURES:
+    result = compare_feature(data[feature.name], samples[feature.name], seed)
+    result["meets_data"] = meets_data(feature, result)
+    out[feature.name] = result
+  return out
+
+
+# --- memorisation ------------------------------------------------------------
+
+
+def nearest_hamming(queries: np.ndarray, references: np.ndarray,
+                    chunk: int = 2048) -> np.ndarray:
+  """For each binary row of `queries`, the Hamming distance to the nearest row
+  of `references` (both [rows, bits] of 0/1).
+
+  |a xor b| = |a| + |b| - 2 a.b, with a.b as a float32 matmul: exact for
+  counts below 2^24 and far faster than a popcount over every pair.
+  """
+  if not len(references):
+    raise ValueError("no reference windows to compare with.")
+  ref = references.astype(np.float32)
+  ref_ones = ref.sum(axis=1)
+  out = np.empty(len(queries), np.int64)
+  for begin in range(0, len(queries), chunk):
+    q = queries[begin:begin + chunk].astype(np.float32)
+    distance = q.sum(axis=1)[:, None] + ref_ones[None, :] - 2 * (q @ ref.T)
+    out[begin:begin + chunk] = np.rint(distance.min(axis=1)).astype(np.int64)
+  return out
+
+
+def sample_windows(matrix: np.ndarray, num_timesteps: int,
+                   max_windows: int = 32) -> np.ndarray:
+  """Up to `max_windows` evenly spaced windows of a piece, flattened [w, bits].
+
+  A piece shorter than a window is padded with silence, as the sampler's
+  window would be.
+  """
+  if len(matrix) < num_timesteps:
+    matrix = np.pad(matrix, ((0, num_timesteps - len(matrix)), (0, 0)))
+  last = len(matrix) - num_timesteps
+  offsets = np.unique(np.linspace(0, last, min(max_windows, last + 1)
+                                  ).round().astype(int))
+  return np.stack([matrix[o:o + num_timesteps].reshape(-1) for o in offsets])
+
+
+def memorisation(sample_windows_list: list, train_windows: np.ndarray,
+                 baseline_windows: np.ndarray | None = None) -> dict:
+  """Exact copies of training windows among the samples' windows.
+
+  Args:
+    sample_windows_list: per sample, its windows [w, bits] (`sample_windows`).
+    train_windows: the training windows [n, bits].
+    baseline_windows: held-out data windows: their nearest distance to the
+      training windows says what "near" means for music that is not a copy.
+  """
+  counts = [len(w) for w in sample_windows_list]
+  distances = nearest_hamming(np.concatenate(sample_windows_list), train_windows)
+  per_sample = np.split(distances, np.cumsum(counts)[:-1])
+  out = {
+      "samples": len(counts), "windows": int(len(distances)),
+      "train_windows": int(len(train_windows)),
+      "share_samples_with_copy": float(np.mean([d.min() == 0
+                                                for d in per_sample])),
+      "share_windows_copied": float(np.mean(distances == 0)),
+      "nearest_distance_mean": float(distances.mean()),
+      "nearest_distance_median": float(np.median(distances)),
+      "nearest_distance_min": int(distances.min()),
+  }
+  if baseline_windows is not None and len(baseline_windows):
+    base = nearest_hamming(baseline_windows, train_windows)
+    out["heldout_nearest_distance_mean"] = float(base.mean())
+    out["heldout_nearest_distance_median"] = float(np.median(base))
+  return out
+
+
+def summary_line(comparison: dict, memo: dict | None) -> str:
+  """One line: how many features meet the data, the worst ones, copies."""
+  met = [n for n, r in comparison.items() if r["meets_data"]]
+  missed = [n for n, r in comparison.items() if not r["meets_data"]]
+  kinds = {f.name: f.kind for f in FEATURES}
+
+  def badness(name):
+    r = comparison[name]
+    if kinds[name] == "histogram":
+      return 1.0 - r["overlap"]
+    return abs(r["relative_difference"]) - SCALAR_TOLERANCE
+
+  def show(name):
+    r = comparison[name]
+    if kinds[name] == "histogram":
+      return f"{name} overlap {r['overlap']:.2f}"
+    return f"{name} {r['relative_difference']:+.0%}"
+
+  worst = sorted(missed, key=badness, reverse=True)[:3]
+  pc = comparison.get("pitch_class_histogram", {}).get("overlap")
+  parts = [f"compare: {len(met)}/{len(comparison)} features meet the data "
+           f"(scalars within {SCALAR_TOLERANCE:.0%}, histograms overlap >= "
+           f"{HISTOGRAM_MIN_OVERLAP})"]
+  if pc is not None:
+    parts.append(f"pitch-class overlap {pc:.2f}")
+  if memo is not None:
+    parts.append(f"{memo['share_samples_with_copy']:.1%} samples copy a "
+                 "training window")
+  if worst:
+    parts.append("worst: " + ", ".join(show(n) for n in worst))
+  return "; ".join(parts)
