@@ -265,3 +265,11 @@ def test_load_rbm_checks_the_shape():
   np.testing.assert_array_equal(model.weights.numpy(), source.weights.numpy())
   with pytest.raises(ValueError, match="--num_hidden=5"):
     rnn_rbm.RNNRBM(6, 5, 4).load_rbm(source)
+  started = rnn_rbm.RNNRBM.from_rbm(source, n_hidden_recurrent=4)
+  v = random_frames((2, 5, 6), 0.4, seed=12)
+  # W_uv = W_uh = 0: every frame's RBM is the source's, whatever the history.
+  np.testing.assert_allclose(
+      started.free_energies(v).numpy(),
+      rnn_rbm.conditional_free_energy(
+          v, source.weights, source.visible_bias, source.hidden_bias).numpy(),
+      rtol=1e-6)

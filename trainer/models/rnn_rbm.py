@@ -317,6 +317,19 @@ class RNNRBM(tf.Module):
 
   # --- initialisation from pretrained parts ---------------------------------
 
+  @classmethod
+  def from_rbm(cls, rbm, n_hidden_recurrent: int, seed: int = 0,
+               zero_bias_projections: bool = True,
+               name: str | None = None) -> "RNNRBM":
+    """An RNN-RBM whose W, b_v, b_h are a trained frame RBM's (the paper
+    pretrains them). W_uv, W_uh start at zero by default, so the model starts
+    as exactly that RBM on every frame."""
+    n_visible, n_hidden = rbm.weights.shape
+    model = cls(n_visible, n_hidden, n_hidden_recurrent, seed=seed,
+                zero_bias_projections=zero_bias_projections, name=name)
+    model.load_rbm(rbm)
+    return model
+
   def load_rbm(self, rbm) -> None:
     """W, b_v, b_h from a trained frame RBM (anything with weights,
     visible_bias and hidden_bias of shapes [V, H], [V], [H]).
