@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import ais
+from trainer import model as model_lib
 from trainer.models import rnn_rbm
 
 
@@ -111,7 +112,7 @@ def test_surrogate_gradient_matches_exact_gradient_in_expectation():
   assert np.linalg.norm(exact) > 1.0
   # Monte Carlo error ~ 1/sqrt(4000) per frame and unit; a wrong path
   # (no gradient through the RNN, or through v*) is off by O(1).
-  assert np.linalg.norm(estimate - exact) < 0.1 * np.linalg.norm(exact)
+  assert np.linalg.norm(estimate - exact) < 0.05 * np.linalg.norm(exact)
 
 
 def test_batch_rows_are_independent_of_the_batch_they_are_in():
@@ -273,3 +274,52 @@ def test_load_rbm_checks_the_shape():
       rnn_rbm.conditional_free_energy(
           v, source.weights, source.visible_bias, source.hidden_bias).numpy(),
       rtol=1e-6)
+
+
+def test_two_replicas_compute_the_gradient_of_one():
+  """Each replica keys its noise by its global rows and divides its sum by the
+  global frame count, so the all-reduced gradient is the one-replica one."""
+  v = random_frames((4, 10, 8), 0.3, seed=13)
+  lengths = tf.constant([10, 6, 10, 3])
+  global_frames = float(np.sum(lengths.numpy()))
+
+  def replica_gradients(model, batch, batch_lengths, row_start):
+    with tf.GradientTape() as tape:
+      terms = model.cd_terms(batch, batch_lengths, 4, seed=2, step=7,
+                             row_start=row_start)
+      loss = terms["loss_sum"] / global_frames
+    return tape.gradient(loss, model.trainable_variables)
+
+  single = random_model(8, 5, 4, seed=14)
+  want = replica_gradients(single, v, lengths, 0)
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  with strategy.scope():
+    mirrored = random_model(8, 5, 4, seed=14)
+
+  @tf.function
+  def distributed():
+    def per_replica():
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      rows = 2 * replica
+      return replica_gradients(mirrored, v[rows:rows + 2],
+                               lengths[rows:rows + 2], tf.cast(rows, tf.int64))
+    grads = strategy.run(per_replica)
+    return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None)
+            for g in grads]
+
+  for got, expected in zip(distributed(), want):
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_with_zero_bias_projections_every_frame_is_the_frame_rbm():
+  rbm = model_lib.RBM(8, 6)
+  rng = np.random.default_rng(15)
+  rbm.weights.assign(rng.normal(0, 0.7, (8, 6)).astype(np.float32))
+  rbm.visible_bias.assign(rng.normal(-1, 1, 8).astype(np.float32))
+  rbm.hidden_bias.assign(rng.normal(0, 1, 6).astype(np.float32))
+  model = rnn_rbm.RNNRBM.from_rbm(rbm, n_hidden_recurrent=5, seed=3)
+  v = random_frames((3, 4, 8), 0.3, seed=16)
+  want = rbm.log_likelihood_exact(tf.reshape(v, [-1, 8])).numpy()
+  got = model.log_prob_exact(v).numpy().ravel()
+  np.testing.assert_allclose(got, want, rtol=1e-5)

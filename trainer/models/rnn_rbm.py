@@ -41,9 +41,6 @@ from trainer.model import STREAMS_PER_STEP, bernoulli, keyed_uniform, visible_bi
 FRAME_CHUNK = 16
 # Chunks per stream family: sequences up to 16 * 2^20 frames.
 _CHUNKS_PER_FAMILY = 2**20
-# Stream families (before multiplying by _CHUNKS_PER_FAMILY) must stay below
-# 2^43 so that the uint64 stream fits in int64 on the way in.
-_MAX_FAMILY = 2**43
 # AIS: beta index k uses families 2k and 2k + 1; exact samples of the base
 # model use this one, far above any schedule.
 _AIS_BASE_FAMILY = 2**40
@@ -65,7 +62,8 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
 
   Args:
     seed: integer scalar.
-    family: integer scalar < 2^43, e.g. step * STREAMS_PER_STEP + purpose.
+    family: integer scalar < 2^43 (family * 2^20 + chunk must fit in int64),
+      e.g. step * STREAMS_PER_STEP + purpose.
     row_start: global index of the first row (sequence or sample).
     num_rows: integer scalar.
     num_frames: integer scalar (may be a tensor).
@@ -441,7 +439,7 @@ class RNNRBM(tf.Module):
 
     Shared W, per-frame biases; the path and schedule of trainer/ais.py, one
     set of `config.num_chains` chains per frame, the noise of frame t of
-    sequence s keyed by (config.seed, s, t).
+    sequence s keyed by (config.seed, s, t). Eager only (returns numpy).
 
     Args:
       v: [B, T, V] frames (they set the biases; padded frames are estimated
