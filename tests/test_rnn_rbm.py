@@ -54,6 +54,12 @@ def test_frame_noise_depends_on_row_and_frame_only():
   other = rnn_rbm.frame_noise(3, 6, 10, 4, 40, 6).numpy()
   assert not np.allclose(full, other)
   assert not np.allclose(full[:, :16], full[:, 16:32])
+  # Unknown sizes at trace time (padded batches) take the map_fn path.
+  dynamic = tf.function(
+      lambda x: rnn_rbm.frame_noise(3, 5, 10, tf.shape(x)[0], tf.shape(x)[1],
+                                    6),
+      input_signature=[tf.TensorSpec([None, None])])
+  np.testing.assert_array_equal(dynamic(tf.zeros([4, 40])).numpy(), full)
 
 
 def test_exact_log_partition_matches_brute_force_over_visible_and_hidden():
