@@ -1,0 +1,606 @@
+"""The RNN-RBM (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012): maths only.
+
+A sequence of frames v(1..T), each V binary units, is modelled by one RBM per
+frame. All of them share the weights W [V, H]; frame t's biases come from the
+state of an RNN after frame t - 1:
+
+    b_v(t) = b_v + u(t-1) W_uv,     b_h(t) = b_h + u(t-1) W_uh,
+    u(t)   = tanh(b_u + v(t) W_vu + u(t-1) W_uu),     u(0) = u0 (learned).
+
+So log p(v(1..T)) = sum_t [-F_t(v(t)) - log Z(t)], every term with its own
+biases, and given the biases the frames are independent: training draws every
+frame's negative sample by CD-k at once, and AIS anneals every frame at once.
+
+Training signal (the paper's and the Theano tutorial's): with v*(t) a CD-k
+sample of frame t's RBM held constant, the gradient of
+F_t(v(t)) - F_t(v*(t)) is a stochastic estimate of -d log p(v(t) | history),
+and it reaches W_uv, W_uh, the RNN and W by back-propagation through the
+biases. Sums over real frames are returned, so replicas can all-reduce them and
+divide once by the global number of frames.
+
+Keyed noise. Every uniform number comes from Philox through `keyed_uniform`:
+the row is the global sequence index (or sample index in generation) and the
+frame index is folded into the stream in chunks of `FRAME_CHUNK` frames (see
+`frame_noise`). A frame's noise therefore depends on (seed, purpose, sequence,
+frame) only: not on the batch, the replica, or the padded length of the batch.
+
+The RBM formulas here take per-row biases ([..., V] and [..., H] instead of
+[V] and [H]); `conditional_*` functions are the candidates to move into the RBM.
+This file must not do I/O, read flags or run a training loop.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import ais as ais_lib
+from trainer.model import STREAMS_PER_STEP, bernoulli, keyed_uniform, visible_bias_from_means  # pylint: disable=line-too-long
+
+# Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
+# Smaller wastes less noise on the last, partly padded chunk; larger makes
+# fewer random ops per Gibbs half-step (ceil(T / 16) of them).
+FRAME_CHUNK = 16
+# Chunks per stream family: sequences up to 16 * 2^20 frames.
+_CHUNKS_PER_FAMILY = 2**20
+# AIS: beta index k uses families 2k and 2k + 1; exact samples of the base
+# model use this one, far above any schedule.
+_AIS_BASE_FAMILY = 2**40
+# Generation: frame t, Gibbs step g uses streams
+# t * _GEN_STREAMS_PER_FRAME + 2g (hidden) and + 2g + 1 (visible).
+_GEN_STREAMS_PER_FRAME = 2**12
+# Exact log Z enumerates hidden states in chunks of this many (memory:
+# rows x chunk x V floats).
+_EXACT_STATE_CHUNK = 256
+
+
+def frame_noise(seed, family, row_start, num_rows, num_frames,
+                width: int) -> tf.Tensor:
+  """Uniform noise [num_rows, num_frames, width] keyed by (row, frame).
+
+  Entry (r, t, :) depends only on (seed, family, row_start + r, t, width):
+  frames [16c, 16c + 16) of every row come from stream
+  family * 2^20 + c, as one `keyed_uniform` row of 16 * width numbers.
+
+  Args:
+    seed: integer scalar.
+    family: integer scalar < 2^43 (family * 2^20 + chunk must fit in int64),
+      e.g. step * STREAMS_PER_STEP + purpose.
+    row_start: global index of the first row (sequence or sample).
+    num_rows: integer scalar.
+    num_frames: integer scalar (may be a tensor).
+    width: Python int, units per frame.
+  """
+  family = tf.cast(family, tf.int64)
+  num_chunks = (tf.cast(num_frames, tf.int32) + FRAME_CHUNK - 1) // FRAME_CHUNK
+
+  def chunk(c):
+    stream = family * _CHUNKS_PER_FAMILY + tf.cast(c, tf.int64)
+    return keyed_uniform(seed, stream, row_start, num_rows, FRAME_CHUNK * width)
+
+  static_frames = tf.get_static_value(num_frames)
+  if static_frames is not None:
+    # Known length (fixed crops, generation, tests): unrolled calls, without
+    # the while loop of map_fn, which costs more than the noise at small T.
+    chunks = tf.stack([chunk(c) for c in range(
+        max(1, (int(static_frames) + FRAME_CHUNK - 1) // FRAME_CHUNK))])
+  else:
+    chunks = tf.map_fn(chunk, tf.range(num_chunks),
+                       fn_output_signature=tf.float32)  # [C, rows, 16 * width]
+  noise = tf.reshape(tf.transpose(chunks, [1, 0, 2]),
+                     [num_rows, num_chunks * FRAME_CHUNK, width])
+  return noise[:, :num_frames]
+
+
+def _dim(x, axis):
+  """x's size on `axis`: a Python int when static (keeps `frame_noise`
+  unrolled), else a tensor."""
+  return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
+
+
+def _dot(x, matrix):
+  """x [..., A] @ matrix [A, B] -> [..., B] as one 2-D matmul."""
+  lead = tf.shape(x)[:-1]
+  flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), matrix)
+  return tf.reshape(flat, tf.concat([lead, [matrix.shape[-1]]], 0))
+
+
+def _dot_t(x, matrix):
+  """x [..., B] @ matrix[A, B]^T -> [..., A] as one 2-D matmul."""
+  lead = tf.shape(x)[:-1]
+  flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), matrix, transpose_b=True)
+  return tf.reshape(flat, tf.concat([lead, [matrix.shape[0]]], 0))
+
+
+def conditional_free_energy(v, weights, visible_bias, hidden_bias):
+  """F(v) = -v.b_v - sum_j softplus(b_h + v W)_j with per-row biases.
+
+  Args:
+    v: [..., V]; visible_bias: [..., V]; hidden_bias: [..., H]; weights [V, H].
+  Returns:
+    [...].
+  """
+  return -tf.reduce_sum(v * visible_bias, axis=-1) - tf.reduce_sum(
+      tf.math.softplus(_dot(v, weights) + hidden_bias), axis=-1)
+
+
+def conditional_log_partition_exact(weights, visible_bias, hidden_bias,
+                                    max_hidden: int = 20):
+  """log Z per row by enumerating the 2^H hidden states (small H only).
+
+  log Z = logsumexp_h [h.b_h + sum_i softplus(b_v + W h)_i], with b_v, b_h
+  the row's biases.
+
+  Args:
+    weights: [V, H]; visible_bias: [N, V]; hidden_bias: [N, H].
+  Returns:
+    [N] float32.
+  Raises:
+    ValueError: H > max_hidden.
+  """
+  n_hidden = weights.shape[1]
+  if n_hidden > max_hidden:
+    raise ValueError(f"exact log Z enumerates 2^{n_hidden} hidden states; "
+                     f"only for n_hidden <= {max_hidden}.")
+  states = tf.range(2**n_hidden)
+  bits = tf.cast(tf.bitwise.bitwise_and(
+      tf.bitwise.right_shift(states[:, None], tf.range(n_hidden)[None, :]), 1),
+                 tf.float32)
+  parts = []
+  for start in range(0, 2**n_hidden, _EXACT_STATE_CHUNK):
+    h = bits[start:start + _EXACT_STATE_CHUNK]  # [S, H]
+    hw = tf.matmul(h, weights, transpose_b=True)  # [S, V]
+    terms = tf.matmul(hidden_bias, h, transpose_b=True) + tf.reduce_sum(
+        tf.math.softplus(visible_bias[:, None, :] + hw[None]), axis=-1)
+    parts.append(tf.reduce_logsumexp(terms, axis=-1))  # [N]
+  return tf.reduce_logsumexp(tf.stack(parts, axis=-1), axis=-1)
+
+
+def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
+                             seed, family_base, row_start):
+  """Each frame's CD-k negative sample from its own RBM, all frames at once.
+
+  The chain starts at the data, samples h then v k times (the Theano
+  tutorial's `build_rbm`); noise of half-step j comes from family
+  family_base + j through `frame_noise`.
+
+  Args:
+    v0: [B, T, V] data; visible_bias [B, T, V]; hidden_bias [B, T, H].
+    k: Gibbs steps (Python int, 1 <= k, 2k + 1 <= STREAMS_PER_STEP).
+    seed: integer scalar. family_base: integer scalar. row_start: global
+      index of the first sequence.
+  Returns:
+    (v_k [B, T, V] binary, reconstruction p(v | h0) [B, T, V]).
+  """
+  batch, frames = _dim(v0, 0), _dim(v0, 1)
+  n_visible, n_hidden = weights.shape
+
+  def sample(probs, j, width):
+    noise = frame_noise(seed, family_base + j, row_start, batch, frames, width)
+    return tf.cast(noise < probs, probs.dtype)
+
+  h = sample(tf.sigmoid(_dot(v0, weights) + hidden_bias), 0, n_hidden)
+  recon = tf.sigmoid(_dot_t(h, weights) + visible_bias)
+  v = v0
+  for i in range(k):
+    # The first visible step's p(v | h0) is the reconstruction: reuse it.
+    pv = recon if i == 0 else tf.sigmoid(_dot_t(h, weights) + visible_bias)
+    v = sample(pv, 1 + 2 * i, n_visible)
+    if i + 1 < k:
+      h = sample(tf.sigmoid(_dot(v, weights) + hidden_bias), 2 + 2 * i,
+                 n_hidden)
+  return v, recon
+
+
+def frame_mask(lengths, num_frames):
+  """[B, T] float mask of real frames (lengths None: every frame is real)."""
+  if lengths is None:
+    return None
+  return tf.sequence_mask(lengths, num_frames, dtype=tf.float32)
+
+
+def _masked_sum(values, mask):
+  return tf.reduce_sum(values if mask is None else values * mask)
+
+
+def _num_frames(v, mask):
+  if mask is None:
+    return tf.cast(tf.shape(v)[0] * tf.shape(v)[1], tf.float32)
+  return tf.reduce_sum(mask)
+
+
+def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None):
+  """The RNN over [B, T, V] frames.
+
+  The input projection v W_vu + b_u of all frames is one matmul; only
+  u(t) = tanh(x(t) + u(t-1) W_uu) runs in the loop over time.
+
+  Args:
+    v: [B, T, V], T >= 1; u_start: [B, U] state before the first frame
+      (None: u0).
+  Returns:
+    (u_prev [B, T, U]: the state each frame's biases come from, i.e.
+     u(t-1) for frame t; u_last [B, U]: the state after the last frame,
+     padding included).
+  """
+  batch = tf.shape(v)[0]
+  if u_start is None:
+    u_start = tf.broadcast_to(u0, [batch, u0.shape[0]])
+  x = tf.transpose(_dot(v, w_vu) + b_u, [1, 0, 2])  # [T, B, U], time-major
+  states = tf.scan(lambda u, x_t: tf.tanh(x_t + tf.matmul(u, w_uu)), x,
+                   initializer=u_start)  # [T, B, U]: u(1..T)
+  states = tf.transpose(states, [1, 0, 2])
+  u_prev = tf.concat([u_start[:, None, :], states[:, :-1]], axis=1)
+  return u_prev, states[:, -1]
+
+
+def _normal(shape, seed, index, stddev):
+  return tf.random.stateless_normal(shape, seed=[seed, index], stddev=stddev)
+
+
+class FrameRNN(tf.Module):
+  """A plain RNN predicting the next frame, for the paper's pretraining.
+
+  The same recurrence as the RNN-RBM; its output is p(v(t)_i = 1 | history)
+  = sigmoid(output_bias + u(t-1) W_uv)_i, independent units, so the
+  cross-entropy is exact. After training, `RNNRBM.copy_rnn_from` takes its
+  W_vu, W_uu, b_u, u0 and W_uv.
+  """
+
+  def __init__(self, n_visible: int, n_hidden_recurrent: int, unit_means=None,
+               seed: int = 0, name: str | None = None):
+    super().__init__(name=name)
+    v, u = int(n_visible), int(n_hidden_recurrent)
+    self.n_visible, self.n_hidden_recurrent = v, u
+    # The RNN's own weights need a usable scale to learn from scratch:
+    # 1/sqrt(fan-in) (the RNN-RBM's 1e-4 would leave u ~ 0 for a long time).
+    self.w_vu = tf.Variable(_normal([v, u], seed, 0, 1.0 / np.sqrt(v)),
+                            name="w_vu")
+    self.w_uu = tf.Variable(_normal([u, u], seed, 1, 1.0 / np.sqrt(u)),
+                            name="w_uu")
+    self.w_uv = tf.Variable(tf.zeros([u, v]), name="w_uv")
+    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
+    self.output_bias = tf.Variable(
+        tf.zeros([v]) if unit_means is None else
+        visible_bias_from_means(unit_means), name="output_bias")
+
+  def cross_entropy_terms(self, v, lengths=None):
+    """Sums over real frames of -log p(v(t) | history) (nats), and the count.
+
+    Args:
+      v: [B, T, V] binary frames; lengths: [B] real frames per row or None.
+    Returns:
+      dict: cross_entropy_sum (scalar, differentiable), num_frames.
+    """
+    u_prev, _ = run_recurrence(v, self.w_vu, self.w_uu, self.b_u, self.u0)
+    logits = _dot(u_prev, self.w_uv) + self.output_bias
+    per_frame = tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
+    mask = frame_mask(lengths, tf.shape(v)[1])
+    return {"cross_entropy_sum": _masked_sum(per_frame, mask),
+            "num_frames": _num_frames(v, mask)}
+
+
+class RNNRBM(tf.Module):
+  """The RNN-RBM. Create it under `strategy.scope()` to mirror it."""
+
+  def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
+               unit_means=None, seed: int = 0,
+               zero_bias_projections: bool = False, name: str | None = None):
+    """Initialises as the Theano tutorial: W ~ N(0, 0.01^2), the RNN's
+    matrices ~ N(0, 0.0001^2), biases and u0 zero.
+
+    Args:
+      n_visible, n_hidden, n_hidden_recurrent: V, H, U.
+      unit_means: the data's per-unit means; b_v = logit(mean) as for the RBM.
+      seed: seeds the Gaussian initial weights.
+      zero_bias_projections: W_uv and W_uh start at exactly zero (the RNN
+        then starts with no effect on the RBM, as after `from_rbm` pretraining).
+    """
+    super().__init__(name=name)
+    v, h, u = int(n_visible), int(n_hidden), int(n_hidden_recurrent)
+    self.n_visible, self.n_hidden, self.n_hidden_recurrent = v, h, u
+    self.weights = tf.Variable(_normal([v, h], seed, 0, 0.01), name="weights")
+    self.visible_bias = tf.Variable(
+        tf.zeros([v]) if unit_means is None else
+        visible_bias_from_means(unit_means), name="visible_bias")
+    self.hidden_bias = tf.Variable(tf.zeros([h]), name="hidden_bias")
+    small = (lambda shape, i: tf.zeros(shape)) if zero_bias_projections else (
+        lambda shape, i: _normal(shape, seed, i, 1e-4))
+    self.w_uv = tf.Variable(small([u, v], 1), name="w_uv")
+    self.w_uh = tf.Variable(small([u, h], 2), name="w_uh")
+    self.w_vu = tf.Variable(_normal([v, u], seed, 3, 1e-4), name="w_vu")
+    self.w_uu = tf.Variable(_normal([u, u], seed, 4, 1e-4), name="w_uu")
+    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
+
+  # --- initialisation from pretrained parts ---------------------------------
+
+  @classmethod
+  def from_rbm(cls, rbm, n_hidden_recurrent: int, seed: int = 0,
+               zero_bias_projections: bool = True,
+               name: str | None = None) -> "RNNRBM":
+    """An RNN-RBM whose W, b_v, b_h are a trained frame RBM's (the paper
+    pretrains them). W_uv, W_uh start at zero by default, so the model starts
+    as exactly that RBM on every frame."""
+    n_visible, n_hidden = rbm.weights.shape
+    model = cls(n_visible, n_hidden, n_hidden_recurrent, seed=seed,
+                zero_bias_projections=zero_bias_projections, name=name)
+    model.load_rbm(rbm)
+    return model
+
+  def load_rbm(self, rbm) -> None:
+    """W, b_v, b_h from a trained frame RBM (anything with weights,
+    visible_bias and hidden_bias of shapes [V, H], [V], [H]).
+
+    Raises:
+      ValueError: the shapes differ from this model's.
+    """
+    shape = tuple(rbm.weights.shape)
+    if shape != (self.n_visible, self.n_hidden):
+      raise ValueError(
+          f"the RBM has weights of shape {shape}; this RNN-RBM needs a frame "
+          f"RBM of shape ({self.n_visible}, {self.n_hidden}) (n_visible = one "
+          f"frame's units, --num_hidden={self.n_hidden}).")
+    self.weights.assign(rbm.weights)
+    self.visible_bias.assign(rbm.visible_bias)
+    self.hidden_bias.assign(rbm.hidden_bias)
+
+  def copy_rnn_from(self, rnn: FrameRNN) -> None:
+    """W_vu, W_uu, b_u, u0 and W_uv from a pretrained `FrameRNN`."""
+    if (rnn.n_visible, rnn.n_hidden_recurrent) != (self.n_visible,
+                                                   self.n_hidden_recurrent):
+      raise ValueError(
+          f"the pretrained RNN has V={rnn.n_visible}, U="
+          f"{rnn.n_hidden_recurrent}; this RNN-RBM has V={self.n_visible}, "
+          f"U={self.n_hidden_recurrent}.")
+    for mine, theirs in ((self.w_vu, rnn.w_vu), (self.w_uu, rnn.w_uu),
+                         (self.b_u, rnn.b_u), (self.u0, rnn.u0),
+                         (self.w_uv, rnn.w_uv)):
+      mine.assign(theirs)
+
+  # --- the recurrence and the per-frame RBMs ---------------------------------
+
+  def frame_biases(self, v, u_start=None):
+    """Every frame's RBM biases given the frames before it.
+
+    Args:
+      v: [B, T, V]; u_start: [B, U] state before frame 0 (None: u0).
+    Returns:
+      (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
+    """
+    u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
+                                    self.u0, u_start)
+    return (self.visible_bias + _dot(u_prev, self.w_uv),
+            self.hidden_bias + _dot(u_prev, self.w_uh), u_last)
+
+  def cd_terms(self, v, lengths, k: int, seed, step, row_start):
+    """The training signal of one batch (sums over its real frames).
+
+    The surrogate loss is sum_t F_t(v(t)) - F_t(v*(t)), v* the CD-k samples
+    held constant; its gradient estimates -d log p / d(params). The trainer
+    differentiates loss_sum / (global number of real frames).
+
+    Args:
+      v: [B, T, V] binary; lengths: [B] real frames per row, or None.
+      k: CD steps (Python int); seed, step: integer scalars keying the noise;
+      row_start: global index of v's first sequence.
+    Returns:
+      dict: loss_sum (differentiable), num_frames, squared_error_sum
+      (reconstruction error from p(v | h0), summed over units and real
+      frames), negatives [B, T, V] (v*).
+    """
+    if not 1 <= 2 * k + 1 <= STREAMS_PER_STEP:
+      raise ValueError(f"cd_k={k} is out of range 1..{STREAMS_PER_STEP // 2 - 1}.")
+    b_v, b_h, _ = self.frame_biases(v)
+    family = tf.cast(step, tf.int64) * STREAMS_PER_STEP
+    negatives, recon = conditional_cd_negatives(
+        v, self.weights, tf.stop_gradient(b_v), tf.stop_gradient(b_h), k, seed,
+        family, row_start)
+    negatives, recon = tf.stop_gradient(negatives), tf.stop_gradient(recon)
+    gap = (conditional_free_energy(v, self.weights, b_v, b_h) -
+           conditional_free_energy(negatives, self.weights, b_v, b_h))
+    mask = frame_mask(lengths, tf.shape(v)[1])
+    return {
+        "loss_sum": _masked_sum(gap, mask),
+        "num_frames": _num_frames(v, mask),
+        "squared_error_sum": _masked_sum(
+            tf.reduce_sum(tf.square(v - recon), -1), mask),
+        "negatives": negatives,
+    }
+
+  def free_energies(self, v):
+    """F_t(v(t)) per frame [B, T] under each frame's own biases."""
+    b_v, b_h, _ = self.frame_biases(v)
+    return conditional_free_energy(v, self.weights, b_v, b_h)
+
+  # --- likelihood -------------------------------------------------------------
+
+  def log_partition_exact(self, v, max_hidden: int = 20):
+    """Exact log Z(t) per frame [B, T] (2^H hidden states: small H only)."""
+    b_v, b_h, _ = self.frame_biases(v)
+    flat = conditional_log_partition_exact(
+        self.weights, tf.reshape(b_v, [-1, self.n_visible]),
+        tf.reshape(b_h, [-1, self.n_hidden]), max_hidden)
+    return tf.reshape(flat, tf.shape(v)[:2])
+
+  def log_prob_exact(self, v, max_hidden: int = 20):
+    """log p(v(t) | v(<t)) per frame [B, T] (differentiable; small H)."""
+    return -self.free_energies(v) - self.log_partition_exact(v, max_hidden)
+
+  def nll_exact(self, v, lengths=None, max_hidden: int = 20) -> float:
+    """Negative log-likelihood in nats per real frame (small H)."""
+    mask = frame_mask(lengths, tf.shape(v)[1])
+    return float(-_masked_sum(self.log_prob_exact(v, max_hidden), mask) /
+                 _num_frames(v, mask))
+
+  def log_partition_ais(self, v, config: ais_lib.AISConfig,
+                        base_biases=None, row_start=0):
+    """AIS estimate of log Z(t) for every frame, batched over frames.
+
+    Shared W, per-frame biases; the path and schedule of trainer/ais.py, one
+    set of `config.num_chains` chains per frame, the noise of frame t of
+    sequence s keyed by (config.seed, s, t). Eager only (returns numpy).
+
+    Args:
+      v: [B, T, V] frames (they set the biases; padded frames are estimated
+        too, their values are meaningless).
+      config: chains, betas, seed.
+      base_biases: visible biases of the base model, [V] (e.g. the data's
+        base rate, `ais.base_rate_biases`) or [B, T, V]; None: each frame's
+        own b_v(t), clipped to [-10, 10].
+      row_start: global index of v's first sequence.
+    Returns:
+      (log_z [B, T], log_z_stderr [B, T]) as float64 numpy arrays; the
+      stderr is the delta-method one of trainer/ais.py, per frame.
+    """
+    b_v, b_h, _ = self.frame_biases(v)
+    if base_biases is None:
+      b_a = tf.clip_by_value(b_v, -10.0, 10.0)
+    else:
+      b_a = tf.broadcast_to(tf.cast(base_biases, tf.float32), tf.shape(b_v))
+    log_w = _ais_log_weights(
+        self.weights, b_v, b_h, b_a,
+        tf.constant(ais_lib.beta_schedule(config.num_betas), tf.float64),
+        config.num_chains, tf.constant(config.seed, tf.int64),
+        tf.constant(row_start, tf.int64)).numpy()  # [B, T, M]
+    b_a64 = b_a.numpy().astype(np.float64)
+    log_z_base = (np.logaddexp(0.0, b_a64).sum(-1) +
+                  self.n_hidden * np.log(2.0))
+    shift = log_w.max(-1, keepdims=True)
+    w = np.exp(log_w - shift)
+    mean = w.mean(-1)
+    log_z = log_z_base + shift[..., 0] + np.log(mean)
+    stderr = w.std(-1, ddof=1) / np.sqrt(w.shape[-1]) / mean
+    return log_z, stderr
+
+  def nll_ais(self, v, lengths, config: ais_lib.AISConfig, base_biases=None,
+              row_start=0) -> dict:
+    """Sums for the negative log-likelihood of a batch, log Z(t) by AIS.
+
+    Returns:
+      dict of floats: nll_sum (nats over real frames), nll_variance (the
+      squared standard error of nll_sum: frames' chains are independent, so
+      variances add), num_frames. Sum these over batches; the NLL per frame
+      is nll_sum / num_frames, its stderr sqrt(nll_variance) / num_frames.
+    """
+    log_z, stderr = self.log_partition_ais(v, config, base_biases, row_start)
+    free = self.free_energies(v).numpy().astype(np.float64)
+    mask = frame_mask(lengths, tf.shape(v)[1])
+    mask = np.ones_like(free) if mask is None else mask.numpy()
+    return {"nll_sum": float(np.sum((free + log_z) * mask)),
+            "nll_variance": float(np.sum(stderr**2 * mask)),
+            "num_frames": float(mask.sum())}
+
+  # --- generation -------------------------------------------------------------
+
+  def initial_state(self, num_samples: int, primer=None):
+    """RNN state [num_samples, U] to generate from: u0, or after a primer.
+
+    Args:
+      primer: [P, V] frames every sample continues (None: no primer).
+    """
+    if primer is None or len(primer) == 0:
+      u = self.u0[None, :]
+    else:
+      _, _, u = self.frame_biases(tf.cast(primer, tf.float32)[None])
+    return tf.broadcast_to(u, [num_samples, self.n_hidden_recurrent])
+
+  def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
+               gibbs_steps: int = 25, primer=None, u_start=None,
+               frame_start=0):
+    """Samples frame by frame: G Gibbs steps in frame t's RBM, then the RNN.
+
+    Each frame's chain starts from silence (the tutorial's zeros). Sample
+    row_start + r draws its noise from (seed, row_start + r, frame) alone, so
+    it is the same in any block. Long pieces can be made in pieces: pass the
+    returned state as u_start and frame_start = frames made so far.
+
+    Args:
+      num_samples: rows of this block; num_frames: frames to make.
+      seed: integer; row_start: global index of the first sample.
+      gibbs_steps: G (1 <= G < 2048).
+      primer: [P, V] frames run through the RNN first (ignored with u_start).
+      u_start: [num_samples, U] state to continue from.
+      frame_start: index of the first frame made (keys the noise).
+    Returns:
+      (frames [num_samples, num_frames, V] float32 binary, u_last [N, U]).
+    """
+    if not 1 <= gibbs_steps < _GEN_STREAMS_PER_FRAME // 2:
+      raise ValueError(f"gibbs_steps={gibbs_steps} is out of range "
+                       f"1..{_GEN_STREAMS_PER_FRAME // 2 - 1}.")
+    if u_start is None:
+      u_start = self.initial_state(num_samples, primer)
+    return _generate_frames(
+        self.weights, self.visible_bias, self.hidden_bias, self.w_uv,
+        self.w_uh, self.w_vu, self.w_uu, self.b_u, tf.cast(u_start, tf.float32),
+        tf.constant(num_frames, tf.int32), tf.constant(gibbs_steps, tf.int32),
+        tf.constant(seed, tf.int64), tf.constant(row_start, tf.int64),
+        tf.constant(frame_start, tf.int64))
+
+
+@tf.function
+def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
+                     row_start):
+  """Log importance weights [B, T, M] (float64), as trainer/ais.py per frame.
+
+  Chains are rows [B, T, M, V]: frame (s, t) anneals from the base model with
+  visible biases b_a(s, t) and uniform hiddens to its RBM (W, b_v, b_h).
+  """
+  batch, frames = _dim(b_v, 0), _dim(b_v, 1)
+  n_visible, n_hidden = weights.shape
+  rep = lambda x: tf.repeat(x[:, :, None, :], num_chains, axis=2)
+  b_h, b_a = rep(b_h), rep(b_a)
+  bias_gap = rep(b_v) - b_a
+
+  def sample(probs, family, width):
+    noise = frame_noise(seed, family, row_start, batch, frames,
+                        num_chains * width)
+    noise = tf.reshape(noise, [batch, frames, num_chains, width])
+    return tf.cast(noise < probs, tf.float32)
+
+  v = sample(tf.sigmoid(b_a), _AIS_BASE_FAMILY, n_visible)
+  log_w = tf.zeros([batch, frames, num_chains], tf.float64)
+  for k in tf.range(1, tf.shape(betas)[0]):
+    # float32 betas are the ones the transitions use; consecutive ones are
+    # within a factor 2, so their difference is exact (Sterbenz) and the
+    # increments telescope over exactly the sampled distributions.
+    beta = tf.cast(betas[k], tf.float32)
+    step = beta - tf.cast(betas[k - 1], tf.float32)
+    x = _dot(v, weights) + b_h
+    p_h = tf.sigmoid(beta * x)
+    # softplus(beta x) - softplus(beta' x) = -log1p(sigmoid(beta x)
+    # expm1(-(beta - beta') x)): the difference itself to float32's relative
+    # precision, where two float32 softplus values would lose it (the float64
+    # difference of trainer/ais.py costs ~6x more here). Summed over betas
+    # in float64.
+    hidden_part = -tf.reduce_sum(tf.math.log1p(p_h * tf.math.expm1(-step * x)),
+                                 axis=-1)
+    log_w += tf.cast(step * tf.reduce_sum(v * bias_gap, -1) + hidden_part,
+                     tf.float64)
+    family = tf.cast(k, tf.int64) * 2
+    h = sample(p_h, family, n_hidden)
+    logits = _dot_t(beta * h, weights) + (b_a + beta * bias_gap)
+    v = sample(tf.sigmoid(logits), family + 1, n_visible)
+  return log_w
+
+
+@tf.function
+def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
+                     num_frames, gibbs_steps, seed, row_start, frame_start):
+  """The loop of `RNNRBM.generate`."""
+  rows = tf.shape(u)[0]
+  out = tf.TensorArray(tf.float32, size=num_frames)
+  for t in tf.range(num_frames):
+    bv_t = b_v + tf.matmul(u, w_uv)
+    bh_t = b_h + tf.matmul(u, w_uh)
+    base = (frame_start + tf.cast(t, tf.int64)) * _GEN_STREAMS_PER_FRAME
+    v = tf.zeros([rows, weights.shape[0]])
+    for g in tf.range(gibbs_steps):
+      stream = base + 2 * tf.cast(g, tf.int64)
+      h = bernoulli(tf.sigmoid(tf.matmul(v, weights) + bh_t), seed, stream,
+                    row_start)
+      v = bernoulli(tf.sigmoid(tf.matmul(h, weights, transpose_b=True) + bv_t),
+                    seed, stream + 1, row_start)
+    out = out.write(t, v)
+    u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
+  return tf.transpose(out.stack(), [1, 0, 2]), u
