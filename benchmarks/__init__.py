@@ -1,0 +1,1 @@
+"""Benchmarks, run from a checkout by `make bench-*`; not installed (setup.py)."""
