@@ -143,25 +143,10 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
 
 
 def write_file(path: str, data: bytes) -> None:
+  # FileSystems.create opens local files with open(): they follow the umask
+  # like Beam's sinks' (tests/test_preprocess_reliability.py checks every one).
   with FileSystems.create(path) as f:
     f.write(data)
-  follow_umask([path])
-
-
-def follow_umask(paths) -> None:
-  """Gives local files the mode a plain open() would (0666 minus the umask).
-
-  Beam's sinks write a temporary file and rename it, which keeps the
-  temporary file's 0600: another user or a group could not read the dataset.
-  Objects on gs:// have no mode.
-  """
-  local = [p for p in paths if "://" not in p]
-  if not local:
-    return
-  umask = os.umask(0)
-  os.umask(umask)
-  for path in local:
-    os.chmod(path, 0o666 & ~umask)
 
 
 def write_dataset_spec(spec: records.DatasetSpec, output_dir: str) -> dict:
@@ -177,9 +162,8 @@ def write_dataset_spec(spec: records.DatasetSpec, output_dir: str) -> dict:
       posixpath.basename(p) for p in written
       if p.endswith(records.TFRECORD_SUFFIX))
   spec = dataclasses.replace(spec, counts=counts)
-  spec_path = join(output_dir, records.SPEC_FILENAME)
-  follow_umask(written)
-  write_file(spec_path, spec.to_json().encode("utf-8"))
+  write_file(join(output_dir, records.SPEC_FILENAME),
+             spec.to_json().encode("utf-8"))
   return counts
 
 

@@ -266,5 +266,4 @@ def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
                        f"{output_dir} has no new dataset.json; rerun with "
                        "--overwrite once the cause is fixed.")
   _log_counters(result)
-  outputs.follow_umask(outputs.previous_outputs(output_dir))
   return outputs.read_counts(output_dir)

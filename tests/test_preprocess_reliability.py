@@ -1,7 +1,7 @@
 """Issue 11, preprocessing: no user mistake or fault loses data or hides a file.
 
-Each test names the case of the issue it covers; each failed on the code
-before the fix (noted per test).
+Each test names the case of the issue it covers and what the code before
+this change did (checked by running it).
 """
 
 import os
@@ -150,7 +150,9 @@ def test_a_question_mark_alone_is_still_a_glob():
 
 
 def test_every_output_file_follows_the_umask(tmp_path):
-  # Before: the shards and errors file were 0600 (temp file + rename).
+  # A guard, not a fix: preprocessing's files already followed the umask
+  # (checked on the code before this change: 0644 under umask 022); the 0600
+  # of issue 11 case 8 comes from temp-file-and-rename writers elsewhere.
   corpus, out = tmp_path / "corpus", tmp_path / "out"
   corpus.mkdir()
   (corpus / "p.mid").write_bytes(piece())
