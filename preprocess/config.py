@@ -33,8 +33,10 @@ class PreprocessConfig:
   high_note: int = cli.setting(102, "Highest MIDI pitch kept, exclusive.")
   steps_per_quarter: int = cli.setting(
       4, "Grid steps per quarter note (4 = 16th notes).")
-  # One window is one visible vector of the model.
-  num_timesteps: int = cli.setting(15, "Steps per window.")
+  # One window is one visible vector of the model; 0 keeps every piece
+  # whole, as one variable-length sequence (for a temporal model).
+  num_timesteps: int = cli.setting(
+      15, "Steps per window; 0: one example per piece, the whole sequence.")
   # = num_timesteps gives non-overlapping windows.
   stride: int = cli.setting(15, "Steps between window starts.")
   # Files, not windows, are held out: a piece is in one split only.
@@ -54,9 +56,9 @@ class PreprocessConfig:
 
   def __post_init__(self):
     self.roll_spec  # pylint: disable=pointless-statement  # validates the layout
-    if self.num_timesteps < 1:
+    if self.num_timesteps < 0:
       raise cli.UsageError(f"--num_timesteps={self.num_timesteps} must be >= 1 "
-                           "(the seed uses 15).")
+                           "(the seed uses 15), or 0 for whole pieces.")
     if self.stride < 1:
       raise cli.UsageError(f"--stride={self.stride} must be >= 1; use --stride="
                            f"{self.num_timesteps} for non-overlapping windows.")
@@ -80,7 +82,13 @@ class PreprocessConfig:
                               self.steps_per_quarter)
 
   @property
+  def whole_pieces(self) -> bool:
+    """One example per piece, of its own length (--num_timesteps=0)."""
+    return self.num_timesteps == 0
+
+  @property
   def n_visible(self) -> int:
+    """Units of one window; 0 for whole pieces (their length varies)."""
     return self.num_timesteps * self.roll_spec.n_columns
 
 

@@ -56,6 +56,9 @@ class CombineStats(beam.CombineFn):
     if "split" in stats and status == "converted":
       acc["files"][stats["split"]] += 1
       acc["windows"][stats["split"]] += stats["windows"]
+      if "steps" in stats:  # whole pieces: their total length per split
+        steps = acc.setdefault("steps", {})
+        steps[stats["split"]] = steps.get(stats["split"], 0) + stats["steps"]
     for key in _DROPPED:
       acc[key] += stats.get(key, 0)
     if stats.get("unit_sum") is not None:
@@ -71,8 +74,9 @@ class CombineStats(beam.CombineFn):
           if value is not None:
             merged[key] = value if merged[key] is None else merged[key] + value
         elif isinstance(value, dict):
+          into = merged.setdefault(key, {})  # "steps" exists for whole pieces
           for k, v in value.items():
-            merged[key][k] = merged[key].get(k, 0) + v
+            into[k] = into.get(k, 0) + v
         else:
           merged[key] += value
     return merged

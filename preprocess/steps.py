@@ -211,27 +211,40 @@ def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows
   is_train = parsed.split == records.TRAIN_PREFIX
   shifts = range(-config.transpose, config.transpose + 1) if is_train else [0]
   examples = []
-  unit_sum = np.zeros(config.n_visible, np.int64) if is_train else None
-  silent = out_of_range = 0
+  # Per-unit sums feed unit_means; whole pieces have no fixed units.
+  unit_sum = (np.zeros(config.n_visible, np.int64)
+              if is_train and not config.whole_pieces else None)
+  silent = out_of_range = steps = 0
   for shift in shifts:
     matrix, dropped = pianoroll.notes_to_matrix(parsed.notes, spec, shift)
     if shift == 0:
       out_of_range = dropped
-    for offset, window in pianoroll.cut_windows(matrix, config.num_timesteps,
-                                                config.stride):
+    for offset, window in _windows(matrix, config):
       if not window.any():
         silent += 1
         continue
-      examples.append(records.make_example(window, parsed.path, offset, shift))
-      if is_train:
+      num_steps = len(window) if config.whole_pieces else None
+      examples.append(records.make_example(window, parsed.path, offset, shift,
+                                           num_steps))
+      steps += len(window)
+      if unit_sum is not None:
         unit_sum += window.reshape(-1)
   stats = {"path": parsed.path, "split": parsed.split, "windows": len(examples),
            "silent_windows": silent, "notes_out_of_range": out_of_range,
            "drum_notes": parsed.drum_notes, "unit_sum": unit_sum}
+  if config.whole_pieces:
+    stats["steps"] = steps
   stats.update(_outcome(parsed, config, bool(examples), out_of_range))
   if is_train:
     return FileWindows(examples, [], stats)
   return FileWindows([], examples, stats)
+
+
+def _windows(matrix, config: PreprocessConfig):
+  """(offset, window) pairs: fixed windows, or the whole piece as one."""
+  if config.whole_pieces:
+    return [(0, matrix)] if len(matrix) else []
+  return pianoroll.cut_windows(matrix, config.num_timesteps, config.stride)
 
 
 def _outcome(parsed: ParsedFile, config: PreprocessConfig, any_window: bool,
@@ -243,7 +256,8 @@ def _outcome(parsed: ParsedFile, config: PreprocessConfig, any_window: bool,
   """
   if any_window:
     return {"status": "converted"}
-  if int(parsed.notes.end.max()) < config.num_timesteps:
+  length = int(parsed.notes.end.max())
+  if not config.whole_pieces and length < config.num_timesteps:
     return {"status": "skipped", "reason": "shorter_than_window"}
   if out_of_range == len(parsed.notes):
     return {"status": "skipped", "reason": "all_notes_out_of_range"}

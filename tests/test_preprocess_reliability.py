@@ -9,12 +9,14 @@ import stat
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from common import cli
 from deploy import specs
 from preprocess import config as config_lib
 from preprocess import outputs
+from preprocess import pianoroll
 from preprocess import pipeline
 from preprocess import steps
 from tests import midi_builders
@@ -211,3 +213,48 @@ def test_usage_errors_are_one_or_two_lines_with_exit_code_2(tmp_path):
     assert message in done.stderr and 1 <= len(lines) <= 2, (args, lines)
     assert "SECRET" not in done.stderr
   assert not (tmp_path / "o").exists()
+
+
+# --- issue 10, data part: --num_timesteps=0 keeps every piece whole. ----------
+
+
+@pytest.mark.parametrize("encoding,columns", [("onoff", 156), ("roll", 78)])
+def test_num_timesteps_0_writes_one_example_per_piece(tmp_path, encoding,
+                                                      columns):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from preprocess import records  # pylint: disable=g-import-not-at-top
+  corpus, out = tmp_path / "corpus", tmp_path / "out"
+  corpus.mkdir()
+  lengths = {"p0.mid": 40, "p1.mid": 53}
+  for i, (name, n) in enumerate(lengths.items()):
+    (corpus / name).write_bytes(midi_builders.make_midi(
+        midi_builders.scale(n, low=50 + i)))
+  config = config_lib.PreprocessConfig(eval_fraction=0.0, num_shards=1,
+                                       num_timesteps=0, encoding=encoding)
+  counts = pipeline.run_pipeline([f"{corpus}/*.mid"], str(out), config)
+  assert counts["windows"] == {"train": 2, "eval": 0}
+  examples = [records.parse_example(r.numpy()) for r in
+              tf.data.TFRecordDataset(str(out / counts["shards"][1]))]
+  by_name = {os.path.basename(e["source"]): e for e in examples}
+  for name, e in by_name.items():
+    with open(corpus / name, "rb") as f:
+      notes, _ = pianoroll.extract_notes(pianoroll.parse_midi(f.read()), 4)
+    matrix, _ = pianoroll.notes_to_matrix(notes, config.roll_spec)
+    assert e["num_steps"] == len(matrix) and e["offset"] == 0
+    np.testing.assert_array_equal(
+        records.unpack_window(e["window"], e["num_steps"], columns), matrix)
+  assert counts["steps"] == {"train": sum(e["num_steps"]
+                                          for e in examples)}
+  with open(out / "dataset.json") as f:
+    spec = records.DatasetSpec.from_json(f.read())
+  assert spec.num_timesteps == 0 and spec.n_visible == 0
+  assert spec.counts["steps"] == counts["steps"]
+
+
+def test_fixed_windows_carry_no_num_steps():
+  from preprocess import records  # pylint: disable=g-import-not-at-top
+  window = np.ones((15, 156), np.uint8)
+  assert "num_steps" not in records.parse_example(
+      records.make_example(window, "a.mid", 0))
+  assert records.parse_example(records.make_example(
+      window, "a.mid", 0, num_steps=15))["num_steps"] == 15

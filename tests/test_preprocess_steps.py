@@ -145,7 +145,7 @@ def test_combine_stats_adds_everything_and_merges():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"num_timesteps": 0}, "num_timesteps=0"), ({"stride": 0}, "stride=0"),
+    ({"num_timesteps": -1}, "num_timesteps=-1"), ({"stride": 0}, "stride=0"),
     ({"eval_fraction": 1.5}, "eval_fraction=1.5"),
     ({"transpose": -1}, "transpose=-1"), ({"encoding": "x"}, "'x'")])
 def test_config_errors_name_the_value(kwargs, match):
