@@ -1,1 +1,0 @@
-"""Benchmarks, run from a checkout by `make bench-*`; not installed (setup.py)."""

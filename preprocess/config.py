@@ -55,7 +55,7 @@ class PreprocessConfig:
       200_000, "Longer files (in grid steps) are rejected (too_long).")
 
   def __post_init__(self):
-    self.roll_spec  # pylint: disable=pointless-statement  # validates the layout
+    _ = self.roll_spec  # validates the layout (RollSpec raises)
     if self.num_timesteps < 0:
       raise cli.UsageError(f"--num_timesteps={self.num_timesteps} must be >= 1 "
                            "(the seed uses 15), or 0 for whole pieces.")

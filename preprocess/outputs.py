@@ -30,11 +30,12 @@ _MARKER_TEXT = (
     "This folder holds a dataset written by rbm-music's preprocess.main.\n"
     "preprocess.main --overwrite deletes only its own files here: dataset.json,"
     "\n{train,eval}-NNNNN-of-NNNNN.tfrecord and errors-NNNNN-of-NNNNN.jsonl.\n")
-_OURS = re.compile(
-    r"^(%s|%s|(%s|%s)-\d{5,}-of-\d{5,}%s|%s-\d{5,}-of-\d{5,}\.jsonl)$" % (
-        re.escape(records.SPEC_FILENAME), re.escape(OUTPUTS_MARKER),
-        records.TRAIN_PREFIX, records.EVAL_PREFIX,
-        re.escape(records.TFRECORD_SUFFIX), records.ERRORS_PREFIX))
+_SHARD = r"-\d{5,}-of-\d{5,}"  # Beam's default -SSSSS-of-NNNNN
+_OURS = re.compile("^(" + "|".join([
+    re.escape(records.SPEC_FILENAME), re.escape(OUTPUTS_MARKER),
+    f"({records.TRAIN_PREFIX}|{records.EVAL_PREFIX}){_SHARD}"
+    + re.escape(records.TFRECORD_SUFFIX),
+    f"{records.ERRORS_PREFIX}{_SHARD}" + re.escape(".jsonl")]) + ")$")
 
 
 class OutputError(cli.UsageError):

@@ -715,7 +715,7 @@ def test_dataflow_launch_runs_the_pipeline_with_those_options(gcs_bucket):
   counts = launch.dataflow_job(
       config, config_lib.PreprocessConfig(eval_fraction=0.0, num_shards=1),
       extra_options=["--runner=DirectRunner"])
-  assert counts["converted"] == 3 and counts["windows"]["train"] == 9
+  assert counts["converted"] == 3 and counts["windows"]["train"] == 9, counts
   assert bucket.blob("dataset/dataset.json").exists()
   with pytest.raises(pipeline.LaunchError, match="already holds a dataset"):
     launch.dataflow_job(config, config_lib.PreprocessConfig(),
