@@ -33,10 +33,10 @@ help: ## list the targets
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,data]'
+	$(PY) -m pip install -q -e '.[trainer,test,data,audio]'
 	@touch $@
 
-install: $(INSTALLED) ## create .venv and install the package with test and demo extras
+install: $(INSTALLED) ## create .venv and install the package with trainer, test, demo and audio extras
 
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
 	$(PY) -m pytest -q tests
@@ -63,8 +63,8 @@ preprocess: $(DATASET)/dataset.json ## MIDI corpus -> TFRecord windows (DirectRu
 
 # The dataset is rebuilt when the corpus, the pipeline's code or
 # PREPROCESS_FLAGS change (the flags are kept in a stamp next to it).
-$(DATASET)/dataset.json: $(CORPUS)/.done $(DATASET).flags preprocess/pipeline.py \
-    preprocess/pianoroll.py preprocess/records.py | $(INSTALLED)
+$(DATASET)/dataset.json: $(CORPUS)/.done $(DATASET).flags $(wildcard preprocess/*.py) \
+    | $(INSTALLED)
 	$(PY) -m preprocess.main --input='$(CORPUS)/*.mid' --output_dir=$(DATASET) \
 	  --direct_num_workers=0 --direct_running_mode=multi_processing --overwrite \
 	  $(PREPROCESS_FLAGS)
@@ -77,7 +77,7 @@ $(DATASET).flags: preprocess-flags-changed
 preprocess-flags-changed:
 
 bench-preprocess: $(INSTALLED) data ## pipeline files/s vs bare pretty_midi parsing
-	$(PY) -m preprocess.benchmark --input='$(CORPUS)/*.mid'
+	$(PY) -m benchmarks.bench_preprocess --input='$(CORPUS)/*.mid'
 
 # --- training ------------------------------------------------------------------
 .PHONY: train evaluate bench-train

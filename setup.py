@@ -1,6 +1,12 @@
 """Installs the rbm-music packages: common (CLI helpers), preprocess (Beam), trainer (TF), deploy.
 
-Also the --setup_file that Dataflow workers install the pipeline code from.
+Also the --setup_file that Dataflow workers install the pipeline code from:
+install_requires is only what preprocessing imports, so workers do not
+install TensorFlow (README, "Run on Google Cloud", has the sizes). Training,
+evaluation and generation need the `trainer` extra:
+
+    pip install -e '.[trainer]'          # what `make install` does, plus test,data
+    pip install '.[trainer,gpu]'         # the training container
 """
 
 import setuptools
@@ -11,25 +17,33 @@ setuptools.setup(
     description=("Learn to write music with a Restricted Boltzmann Machine: "
                  "Beam preprocessing, tf.distribute training, batch generation."),
     python_requires=">=3.10",
+    # Not benchmarks/ nor tests/: they are run from a checkout.
     packages=setuptools.find_packages(include=["common*", "preprocess*", "trainer*",
                                                "deploy*"]),
+    # The dated GCP machine/region tables deploy/specs.py checks against.
+    package_data={"deploy": ["gcp_catalog.json"]},
     install_requires=[
-        # TF 2.21 needs protobuf >= 6.31, which needs Beam >= 2.69.
-        "tensorflow>=2.21,<2.22",
+        # TF 2.21 (the trainer extra) needs protobuf >= 6.31, which needs
+        # Beam >= 2.69.
         "apache-beam[gcp]>=2.69,<3",
         "numpy>=1.26",
         "google-cloud-storage>=2.14,<4",
         "pretty_midi>=0.2.10,<0.3",
         "absl-py>=1.4",
-        # tf.summary needs it; TF 2.21 no longer installs it by itself.
-        "tensorboard>=2.20",
-        # trainer.compare's figure (Agg backend, no display needed).
-        "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "gcp-storage-emulator>=2024.8"],
+        "trainer": [
+            "tensorflow>=2.21,<2.22",
+            # tf.summary needs it; TF 2.21 no longer installs it by itself.
+            "tensorboard>=2.20",
+            # trainer.compare's figure (Agg backend, no display needed).
+            "matplotlib>=3.7",
+        ],
+        "test": ["pytest>=8", "hypothesis>=6.100", "gcp-storage-emulator>=2024.8",
+                 "ruff>=0.6"],
         # The demo corpus: Bach chorales shipped inside music21 (public domain).
         "data": ["music21>=9"],
+        # With `trainer`: TensorFlow's own CUDA wheels (deploy/Dockerfile.trainer).
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "vertex": ["google-cloud-aiplatform>=1.60"],
         # A real piano in the gallery: needs the system's libfluidsynth and a

@@ -9,96 +9,74 @@ Adds the Dataflow options (runner, project, region, temp and staging
 locations, this repository's setup.py, job name, worker machine type, max
 workers) to preprocess.main's own flags, then runs the same pipeline function
 (preprocess/pipeline.py `run_pipeline`) until the job finishes. --dry_run
-prints the equivalent `python -m preprocess.main ...` command instead. The
-options are built by deploy/specs.py, the run started by deploy/launch.py.
+prints the equivalent `python -m preprocess.main ...` command instead. Every
+flag is generated from a dataclass (preprocess/config.py, specs.DataflowConfig);
+the options are built by deploy/specs.py, the run started by deploy/launch.py.
+Exit codes: 0 done, 2 usage error, 1 failure.
 """
 
-import dataclasses
 import os
 import time
 
-from absl import app
 from absl import flags
 
+from common import cli
 from deploy import launch
 from deploy import specs
-from preprocess import main as _preprocess_main  # pylint: disable=unused-import  # defines its flags
+from preprocess import config as config_lib
 from preprocess import pipeline
+from preprocess import stats
 
 FLAGS = flags.FLAGS
-_D = {f.name: f.default for f in dataclasses.fields(specs.DataflowConfig)
-      if f.default is not dataclasses.MISSING}
-flags.DEFINE_string("project", None, "Google Cloud project ID.")
-flags.DEFINE_string("region", None, "Dataflow region, e.g. us-central1.")
+cli.define_flags(config_lib.RunConfig, required=["input", "output_dir"])
+cli.define_flags(config_lib.PreprocessConfig)
+cli.define_flags(specs.DataflowConfig)
+# Not settings of the job: where its temp files go, and whether to run it.
 flags.DEFINE_string("bucket", None, "Bucket for temp and staging files "
                     "(gs://BUCKET/dataflow/tmp, .../staging).")
-flags.DEFINE_string("temp_location", None, "gs:// temp folder (default: from "
-                    "--bucket).")
-flags.DEFINE_string("staging_location", None, "gs:// staging folder (default: "
-                    "TEMP_LOCATION/staging).")
-flags.DEFINE_string("machine_type", _D["machine_type"], "Worker machine type.")
-flags.DEFINE_integer("max_num_workers", _D["max_num_workers"],
-                     "Autoscaling ceiling.")
-flags.DEFINE_string("job_name", None, "Default: rbm-preprocess-UTCTIME.")
-flags.DEFINE_string("service_account_email", "", "Workers run as this "
-                    "service account.")
 flags.DEFINE_bool("dry_run", False, "Print the preprocess.main command; run "
                   "nothing.")
 
 SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "setup.py")
-# Our flags that are also preprocess.main's and end up in the command.
-_PREPROCESS_FLAGS = [f.name for f in dataclasses.fields(
-    pipeline.PreprocessConfig)] + ["overwrite"]
+
+
+def dataflow_config(run: config_lib.RunConfig) -> specs.DataflowConfig:
+  """The DataflowConfig from the flags, temp folders derived from --bucket."""
+  temp, staging = FLAGS.temp_location, FLAGS.staging_location
+  if FLAGS.bucket and not temp:
+    temp = specs.bucket_url(FLAGS.bucket) + "/dataflow/tmp"
+    staging = staging or specs.bucket_url(FLAGS.bucket) + "/dataflow/staging"
+  return cli.config_from_flags(
+      specs.DataflowConfig, input=run.input, output_dir=run.output_dir,
+      temp_location=temp, staging_location=staging, setup_file=SETUP_FILE,
+      job_name=FLAGS.job_name or time.strftime("rbm-preprocess-%Y%m%d-%H%M%S",
+                                               time.gmtime()))
 
 
 def main(argv):
   extra = argv[1:]  # not ours, not preprocess.main's: more Beam options
   runner = [a for a in extra if a.split("=", 1)[0] == "--runner"]
   if runner:
-    raise app.UsageError(f"{runner[0]}: deploy.dataflow always runs on "
+    raise cli.UsageError(f"{runner[0]}: deploy.dataflow always runs on "
                          "Dataflow; run preprocess.main for other runners.")
-  try:
-    temp, staging = FLAGS.temp_location or "", FLAGS.staging_location or ""
-    if FLAGS.bucket and not temp:
-      temp = specs.bucket_url(FLAGS.bucket) + "/dataflow/tmp"
-      staging = staging or specs.bucket_url(FLAGS.bucket) + "/dataflow/staging"
-    config = specs.DataflowConfig(
-        project=FLAGS.project or "", region=FLAGS.region or "",
-        input=tuple(FLAGS.input or ()), output_dir=FLAGS.output_dir or "",
-        temp_location=temp, staging_location=staging,
-        job_name=FLAGS.job_name or time.strftime(
-            "rbm-preprocess-%Y%m%d-%H%M%S", time.gmtime()),
-        setup_file=SETUP_FILE, machine_type=FLAGS.machine_type,
-        max_num_workers=FLAGS.max_num_workers,
-        service_account_email=FLAGS.service_account_email)
-    preprocess_config = pipeline.PreprocessConfig(**{
-        f.name: FLAGS[f.name].value
-        for f in dataclasses.fields(pipeline.PreprocessConfig)})
-  except ValueError as e:  # specs.SpecError or a bad preprocessing flag
-    raise app.UsageError(str(e)) from None
+  run = cli.config_from_flags(config_lib.RunConfig)
+  preprocess_config = cli.config_from_flags(config_lib.PreprocessConfig)
+  config = dataflow_config(run)
   # Unknown Beam options are an error now, not after a job was staged.
-  try:
-    pipeline.beam_options(specs.dataflow_args(config) + extra)
-  except pipeline.OptionsError as e:
-    raise app.UsageError(str(e)) from None
+  pipeline.beam_options(specs.dataflow_args(config) + extra)
   if FLAGS.dry_run:
-    given = [FLAGS[n].serialize() for n in _PREPROCESS_FLAGS if FLAGS[n].present]
+    given = cli.flag_args(preprocess_config) + cli.flag_args(
+        run, skip=("input", "output_dir"))
     print(specs.shell_join(specs.preprocess_command(config, given, extra)))
     return
   print(f"Dataflow job {config.job_name} starting; watch it at "
         f"{specs.dataflow_console_url(config.project, config.region)}",
         flush=True)
-  try:
-    counts = launch.dataflow_job(config, preprocess_config, extra,
-                                 overwrite=FLAGS.overwrite)
-  except pipeline.LaunchError as e:  # found before the job started
-    raise app.UsageError(str(e)) from None
-  w = counts["windows"]
-  print(f"{counts['files_seen']} files seen: {counts['converted']} converted, "
-        f"{counts['failed']} failed, {counts['skipped']} skipped; windows: "
-        f"train {w['train']}, eval {w['eval']} -> {config.output_dir}")
+  counts = launch.dataflow_job(config, preprocess_config, extra,
+                               overwrite=run.overwrite)
+  print(stats.summary(counts, config.output_dir))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=lambda argv: FLAGS(argv, known_only=True))
+  cli.run(main, known_only=True)

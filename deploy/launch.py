@@ -124,16 +124,16 @@ def dataflow_job(config: specs.DataflowConfig, preprocess_config,
 
   Args:
     config: where and on what the job runs.
-    preprocess_config: a preprocess.pipeline.PreprocessConfig (window layout
+    preprocess_config: a preprocess.config.PreprocessConfig (window layout
       and limits: preprocess.main's own flags).
     extra_options: more Beam options, e.g. --experiments=...
     overwrite: replace a dataset already in the output folder.
 
   Raises:
-    preprocess.pipeline.LaunchError: an input glob matches nothing, or the
-      output holds a dataset and overwrite is False (before the job starts).
-    preprocess.pipeline.OptionsError: an extra option is not a Beam option.
-    RuntimeError: the Dataflow job did not finish.
+    common.cli.UsageError: an input glob matches nothing, the output folder
+      overlaps the inputs or holds a dataset and overwrite is False, or an
+      extra option is not a Beam option (all before the job starts).
+    common.cli.JobError: the Dataflow job did not finish.
   """
   from preprocess import pipeline  # pylint: disable=g-import-not-at-top  # Beam
   options = pipeline.beam_options(

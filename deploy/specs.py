@@ -16,57 +16,22 @@ import json
 import re
 import shlex
 
-# --- offline tables ------------------------------------------------------------
-# Pre-flight conveniences, not an authority: Vertex AI validates again on
-# submission. They turn the common mistakes (an L4 on an n1 machine, 3 GPUs, a
-# region without GPUs, a typo in a region) into an error that names the fix
-# before a job waits in a queue. `skip_table_checks` bypasses them when Google
-# adds a region or a machine that these tables do not know yet.
-TABLES_AS_OF = "2025-06"
+from common import cli
+from deploy import gcp_catalog
+from preprocess import config as config_lib
 
-# GPUs that come built into a machine type: machine type -> GPUs it has.
-# (Compute Engine accelerator-optimized families; Vertex AI training accepts
-# exactly this count on them.)
-BUILT_IN_GPUS = {
-    "NVIDIA_L4": {  # G2
-        "g2-standard-4": 1, "g2-standard-8": 1, "g2-standard-12": 1,
-        "g2-standard-16": 1, "g2-standard-32": 1, "g2-standard-24": 2,
-        "g2-standard-48": 4, "g2-standard-96": 8},
-    "NVIDIA_TESLA_A100": {  # A2 standard, 40 GB
-        "a2-highgpu-1g": 1, "a2-highgpu-2g": 2, "a2-highgpu-4g": 4,
-        "a2-highgpu-8g": 8, "a2-megagpu-16g": 16},
-    "NVIDIA_A100_80GB": {  # A2 ultra
-        "a2-ultragpu-1g": 1, "a2-ultragpu-2g": 2, "a2-ultragpu-4g": 4,
-        "a2-ultragpu-8g": 8},
-    "NVIDIA_H100_80GB": {  # A3 high
-        "a3-highgpu-1g": 1, "a3-highgpu-2g": 2, "a3-highgpu-4g": 4,
-        "a3-highgpu-8g": 8},
-    "NVIDIA_H100_MEGA_80GB": {"a3-megagpu-8g": 8},
-    "NVIDIA_H200_141GB": {"a3-ultragpu-8g": 8},
-    "NVIDIA_B200": {"a4-highgpu-8g": 8},
-}
-# GPUs attached to N1 machines: GPU count -> most vCPUs an N1 machine may have.
-N1_GPUS = {
-    "NVIDIA_TESLA_T4": {1: 48, 2: 48, 4: 96},
-    "NVIDIA_TESLA_V100": {1: 12, 2: 24, 4: 48, 8: 96},
-    "NVIDIA_TESLA_P100": {1: 16, 2: 32, 4: 64},
-    "NVIDIA_TESLA_P4": {1: 24, 2: 48, 4: 96},
-}
+# --- offline tables ---------------------------------------------------------------
+# Pre-flight conveniences, not an authority: the dated GCP machine/GPU/region
+# tables live in deploy/gcp_catalog.json (deploy/gcp_catalog.py loads them).
+# `skip_table_checks` bypasses them when Google adds a region or a machine that
+# they do not know yet.
+TABLES_AS_OF = gcp_catalog.AS_OF
+BUILT_IN_GPUS = gcp_catalog.BUILT_IN_GPUS
+N1_GPUS = gcp_catalog.N1_GPUS
 GPU_TYPES = tuple(sorted(set(BUILT_IN_GPUS) | set(N1_GPUS)))
-# Machine families that only exist with their built-in GPUs.
-_GPU_FAMILIES = ("g2-", "a2-", "a3-", "a4-")
+GPU_REGIONS = gcp_catalog.GPU_REGIONS
+_GPU_FAMILIES = gcp_catalog.GPU_FAMILIES
 _N1 = re.compile(r"^n1-(standard|highmem|highcpu)-(\d+)$")
-
-# Regions where Vertex AI custom training offers GPUs (Vertex AI "locations"
-# page, accelerators for training, as of TABLES_AS_OF). Not every GPU type is
-# in every one of them: Vertex AI says so on submission.
-GPU_REGIONS = frozenset({
-    "us-central1", "us-east1", "us-east4", "us-west1", "us-west2", "us-west4",
-    "northamerica-northeast1", "southamerica-east1",
-    "europe-west1", "europe-west2", "europe-west3", "europe-west4",
-    "asia-east1", "asia-northeast1", "asia-northeast3", "asia-south1",
-    "asia-southeast1", "australia-southeast1", "me-west1",
-})
 
 _REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 _PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
@@ -79,7 +44,7 @@ JOBS = {"train": "trainer.task", "generate": "trainer.generate"}
 REPLICA_LAUNCHER = "deploy.replica"
 
 
-class SpecError(ValueError):
+class SpecError(cli.UsageError):
   """A flag or combination of flags that cannot work; says what would."""
 
 
@@ -114,6 +79,10 @@ def check_gs_path(flag: str, path: str, what: str = "") -> None:
         f"--{flag}={path} is not a gs:// path: cloud jobs run on remote "
         f"machines that cannot see this one; use gs://BUCKET/PATH{what} (copy "
         "local files with `gcloud storage cp -r DIR gs://BUCKET/DIR`).")
+  try:
+    config_lib.check_cloud_path(f"--{flag}", path)
+  except cli.UsageError as e:
+    raise SpecError(str(e)) from None
 
 
 def bucket_url(bucket: str) -> str:
@@ -530,28 +499,31 @@ class DataflowConfig:
           --input='gs://B/corpus/*.mid' --output_dir=gs://B/dataset
   """
 
-  # Google Cloud project ID.
-  project: str
-  # Dataflow region (workers and job metadata).
-  region: str
+  # Flags generated from these fields by deploy/dataflow.py (common.cli);
+  # input and output_dir are preprocess.main's flags (preprocess/config.py).
+  project: str = cli.setting("", "Google Cloud project ID.")
+  region: str = cli.setting(
+      "", "Dataflow region (workers and job metadata), e.g. us-central1.")
   # gs:// globs of MIDI files.
-  input: tuple
+  input: tuple = cli.setting((), "gs:// globs of MIDI files.", cli=False)
   # gs:// folder for the TFRecords and dataset.json.
-  output_dir: str
-  # gs:// folder for Dataflow's temporary files.
-  temp_location: str
-  # gs:// folder for the staged package and SDK ("" : TEMP_LOCATION/staging).
-  staging_location: str
-  # Dataflow job name: lowercase letters, digits, hyphens.
-  job_name: str
+  output_dir: str = cli.setting("", "gs:// dataset folder.", cli=False)
+  temp_location: str = cli.setting(
+      "", "gs:// folder for Dataflow's temporary files (default: from "
+      "--bucket).")
+  staging_location: str = cli.setting(
+      "", "gs:// folder for the staged package and SDK (default: "
+      "TEMP_LOCATION/staging).")
+  job_name: str = cli.setting(
+      "", "Dataflow job name: lowercase letters, digits, hyphens (default: "
+      "rbm-preprocess-UTCTIME).")
   # This repository's setup.py: workers pip-install the package from it.
-  setup_file: str
-  # Worker machine type.
-  machine_type: str = "n1-standard-2"
-  # Autoscaling ceiling.
-  max_num_workers: int = 10
-  # Service account the workers run as ("" : the Compute Engine default).
-  service_account_email: str = ""
+  setup_file: str = cli.setting("", "setup.py workers install.", cli=False)
+  machine_type: str = cli.setting("n1-standard-2", "Worker machine type.")
+  max_num_workers: int = cli.setting(10, "Autoscaling ceiling.")
+  service_account_email: str = cli.setting(
+      "", "Workers run as this service account (default: the Compute Engine "
+      "default).")
 
   def __post_init__(self):
     object.__setattr__(self, "input", tuple(self.input))

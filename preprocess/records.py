@@ -6,6 +6,8 @@ One `tf.train.Example` per window:
   * ``source``: the MIDI file's path.
   * ``offset``: the window's first grid step in that file.
   * ``transpose``: semitones the file was shifted by (0 = as written).
+  * ``num_steps``: only in datasets of whole pieces (num_timesteps=0 in
+    dataset.json): the piece's length in steps, i.e. the rows of ``window``.
 
 Beside the TFRecords, ``dataset.json`` (`DatasetSpec`) says what the bits mean.
 Nothing here touches a file system: callers read and write the JSON text.
@@ -122,7 +124,7 @@ def _len_field(number: int, payload: bytes) -> bytes:
 
 # Features.feature is map<string, Feature>: repeated entries {1: key, 2: value}.
 _KEYS = {k: _len_field(1, k.encode()) for k in
-         ("window", "source", "offset", "transpose")}
+         ("window", "source", "offset", "transpose", "num_steps")}
 
 
 def _entry(key: str, feature: bytes) -> bytes:
@@ -130,7 +132,7 @@ def _entry(key: str, feature: bytes) -> bytes:
 
 
 def make_example(window: np.ndarray, source: str, offset: int,
-                 transpose: int = 0) -> bytes:
+                 transpose: int = 0, num_steps: int | None = None) -> bytes:
   """Serialises one window as a tf.train.Example.
 
   Written as protobuf wire format directly (Example{1: Features{1: entries}},
@@ -138,15 +140,21 @@ def make_example(window: np.ndarray, source: str, offset: int,
   through TensorFlow's example_pb2: importing TensorFlow costs every Beam worker
   process ~4 s and ~500 MB for this one message. example_pb2 and
   tf.io.parse_example read it back identically (tests/test_preprocess_steps.py).
+  `num_steps` (whole pieces only) is left out of fixed windows so that their
+  bytes do not change.
   """
   window_feature = _len_field(1, _len_field(1, pack_window(window)))
   source_feature = _len_field(1, _len_field(1, source.encode("utf-8")))
   offset_feature = _len_field(3, _len_field(1, _varint(int(offset))))
   transpose_feature = _len_field(3, _len_field(1, _varint(int(transpose))))
-  return _len_field(1, _entry("window", window_feature) +
-                    _entry("source", source_feature) +
-                    _entry("offset", offset_feature) +
-                    _entry("transpose", transpose_feature))
+  entries = (_entry("window", window_feature) +
+             _entry("source", source_feature) +
+             _entry("offset", offset_feature) +
+             _entry("transpose", transpose_feature))
+  if num_steps is not None:
+    entries += _entry("num_steps", _len_field(3, _len_field(1, _varint(
+        int(num_steps)))))
+  return _len_field(1, entries)
 
 
 def parse_example(serialized: bytes) -> dict:
@@ -154,9 +162,12 @@ def parse_example(serialized: bytes) -> dict:
   from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
   example = example_pb2.Example.FromString(serialized)
   feature = example.features.feature
-  return {
+  parsed = {
       "window": feature["window"].bytes_list.value[0],
       "source": feature["source"].bytes_list.value[0].decode("utf-8"),
       "offset": feature["offset"].int64_list.value[0],
       "transpose": feature["transpose"].int64_list.value[0],
   }
+  if "num_steps" in feature:
+    parsed["num_steps"] = feature["num_steps"].int64_list.value[0]
+  return parsed

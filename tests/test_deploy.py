@@ -494,10 +494,11 @@ def test_dockerfile_matches_the_package():
       for source in arg.split()[:-1]:
         assert os.path.exists(os.path.join(ROOT, source)), source
   # The base has no CUDA: the gpu extra brings TensorFlow's own CUDA wheels,
-  # for the same TensorFlow versions as install_requires.
+  # for the same TensorFlow versions as the trainer extra.
   pin = re.search(r'"tensorflow(>=[^"]+)"', setup).group(1)
   assert f'"gpu": ["tensorflow[and-cuda]{pin}"]' in setup
-  assert any("pip install '.[gpu]'" in arg for op, arg in steps if op == "RUN")
+  assert any("pip install '.[trainer,gpu]'" in arg
+             for op, arg in steps if op == "RUN")
 
 
 def test_container_entry_point_runs():
@@ -702,6 +703,7 @@ def test_dataflow_launch_runs_the_pipeline_with_those_options(gcs_bucket):
   """The launch path end to end on the GCS emulator; only the runner is swapped
   for DirectRunner (Dataflow itself cannot run offline)."""
   from google.cloud import storage  # pylint: disable=g-import-not-at-top
+  from preprocess import config as config_lib  # pylint: disable=g-import-not-at-top
   from preprocess import pipeline  # pylint: disable=g-import-not-at-top
   bucket = storage.Client().bucket(gcs_bucket)
   for i in range(3):
@@ -711,10 +713,26 @@ def test_dataflow_launch_runs_the_pipeline_with_those_options(gcs_bucket):
                     output_dir=f"gs://{gcs_bucket}/dataset",
                     temp_location=f"gs://{gcs_bucket}/dataflow/tmp")
   counts = launch.dataflow_job(
-      config, pipeline.PreprocessConfig(eval_fraction=0.0, num_shards=1),
+      config, config_lib.PreprocessConfig(eval_fraction=0.0, num_shards=1),
       extra_options=["--runner=DirectRunner"])
-  assert counts["converted"] == 3 and counts["windows"]["train"] == 9
+  assert counts["converted"] == 3 and counts["windows"]["train"] == 9, counts
   assert bucket.blob("dataset/dataset.json").exists()
   with pytest.raises(pipeline.LaunchError, match="already holds a dataset"):
-    launch.dataflow_job(config, pipeline.PreprocessConfig(),
+    launch.dataflow_job(config, config_lib.PreprocessConfig(),
                         extra_options=["--runner=DirectRunner"])
+
+
+def test_gcp_catalog_is_dated_sourced_and_consistent():
+  from deploy import gcp_catalog  # pylint: disable=g-import-not-at-top
+  assert re.fullmatch(r"\d{4}-\d{2}", gcp_catalog.AS_OF)
+  assert "documentation" in gcp_catalog.SOURCE
+  assert specs.TABLES_AS_OF == gcp_catalog.AS_OF
+  # Every machine with built-in GPUs belongs to a GPU-only family, so a CPU
+  # job on it is refused (check_machine); N1 counts are ints after loading.
+  for machines in specs.BUILT_IN_GPUS.values():
+    assert all(m.startswith(gcp_catalog.GPU_FAMILIES) for m in machines)
+  for limits in specs.N1_GPUS.values():
+    assert all(isinstance(n, int) and n >= 1 for n in limits)
+  assert specs.default_machine_type("NVIDIA_TESLA_T4", 2) == "n1-standard-16"
+  assert specs.default_machine_type("NVIDIA_L4", 4) == "g2-standard-48"
+  assert "us-central1" in specs.GPU_REGIONS

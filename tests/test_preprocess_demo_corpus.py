@@ -4,8 +4,9 @@ import os
 
 import pytest
 
+from preprocess import config as config_lib
 from preprocess import demo_corpus
-from preprocess import pipeline
+from preprocess import steps
 
 pytest.importorskip("music21")  # the "data" extra, which `make test` installs
 
@@ -22,8 +23,8 @@ def test_export_is_named_by_bwv_idempotent_and_usable(tmp_path):
   assert again["written"] == 0 and again["kept"] == len(names)
   assert {n: open(os.path.join(out, n), "rb").read()
           for n in os.listdir(out)} == first
-  config = pipeline.PreprocessConfig()
+  config = config_lib.PreprocessConfig()
   for name, data in first.items():
-    fw = pipeline.file_to_windows(
-        pipeline.parse_file((name, data), config), config)
+    fw = steps.file_to_windows(
+        steps.parse_file((name, data), config), config)
     assert fw.stats["status"] == "converted" and fw.stats["windows"] > 5

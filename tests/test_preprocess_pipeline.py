@@ -20,10 +20,12 @@ import pytest
 from preprocess import pianoroll
 from preprocess import pipeline
 from preprocess import records
+from preprocess import steps
+from preprocess import config as config_lib
 from tests import midi_builders
 from trainer import data
 
-CONFIG = pipeline.PreprocessConfig(eval_fraction=0.0)
+CONFIG = config_lib.PreprocessConfig(eval_fraction=0.0)
 
 
 def write_corpus(folder, n=6, length=40, eval_fraction=None):
@@ -39,7 +41,7 @@ def write_corpus(folder, n=6, length=40, eval_fraction=None):
       want = records.EVAL_PREFIX if i == 0 else records.TRAIN_PREFIX
       name = next(
           f"piece{i}-{k}.mid" for k in range(10_000)
-          if pipeline.split_of(os.path.join(folder, f"piece{i}-{k}.mid"),
+          if steps.split_of(os.path.join(folder, f"piece{i}-{k}.mid"),
                                eval_fraction) == want)
     with open(os.path.join(folder, name), "wb") as f:
       f.write(midi_builders.make_midi(
@@ -118,7 +120,7 @@ def test_convert_corpus_transform(tmp_path, monkeypatch):
 def test_end_to_end_to_a_local_dir_read_back_with_tf_data(tmp_path):
   corpus, out = str(tmp_path / "corpus"), str(tmp_path / "out")
   write_corpus(corpus, n=12, eval_fraction=0.3)
-  config = pipeline.PreprocessConfig(eval_fraction=0.3, transpose=1,
+  config = config_lib.PreprocessConfig(eval_fraction=0.3, transpose=1,
                                      num_shards=2)
   counts = pipeline.run_pipeline([os.path.join(corpus, "*.mid")], out, config)
   spec = data.load_dataset_spec(out)
@@ -199,7 +201,7 @@ def test_hostile_files_are_all_accounted_for(tmp_path):
   }
   for name, content in hostile.items():
     (corpus / name).write_bytes(content)
-  config = pipeline.PreprocessConfig(eval_fraction=0.0, max_steps=150,
+  config = config_lib.PreprocessConfig(eval_fraction=0.0, max_steps=150,
                                      max_file_bytes=len(good) * 10)
   counts = pipeline.run_pipeline([str(corpus / "*")], out, config)
 
@@ -238,7 +240,7 @@ def test_rerun_is_deterministic_and_overwrite_replaces_the_dataset(tmp_path):
   corpus, out = str(tmp_path / "corpus"), str(tmp_path / "out")
   write_corpus(corpus, n=4, eval_fraction=0.5)
   inputs = [os.path.join(corpus, "*.mid")]
-  config = pipeline.PreprocessConfig(eval_fraction=0.5, num_shards=2)
+  config = config_lib.PreprocessConfig(eval_fraction=0.5, num_shards=2)
 
   def snapshot():
     files = {n: (tmp_path / "out" / n).read_bytes() for n in os.listdir(out)}
@@ -260,7 +262,7 @@ def test_rerun_is_deterministic_and_overwrite_replaces_the_dataset(tmp_path):
   assert files_again["dataset.json"] == files["dataset.json"]
   assert examples_again == examples  # same Examples, shard order aside
 
-  config = pipeline.PreprocessConfig(eval_fraction=0.5, num_shards=3)
+  config = config_lib.PreprocessConfig(eval_fraction=0.5, num_shards=3)
   pipeline.run_pipeline(inputs, out, config, overwrite=True)
   # The 2-shard files of the earlier run are gone, not read as extra data.
   assert len(data.split_files(out, "train")) == 3

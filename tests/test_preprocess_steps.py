@@ -11,34 +11,37 @@ import pytest
 from preprocess import pianoroll
 from preprocess import pipeline
 from preprocess import records
+from preprocess import steps
+from preprocess import config as config_lib
+from preprocess import stats
 from tests import midi_builders
 
-CONFIG = pipeline.PreprocessConfig(eval_fraction=0.0)
+CONFIG = config_lib.PreprocessConfig(eval_fraction=0.0)
 
 
 def parsed(notes, config=CONFIG, path="a.mid", **kw):
-  return pipeline.parse_file((path, midi_builders.make_midi(notes, **kw)), config)
+  return steps.parse_file((path, midi_builders.make_midi(notes, **kw)), config)
 
 
 def test_split_is_stable_and_follows_the_fraction():
   paths = [f"gs://b/corpus/{i}.mid" for i in range(4000)]
-  splits = [pipeline.split_of(p, 0.25) for p in paths]
-  assert splits == [pipeline.split_of(p, 0.25) for p in paths]
+  splits = [steps.split_of(p, 0.25) for p in paths]
+  assert splits == [steps.split_of(p, 0.25) for p in paths]
   assert 0.22 < splits.count("eval") / len(paths) < 0.28
-  assert {pipeline.split_of(p, 0.0) for p in paths} == {"train"}
-  assert {pipeline.split_of(p, 1.0) for p in paths} == {"eval"}
+  assert {steps.split_of(p, 0.0) for p in paths} == {"train"}
+  assert {steps.split_of(p, 1.0) for p in paths} == {"eval"}
 
 
 @pytest.mark.parametrize("name,midi", [("a.mid", True), ("B.MIDI", True),
                                        ("c.midi", True), ("d.txt", False),
                                        ("mid", False)])
 def test_midi_extensions(name, midi):
-  assert pipeline.is_midi_path(name) == midi
+  assert steps.is_midi_path(name) == midi
 
 
 def test_windows_are_cut_serialised_and_counted():
   # 40 sixteenths: two full windows of 15, the tail of 10 is dropped.
-  fw = pipeline.file_to_windows(parsed(midi_builders.scale(40)), CONFIG)
+  fw = steps.file_to_windows(parsed(midi_builders.scale(40)), CONFIG)
   assert len(fw.train) == 2 and fw.eval == []
   ex = records.parse_example(fw.train[1])
   assert ex["offset"] == 15 and ex["source"] == "a.mid" and ex["transpose"] == 0
@@ -54,17 +57,17 @@ def test_windows_are_cut_serialised_and_counted():
 
 def test_silent_windows_are_dropped_and_counted():
   notes = [(60, 0, 1), (62, 11, 12)]  # steps 0-3 and 44-47: window 1 silent
-  fw = pipeline.file_to_windows(parsed(notes), CONFIG)
+  fw = steps.file_to_windows(parsed(notes), CONFIG)
   assert len(fw.train) == 2 and fw.stats["silent_windows"] == 1
 
 
 def test_transposition_only_for_training_files():
-  config = pipeline.PreprocessConfig(eval_fraction=0.0, transpose=2)
-  fw = pipeline.file_to_windows(parsed(midi_builders.scale(15), config), config)
+  config = config_lib.PreprocessConfig(eval_fraction=0.0, transpose=2)
+  fw = steps.file_to_windows(parsed(midi_builders.scale(15), config), config)
   assert sorted(records.parse_example(e)["transpose"] for e in fw.train) == [
       -2, -1, 0, 1, 2]
-  config = pipeline.PreprocessConfig(eval_fraction=1.0, transpose=2)
-  fw = pipeline.file_to_windows(parsed(midi_builders.scale(15), config), config)
+  config = config_lib.PreprocessConfig(eval_fraction=1.0, transpose=2)
+  fw = steps.file_to_windows(parsed(midi_builders.scale(15), config), config)
   assert len(fw.eval) == 1 and fw.train == [] and fw.stats["unit_sum"] is None
 
 
@@ -78,45 +81,45 @@ def test_transposition_only_for_training_files():
     ([(60, 4, 4.5)], "only_silent_windows"),
 ])
 def test_files_without_windows_are_skipped_with_a_reason(notes, reason):
-  fw = pipeline.file_to_windows(parsed(notes), CONFIG)
+  fw = steps.file_to_windows(parsed(notes), CONFIG)
   assert fw.train == [] and fw.stats["status"] == "skipped"
   assert fw.stats["reason"] == reason
 
 
 @pytest.mark.parametrize("data,error", [
-    (b"", pipeline.EmptyFile),
-    (b"not a midi file at all", pipeline.CorruptMidi),
-    (midi_builders.make_midi(midi_builders.scale(30))[:40], pipeline.CorruptMidi),
-    (midi_builders.make_midi([]), pipeline.NoNotes),
-    (midi_builders.make_midi([], drums=[(36, 0, 1)]), pipeline.OnlyDrums),
+    (b"", steps.EmptyFile),
+    (b"not a midi file at all", steps.CorruptMidi),
+    (midi_builders.make_midi(midi_builders.scale(30))[:40], steps.CorruptMidi),
+    (midi_builders.make_midi([]), steps.NoNotes),
+    (midi_builders.make_midi([], drums=[(36, 0, 1)]), steps.OnlyDrums),
 ])
 def test_bad_files_raise_their_reason(data, error):
   with pytest.raises(error):
-    pipeline.parse_file(pipeline.read_file(("x.mid", len(data)), 1 << 20)
+    steps.parse_file(steps.read_file(("x.mid", len(data)), 1 << 20)
                         if not data else ("x.mid", data), CONFIG)
 
 
 def test_too_large_is_checked_before_reading():
-  with pytest.raises(pipeline.TooLarge, match="max_file_bytes=10"):
-    pipeline.read_file(("/does/not/exist.mid", 11), max_file_bytes=10)
+  with pytest.raises(steps.TooLarge, match="max_file_bytes=10"):
+    steps.read_file(("/does/not/exist.mid", 11), max_file_bytes=10)
 
 
 def test_too_long_is_a_reason_not_a_crash():
-  config = pipeline.PreprocessConfig(max_steps=100)
-  with pytest.raises(pipeline.TooLong, match="max_steps=100"):
+  config = config_lib.PreprocessConfig(max_steps=100)
+  with pytest.raises(steps.TooLong, match="max_steps=100"):
     parsed([(60, 0, 30)], config)
 
 
 def test_dead_letter_keeps_path_and_reason():
-  bad = (("p.mid", 3), (pipeline.NoNotes, "NoNotes('x')", ["tb"]))
-  assert pipeline.dead_letter_to_error(bad) == {
+  bad = (("p.mid", 3), (steps.NoNotes, "NoNotes('x')", ["tb"]))
+  assert steps.dead_letter_to_error(bad) == {
       "path": "p.mid", "reason": "no_notes", "message": "NoNotes('x')"}
   bad = (("q.mid", 3), (ZeroDivisionError, "ZeroDivisionError()", ["tb"]))
-  assert pipeline.dead_letter_to_error(bad)["reason"] == "unexpected_error"
+  assert steps.dead_letter_to_error(bad)["reason"] == "unexpected_error"
 
 
 def test_combine_stats_adds_everything_and_merges():
-  combine = pipeline.CombineStats()
+  combine = stats.CombineStats()
   records_ = [
       {"status": "converted", "split": "train", "windows": 3,
        "silent_windows": 1, "notes_out_of_range": 2, "drum_notes": 0,
@@ -142,27 +145,27 @@ def test_combine_stats_adds_everything_and_merges():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"num_timesteps": 0}, "num_timesteps=0"), ({"stride": 0}, "stride=0"),
+    ({"num_timesteps": -1}, "num_timesteps=-1"), ({"stride": 0}, "stride=0"),
     ({"eval_fraction": 1.5}, "eval_fraction=1.5"),
     ({"transpose": -1}, "transpose=-1"), ({"encoding": "x"}, "'x'")])
 def test_config_errors_name_the_value(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    pipeline.PreprocessConfig(**kwargs)
+    config_lib.PreprocessConfig(**kwargs)
 
 
 def test_unreadable_file_has_its_own_reason():
   # Listed, then gone before it was read (or no permission): not a crash.
-  with pytest.raises(pipeline.Unreadable, match="exist.mid"):
-    pipeline.read_file(("/does/not/exist.mid", 5), max_file_bytes=10)
+  with pytest.raises(steps.Unreadable, match="exist.mid"):
+    steps.read_file(("/does/not/exist.mid", 5), max_file_bytes=10)
 
 
 def test_unexpected_errors_keep_their_traceback():
   bad = (("q.mid", 3), (KeyError, "KeyError('x')", ["Traceback\n", "  here\n"]))
-  error = pipeline.dead_letter_to_error(bad)
+  error = steps.dead_letter_to_error(bad)
   assert error["reason"] == "unexpected_error"
   assert error["traceback"] == "Traceback\n  here\n"
-  bad = (("p.mid", 3), (pipeline.CorruptMidi, "CorruptMidi('x')", ["tb"]))
-  assert "traceback" not in pipeline.dead_letter_to_error(bad)
+  bad = (("p.mid", 3), (steps.CorruptMidi, "CorruptMidi('x')", ["tb"]))
+  assert "traceback" not in steps.dead_letter_to_error(bad)
 
 
 @pytest.mark.parametrize("offset", [0, 15, 127, 128, 2**40])
@@ -193,11 +196,12 @@ def test_examples_parse_identically_with_tensorflow(offset, transpose):
 def test_workers_never_import_tensorflow():
   # A Beam worker that imported TF would pay ~4 s and ~500 MB per process.
   code = ("import sys\n"
-          "from preprocess import pipeline\n"
+          "from preprocess import pipeline, steps\n"
+          "from preprocess import config as config_lib\n"
           "from tests import midi_builders\n"
-          "c = pipeline.PreprocessConfig(eval_fraction=0.0, transpose=1)\n"
+          "c = config_lib.PreprocessConfig(eval_fraction=0.0, transpose=1)\n"
           "data = midi_builders.make_midi(midi_builders.scale(40))\n"
-          "fw = pipeline.file_to_windows(pipeline.parse_file(('a.mid', data), c), c)\n"
+          "fw = steps.file_to_windows(steps.parse_file(('a.mid', data), c), c)\n"
           "assert len(fw.train) == 6, fw.train\n"
           "assert 'tensorflow' not in sys.modules\n")
   subprocess.run([sys.executable, "-c", code], check=True,

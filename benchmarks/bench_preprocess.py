@@ -1,6 +1,6 @@
 r"""Benchmark: the preprocessing pipeline against bare pretty_midi parsing.
 
-    python -m preprocess.benchmark --input='data/chorales/*.mid'
+    python -m benchmarks.bench_preprocess --input='data/chorales/*.mid'   (make bench-preprocess)
 
 Measured in one run, on the same files:
   * bare parsing: pretty_midi.PrettyMIDI on bytes already in memory, 1 core;
@@ -32,8 +32,10 @@ from absl import flags
 from apache_beam.options.pipeline_options import PipelineOptions
 import pretty_midi
 
+from preprocess import config as config_lib
 from preprocess import pianoroll
 from preprocess import pipeline
+from preprocess import steps
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", "data/chorales/*.mid", "Glob of MIDI files (local).")
@@ -73,18 +75,18 @@ def bare_parse_seconds(blobs: list) -> tuple:
   return c.wall, c.cpu
 
 
-def step_seconds(blobs: list, config: pipeline.PreprocessConfig) -> tuple:
+def step_seconds(blobs: list, config: config_lib.PreprocessConfig) -> tuple:
   """CPU seconds of the pure steps: parse_file, then file_to_windows."""
   with Clock() as parse:
-    parsed = [pipeline.parse_file(b, config) for b in blobs]
+    parsed = [steps.parse_file(b, config) for b in blobs]
   with Clock() as windows:
     for p in parsed:
-      pipeline.file_to_windows(p, config)
+      steps.file_to_windows(p, config)
   return parse.cpu, windows.cpu
 
 
 def timed_run(corpus_glob: str, workdir: str, options: list,
-              config: pipeline.PreprocessConfig) -> tuple:
+              config: config_lib.PreprocessConfig) -> tuple:
   """(wall s, cpu s, files seen, windows) of one end-to-end run_pipeline."""
   out = tempfile.mkdtemp(dir=workdir)
   with Clock() as c:
@@ -132,19 +134,8 @@ def _line(label: str, rate, per: int = 1) -> str:
           + f"  ({count} files in {seconds:.1f} s)")
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  paths = sorted(glob.glob(FLAGS.input))
-  if not paths:
-    raise app.UsageError(f"--input={FLAGS.input!r} matches no file; run "
-                         "`make data` for the demo corpus.")
-  if FLAGS.copies < 2:
-    raise app.UsageError(f"--copies={FLAGS.copies}: the steady state needs "
-                         ">= 2 corpus sizes.")
-  config = pipeline.PreprocessConfig()
-  cores = os.cpu_count()
-  load_before = os.getloadavg()[0]
+def measure(paths: list, config) -> dict:
+  """Every measurement, FLAGS.repeats times, interleaved: name -> runs."""
   blobs = read_all(paths)
   runs = {k: [] for k in ("parse", "steps", "one_small", "one_big",
                           "multi_small", "multi_big")}
@@ -163,6 +154,23 @@ def main(argv):
       runs["multi_big"].append(timed_run(big, workdir, _ALL_CORES, config))
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
+  return runs
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  paths = sorted(glob.glob(FLAGS.input))
+  if not paths:
+    raise app.UsageError(f"--input={FLAGS.input!r} matches no file; run "
+                         "`make data` for the demo corpus.")
+  if FLAGS.copies < 2:
+    raise app.UsageError(f"--copies={FLAGS.copies}: the steady state needs "
+                         ">= 2 corpus sizes.")
+  config = config_lib.PreprocessConfig()
+  cores = os.cpu_count()
+  load_before = os.getloadavg()[0]
+  runs = measure(paths, config)
   n = len(paths)
   parse_wall = n / min(w for w, _ in runs["parse"])
   parse_cpu = n / min(c for _, c in runs["parse"])

@@ -1,0 +1,136 @@
+r"""The settings of a preprocessing run, each declared once with its help text.
+
+`PreprocessConfig` decides what the windows look like (it travels to the Beam
+workers and into dataset.json); `RunConfig` says where they come from and go.
+preprocess/main.py and deploy/dataflow.py generate their flags from both with
+common.cli, so a default or a help text lives only here:
+
+    python -m preprocess.main --input='data/chorales/*.mid' --output_dir=out/dataset
+
+This module must not import Beam or TensorFlow: deploy/dataflow.py and the
+flag definitions read it.
+"""
+
+import dataclasses
+
+from common import cli
+from preprocess import pianoroll
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+  """Everything that decides what the windows look like.
+
+  The defaults reproduce the seed: onoff encoding, 78 pitches, 16th notes,
+  non-overlapping windows of 15 steps (2340 visible units).
+  """
+
+  encoding: str = cli.setting(
+      "onoff", "onoff: play + articulate columns (the seed's); roll: play only.",
+      choices=("onoff", "roll"))
+  # Notes outside [low_note, high_note) are dropped and counted.
+  low_note: int = cli.setting(24, "Lowest MIDI pitch kept.")
+  high_note: int = cli.setting(102, "Highest MIDI pitch kept, exclusive.")
+  steps_per_quarter: int = cli.setting(
+      4, "Grid steps per quarter note (4 = 16th notes).")
+  # One window is one visible vector of the model; 0 keeps every piece
+  # whole, as one variable-length sequence (for a temporal model).
+  num_timesteps: int = cli.setting(
+      15, "Steps per window; 0: one example per piece, the whole sequence.")
+  # = num_timesteps gives non-overlapping windows.
+  stride: int = cli.setting(15, "Steps between window starts.")
+  # Files, not windows, are held out: a piece is in one split only.
+  eval_fraction: float = cli.setting(
+      0.1, "Fraction of files held out for evaluation (by path hash).")
+  transpose: int = cli.setting(
+      0, "Augment training files with shifts -K..K semitones.")
+  num_shards: int = cli.setting(
+      0, "TFRecord shards per split (0: runner decides).")
+  # Drum "pitches" are instruments, so off by default.
+  include_drums: bool = cli.setting(False, "Keep drum tracks.")
+  max_file_bytes: int = cli.setting(
+      32 * 1024 * 1024, "Larger files are rejected unread (reason too_large).")
+  # 200k 16th notes is ~3.5 hours at 120 bpm, far beyond any real piece.
+  max_steps: int = cli.setting(
+      200_000, "Longer files (in grid steps) are rejected (too_long).")
+
+  def __post_init__(self):
+    _ = self.roll_spec  # validates the layout (RollSpec raises)
+    if self.num_timesteps < 0:
+      raise cli.UsageError(f"--num_timesteps={self.num_timesteps} must be >= 1 "
+                           "(the seed uses 15), or 0 for whole pieces.")
+    if self.stride < 1:
+      raise cli.UsageError(f"--stride={self.stride} must be >= 1; use --stride="
+                           f"{self.num_timesteps} for non-overlapping windows.")
+    if not 0.0 <= self.eval_fraction <= 1.0:
+      raise cli.UsageError(f"--eval_fraction={self.eval_fraction} must be in "
+                           "[0, 1].")
+    if not 0 <= self.transpose <= 12:
+      raise cli.UsageError(f"--transpose={self.transpose} must be in 0..12 "
+                           "semitones.")
+    if self.num_shards < 0:
+      raise cli.UsageError(f"--num_shards={self.num_shards} must be >= 0 "
+                           "(0: runner decides).")
+    if self.max_file_bytes < 1 or self.max_steps < 1:
+      raise cli.UsageError(
+          f"--max_file_bytes={self.max_file_bytes} and --max_steps="
+          f"{self.max_steps} must be positive.")
+
+  @property
+  def roll_spec(self) -> pianoroll.RollSpec:
+    return pianoroll.RollSpec(self.encoding, self.low_note, self.high_note,
+                              self.steps_per_quarter)
+
+  @property
+  def whole_pieces(self) -> bool:
+    """One example per piece, of its own length (--num_timesteps=0)."""
+    return self.num_timesteps == 0
+
+  @property
+  def n_visible(self) -> int:
+    """Units of one window; 0 for whole pieces (their length varies)."""
+    return self.num_timesteps * self.roll_spec.n_columns
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Where a run reads and writes: not part of the dataset's layout."""
+
+  input: tuple = cli.setting(
+      None, "Comma-separated globs of MIDI files (local or gs://).")
+  output_dir: str = cli.setting(
+      None, "Where the TFRecords and dataset.json go.")
+  # Only files this project wrote are replaced (preprocess/outputs.py).
+  overwrite: bool = cli.setting(
+      False, "Replace a dataset already in --output_dir.")
+
+  def __post_init__(self):
+    object.__setattr__(self, "input", tuple(self.input or ()))
+    for pattern in self.input:
+      check_cloud_path("--input", pattern)
+    check_cloud_path("--output_dir", self.output_dir or "")
+
+
+def check_cloud_path(flag: str, path: str) -> None:
+  """Refuses a gs:// path with a query string or a fragment, unprinted.
+
+  A signed URL's query (?X-Goog-Signature=...&access_token=...) is a secret:
+  it would become part of object names and of every log line. `?` alone is a
+  glob wildcard, so a query is a `?` followed by `=` or `&`.
+
+  Raises:
+    cli.UsageError: naming the path up to the query, never the query.
+  """
+  if not path.startswith("gs://"):
+    return
+  cut = len(path)
+  question = path.find("?")
+  if question >= 0 and any(c in path[question:] for c in "=&"):
+    cut = question
+  if "#" in path:
+    cut = min(cut, path.index("#"))
+  if cut < len(path):
+    raise cli.UsageError(
+        f"{flag}={path[:cut]}... has a query string or fragment (not shown: "
+        "it may hold a credential); give the plain gs://BUCKET/PATH, the "
+        "pipeline authenticates by itself.")

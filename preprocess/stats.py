@@ -1,0 +1,116 @@
+"""Counting what happened to every file: Beam counters and dataset.json's counts.
+
+Every input file contributes exactly one stats record (converted, failed or
+skipped, with a reason). `CountStats` mirrors them into Beam Metrics (what
+Dataflow's UI shows); `CombineStats` adds them into the counts written to
+dataset.json, computed by the pipeline itself so that every runner writes the
+same file.
+"""
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from preprocess import records
+from preprocess.config import PreprocessConfig
+
+NAMESPACE = "preprocess"
+_DROPPED = ("silent_windows", "notes_out_of_range", "drum_notes")
+
+
+class CountStats(beam.DoFn):
+  """Beam Metrics counters, one per outcome and per drop reason."""
+
+  def process(self, stats):
+    status, reason = stats["status"], stats.get("reason")
+    Metrics.counter(NAMESPACE, "files_seen").inc()
+    Metrics.counter(NAMESPACE, "files_" + status).inc()
+    if reason:
+      Metrics.counter(NAMESPACE, f"{status}_{reason}").inc()
+    if stats.get("windows"):
+      Metrics.counter(NAMESPACE, "windows_" + stats["split"]).inc(
+          stats["windows"])
+    for key in _DROPPED:
+      if stats.get(key):
+        Metrics.counter(NAMESPACE, key).inc(stats[key])
+    yield stats
+
+
+class CombineStats(beam.CombineFn):
+  """Adds every file's stats record into the counts of dataset.json."""
+
+  def create_accumulator(self):
+    return {"files_seen": 0, "converted": 0, "failed": 0, "skipped": 0,
+            "failed_reasons": {}, "skipped_reasons": {},
+            "windows": {records.TRAIN_PREFIX: 0, records.EVAL_PREFIX: 0},
+            "files": {records.TRAIN_PREFIX: 0, records.EVAL_PREFIX: 0},
+            "silent_windows": 0, "notes_out_of_range": 0, "drum_notes": 0,
+            "unit_sum": None}
+
+  def add_input(self, acc, stats):
+    acc["files_seen"] += 1
+    status = stats["status"]
+    acc[status] += 1
+    if status in ("failed", "skipped"):
+      reasons = acc[status + "_reasons"]
+      reasons[stats["reason"]] = reasons.get(stats["reason"], 0) + 1
+    if "split" in stats and status == "converted":
+      acc["files"][stats["split"]] += 1
+      acc["windows"][stats["split"]] += stats["windows"]
+      if "steps" in stats:  # whole pieces: their total length per split
+        steps = acc.setdefault("steps", {})
+        steps[stats["split"]] = steps.get(stats["split"], 0) + stats["steps"]
+    for key in _DROPPED:
+      acc[key] += stats.get(key, 0)
+    if stats.get("unit_sum") is not None:
+      acc["unit_sum"] = (stats["unit_sum"] if acc["unit_sum"] is None else
+                         acc["unit_sum"] + stats["unit_sum"])
+    return acc
+
+  def merge_accumulators(self, accumulators):
+    merged = self.create_accumulator()
+    for acc in accumulators:
+      for key, value in acc.items():
+        if key == "unit_sum":
+          if value is not None:
+            merged[key] = value if merged[key] is None else merged[key] + value
+        elif isinstance(value, dict):
+          into = merged.setdefault(key, {})  # "steps" exists for whole pieces
+          for k, v in value.items():
+            into[k] = into.get(k, 0) + v
+        else:
+          merged[key] += value
+    return merged
+
+  def extract_output(self, acc):
+    return acc
+
+
+def make_dataset_spec(acc: dict, config: PreprocessConfig) -> records.DatasetSpec:
+  """The combined counts and the layout -> dataset.json (shards not yet listed)."""
+  counts = {k: v for k, v in acc.items() if k != "unit_sum"}
+  n_train = counts["windows"][records.TRAIN_PREFIX]
+  if acc["unit_sum"] is None or n_train == 0:
+    unit_means = [0.0] * config.n_visible
+  else:
+    unit_means = (acc["unit_sum"] / n_train).round(6).tolist()
+  return records.DatasetSpec(
+      encoding=config.encoding, low_note=config.low_note,
+      high_note=config.high_note, steps_per_quarter=config.steps_per_quarter,
+      num_timesteps=config.num_timesteps, stride=config.stride,
+      n_visible=config.n_visible, unit_means=unit_means, counts=counts,
+      transpose=config.transpose, eval_fraction=config.eval_fraction)
+
+
+def summary(counts: dict, output_dir: str) -> str:
+  """What a run did, in three lines (preprocess.main and deploy.dataflow)."""
+  w, f = counts["windows"], counts["files"]
+  return (
+      f"{counts['files_seen']} files seen: {counts['converted']} converted, "
+      f"{counts['failed']} failed {counts['failed_reasons']}, "
+      f"{counts['skipped']} skipped {counts['skipped_reasons']}\n"
+      f"windows: train {w['train']} from {f['train']} files, eval {w['eval']} "
+      f"from {f['eval']} files; dropped: {counts['silent_windows']} silent "
+      f"windows, {counts['notes_out_of_range']} notes out of range, "
+      f"{counts['drum_notes']} drum notes\n"
+      f"-> {output_dir} (dataset.json, {len(counts['shards'])} shards, "
+      "failures in errors-*.jsonl)")

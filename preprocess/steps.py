@@ -1,0 +1,286 @@
+r"""The per-file steps of preprocessing, as pure functions.
+
+    (path, size) -> (path, bytes) -> ParsedFile -> FileWindows (Examples + stats)
+
+Each step either returns its result or raises a `FileRejected` subclass whose
+`reason` names why the file cannot be used; preprocess/pipeline.py turns the
+raised ones into dead letters (errors-*.jsonl). Nothing here knows about Beam
+transforms, flags or output folders, so the steps are tested directly.
+
+Must not import TensorFlow: Examples are serialised by records.make_example.
+"""
+
+import dataclasses
+import hashlib
+import os
+import re
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import FileSystem
+from apache_beam.io.filesystems import FileSystems
+import numpy as np
+
+from preprocess import pianoroll
+from preprocess import records
+from preprocess.config import PreprocessConfig
+
+MIDI_EXTENSIONS = (".mid", ".midi")
+# The size given to a listed file whose size cannot be read (a broken
+# symlink, a symlink loop): read_file rejects it as unreadable.
+UNREADABLE_SIZE = -1
+
+
+# --- Why a file is rejected: the class carries the reason. -------------------
+
+
+class FileRejected(Exception):
+  """A file the pipeline cannot use; `reason` goes to errors-*.jsonl."""
+  reason = "unexpected_error"
+
+
+class EmptyFile(FileRejected):
+  reason = "empty_file"
+
+
+class TooLarge(FileRejected):
+  reason = "too_large"
+
+
+class Unreadable(FileRejected):
+  """Listed but not readable (broken symlink, loop, permissions, I/O error)."""
+  reason = "unreadable"
+
+
+class CorruptMidi(FileRejected):
+  reason = "corrupt_midi"
+
+
+class SmpteTiming(FileRejected):
+  """Timed in SMPTE frames (negative division): no beats to put on a grid."""
+  reason = "smpte_timing"
+
+
+class NoNotes(FileRejected):
+  reason = "no_notes"
+
+
+class OnlyDrums(FileRejected):
+  reason = "only_drums"
+
+
+class TooLong(FileRejected):
+  reason = "too_long"
+
+
+# --- Listing. -------------------------------------------------------------------
+
+
+def is_midi_path(path: str) -> bool:
+  return path.lower().endswith(MIDI_EXTENSIONS)
+
+
+def is_glob(pattern: str) -> bool:
+  return any(c in pattern for c in "*?[")
+
+
+def match_pattern(pattern: str) -> list:
+  """A glob -> [(path, size)], counting files Beam's listing drops.
+
+  Beam's local listing silently skips a file whose size it cannot read, so a
+  broken symlink or a symlink loop would vanish from files_seen. Those are
+  listed here again with UNREADABLE_SIZE, matched by Beam's own glob rules.
+  """
+  result = FileSystems.match([pattern])[0]
+  found = [(m.path, m.size_in_bytes) for m in result.metadata_list]
+  if "://" in pattern:
+    return found
+  listed = {os.path.abspath(path) for path, _ in found}
+  return found + [(path, UNREADABLE_SIZE)
+                  for path in _unstattable_local_files(pattern)
+                  if os.path.abspath(path) not in listed]
+
+
+def _unstattable_local_files(pattern: str):
+  """Local paths matching `pattern` that exist as names but cannot be stat'ed."""
+  if not is_glob(pattern):
+    if os.path.lexists(pattern) and not os.path.exists(pattern):
+      yield pattern
+    return
+  prefix = re.match(r"^[^[*?]*", pattern).group(0)
+  root = prefix if os.path.isdir(prefix) else os.path.dirname(prefix) or "."
+  regex = re.compile(FileSystem.translate_pattern(pattern))
+  for dirpath, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(dirpath, name)
+      if regex.match(path) and not os.path.exists(path):
+        yield path
+
+
+# --- Pure per-element steps. ------------------------------------------------
+
+
+@dataclasses.dataclass
+class ParsedFile:
+  path: str
+  split: str
+  notes: pianoroll.Notes
+  drum_notes: int
+
+
+@dataclasses.dataclass
+class FileWindows:
+  """Serialized Examples of one file and the one stats record it contributes."""
+  train: list
+  eval: list
+  stats: dict
+
+
+def split_of(path: str, eval_fraction: float) -> str:
+  """Train or eval, from a stable hash of the path: a piece is in one split."""
+  digest = hashlib.sha256(path.encode("utf-8")).digest()
+  position = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
+  return records.EVAL_PREFIX if position < eval_fraction else records.TRAIN_PREFIX
+
+
+def read_file(path_and_size: tuple, max_file_bytes: int) -> tuple:
+  """(path, size) -> (path, bytes). The size check happens before reading."""
+  path, size = path_and_size
+  if size == UNREADABLE_SIZE:
+    raise Unreadable("listed, but its size cannot be read (a broken symlink "
+                     "or a symlink loop?)")
+  if size > max_file_bytes:
+    raise TooLarge(f"{size} bytes > max_file_bytes={max_file_bytes}")
+  if size == 0:
+    raise EmptyFile("0 bytes")
+  try:
+    # UNCOMPRESSED: a name ending in .gz must not be inflated behind our back.
+    with FileSystems.open(path,
+                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      data = f.read(max_file_bytes + 1)
+  except OSError as e:  # BeamIOError is an OSError too
+    raise Unreadable(f"{type(e).__name__}: {e}") from e
+  if not data:
+    raise EmptyFile("0 bytes")
+  if len(data) > max_file_bytes:  # grew since it was listed
+    raise TooLarge(f"more than max_file_bytes={max_file_bytes}")
+  return path, data
+
+
+def check_time_division(data: bytes) -> None:
+  """Rejects SMPTE-timed files before pretty_midi misreads them.
+
+  The header's division (bytes 12-13) with its top bit set counts SMPTE
+  frames, not ticks per quarter note; pretty_midi then computes nonsense
+  times or fails with an unrelated message.
+  """
+  if data[:4] == b"MThd" and len(data) >= 14 and data[12] & 0x80:
+    fps = 256 - data[12]
+    raise SmpteTiming(
+        f"SMPTE time division ({fps} frames/s, {data[13]} ticks/frame): no "
+        "beat grid; re-export it with ticks per quarter note (any DAW or "
+        "notation program does).")
+
+
+def parse_file(path_and_data: tuple, config: PreprocessConfig) -> ParsedFile:
+  """(path, bytes) -> quantised notes, or a FileRejected saying why not."""
+  path, data = path_and_data
+  check_time_division(data)
+  try:
+    pm = pianoroll.parse_midi(data)
+  except Exception as e:  # pylint: disable=broad-except
+    # pretty_midi/mido raise many types (ValueError, EOFError, OSError,
+    # KeyError, IndexError...) on bad bytes: all mean the same to us.
+    raise CorruptMidi(f"{type(e).__name__}: {e}") from e
+  notes, drum_notes = pianoroll.extract_notes(pm, config.steps_per_quarter,
+                                              config.include_drums)
+  if not len(notes):
+    if drum_notes:
+      raise OnlyDrums(f"{drum_notes} drum notes and no other notes "
+                      "(--include_drums keeps drums)")
+    raise NoNotes("the file has no notes")
+  length = int(notes.end.max())
+  if length > config.max_steps:
+    raise TooLong(f"{length} grid steps > max_steps={config.max_steps}")
+  return ParsedFile(path, split_of(path, config.eval_fraction), notes,
+                    drum_notes)
+
+
+def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows:
+  """Renders a file (and its transpositions, if training) into Examples."""
+  spec = config.roll_spec
+  is_train = parsed.split == records.TRAIN_PREFIX
+  shifts = range(-config.transpose, config.transpose + 1) if is_train else [0]
+  examples = []
+  # Per-unit sums feed unit_means; whole pieces have no fixed units.
+  unit_sum = (np.zeros(config.n_visible, np.int64)
+              if is_train and not config.whole_pieces else None)
+  silent = out_of_range = steps = 0
+  for shift in shifts:
+    matrix, dropped = pianoroll.notes_to_matrix(parsed.notes, spec, shift)
+    if shift == 0:
+      out_of_range = dropped
+    for offset, window in _windows(matrix, config):
+      if not window.any():
+        silent += 1
+        continue
+      num_steps = len(window) if config.whole_pieces else None
+      examples.append(records.make_example(window, parsed.path, offset, shift,
+                                           num_steps))
+      steps += len(window)
+      if unit_sum is not None:
+        unit_sum += window.reshape(-1)
+  stats = {"path": parsed.path, "split": parsed.split, "windows": len(examples),
+           "silent_windows": silent, "notes_out_of_range": out_of_range,
+           "drum_notes": parsed.drum_notes, "unit_sum": unit_sum}
+  if config.whole_pieces:
+    stats["steps"] = steps
+  stats.update(_outcome(parsed, config, bool(examples), out_of_range))
+  if is_train:
+    return FileWindows(examples, [], stats)
+  return FileWindows([], examples, stats)
+
+
+def _windows(matrix, config: PreprocessConfig):
+  """(offset, window) pairs: fixed windows, or the whole piece as one."""
+  if config.whole_pieces:
+    return [(0, matrix)] if len(matrix) else []
+  return pianoroll.cut_windows(matrix, config.num_timesteps, config.stride)
+
+
+def _outcome(parsed: ParsedFile, config: PreprocessConfig, any_window: bool,
+             out_of_range: int) -> dict:
+  """Converted, or skipped and why.
+
+  The reasons judge the file as written, not as rendered: a file whose notes
+  all fall outside the pitch range renders to an empty matrix.
+  """
+  if any_window:
+    return {"status": "converted"}
+  length = int(parsed.notes.end.max())
+  if not config.whole_pieces and length < config.num_timesteps:
+    return {"status": "skipped", "reason": "shorter_than_window"}
+  if out_of_range == len(parsed.notes):
+    return {"status": "skipped", "reason": "all_notes_out_of_range"}
+  return {"status": "skipped", "reason": "only_silent_windows"}
+
+
+def skipped_stats(path_and_size: tuple) -> dict:
+  return {"path": path_and_size[0], "status": "skipped", "reason": "not_midi"}
+
+
+def dead_letter_to_error(bad) -> dict:
+  """Beam's dead letter (element, (type, repr, traceback)) -> error record."""
+  element, (exc_type, exc_repr, exc_traceback) = bad
+  path = element[0] if isinstance(element, tuple) else getattr(
+      element, "path", str(element))
+  reason = getattr(exc_type, "reason", FileRejected.reason)
+  error = {"path": path, "reason": reason, "message": exc_repr}
+  if reason == FileRejected.reason:
+    # Not a known kind of bad file but a bug (ours or a library's): keep
+    # where it happened, or nobody can fix it.
+    error["traceback"] = "".join(exc_traceback)
+  return error
+
+
+def error_stats(error: dict) -> dict:
+  return {"path": error["path"], "status": "failed", "reason": error["reason"]}
