@@ -291,7 +291,7 @@ def run_load(config: LoadConfig, workdir: str) -> bool:
 
   job = os.path.join(workdir, "job")
   _run(["trainer.task", f"--data_dir={os.path.join(workdir, 'dataset')}",
-        f"--job_dir={job}", f"--max_steps={config.train_steps}"])
+        f"--job_dir={job}", f"--max_steps={config.train_steps}", "--batch_size=16"])
   model = os.path.join(job, "model")
 
   local = generate_killed_and_resumed(model, os.path.join(workdir, "samples"),
