@@ -207,3 +207,58 @@ def test_gcs_output_on_the_emulator(model_dir, gcs_bucket, tmp_path):
     assert bucket.blob(f"run1/{name}").download_as_bytes() == data
   rerun = generation.generate(model_dir, url, config())
   assert rerun["written"] == 0 and rerun["already_present"] == N
+
+
+def bias_only_model(path, play_p, articulate_p, spec=SPEC):
+  """An RBM with zero weights: every visible unit is on with p = sigmoid(b)."""
+  train = np.zeros((4, T, spec.n_columns), np.uint8)
+  dataset = fake_dataset.write_dataset(os.path.join(path, "data"), train,
+                                       train, spec=spec)
+  rbm = model_lib.RBM(dataset.n_visible, 4)
+  rbm.weights.assign(np.zeros((dataset.n_visible, 4), np.float32))
+  logit = lambda p: np.log(p / (1 - p))
+  row = np.full(spec.n_columns, logit(play_p), np.float32)
+  row[spec.n_pitches:] = logit(articulate_p)
+  rbm.visible_bias.assign(np.tile(row, T))
+  model_dir = os.path.join(path, "model")
+  export.save_model(model_dir, rbm, dataset, {}, 1)
+  return export.load_model(model_dir)
+
+
+def shares(loaded, **kw):
+  """(share of play units on, share of articulate units on) in one block."""
+  pieces = generation.Generator(loaded, config(gibbs_steps=3, **kw), None,
+                                None).sample([0], attempt=0)
+  return (pieces[..., :SPEC.n_pitches].mean(),
+          pieces[..., SPEC.n_pitches:].mean())
+
+
+def test_articulate_threshold_decides_articulate_units_only(tmp_path):
+  loaded = bias_only_model(str(tmp_path), play_p=0.6, articulate_p=0.3)
+  play, articulate = shares(loaded)
+  assert abs(play - 0.6) < 0.05 and abs(articulate - 0.3) < 0.05
+  # p = 0.3 everywhere: above a threshold of 0.5 nowhere, above 0.2 always.
+  play_high, articulate_high = shares(loaded, articulate_threshold=0.5)
+  assert articulate_high == 0 and abs(play_high - 0.6) < 0.05
+  play_low, articulate_low = shares(loaded, articulate_threshold=0.2)
+  assert articulate_low == 1 and abs(play_low - 0.6) < 0.05
+
+
+def test_temperature_divides_the_pre_activations(tmp_path):
+  loaded = bias_only_model(str(tmp_path), play_p=0.2, articulate_p=0.2)
+  logit = np.log(0.2 / 0.8)
+  for temperature in (0.5, 1.0, 2.0):
+    play, articulate = shares(loaded, temperature=temperature)
+    expected = 1 / (1 + np.exp(-logit / temperature))
+    assert abs(play - expected) < 0.03 and abs(articulate - expected) < 0.03
+
+
+def test_sampling_lever_errors(tmp_path):
+  with pytest.raises(ValueError, match="--temperature=0"):
+    generation.GenerateConfig(temperature=0)
+  with pytest.raises(ValueError, match="--articulate_threshold=1.5"):
+    generation.GenerateConfig(articulate_threshold=1.5)
+  roll = pianoroll.RollSpec("roll", 60, 72, 4)
+  loaded = bias_only_model(str(tmp_path), 0.5, 0.5, spec=roll)
+  with pytest.raises(ValueError, match="needs an onoff model"):
+    generation.Generator(loaded, config(articulate_threshold=0.7), None, None)

@@ -23,6 +23,11 @@ flags.DEFINE_integer("num_samples", _D.num_samples, "Samples in the whole job.")
 flags.DEFINE_integer("gibbs_steps", _D.gibbs_steps, "Gibbs steps per window.")
 flags.DEFINE_enum("init", _D.init, list(generation.INITS), "Chain start.")
 flags.DEFINE_integer("seed", _D.seed, "Sample i depends on (seed, i) only.")
+flags.DEFINE_float("temperature", _D.temperature,
+                   "Sampling temperature (1: the model's distribution).")
+flags.DEFINE_float("articulate_threshold", _D.articulate_threshold,
+                   "onoff: last step sets articulate units where p >= this "
+                   "(0: sampled).")
 flags.DEFINE_integer("num_windows", _D.num_windows, "Windows per sample.")
 flags.DEFINE_integer("overlap", _D.overlap,
                      "Steps clamped between windows (0: a third of a window).")

@@ -57,6 +57,16 @@ class GenerateConfig:
   init: str = "random"
   # Seeds every sample: sample i depends on (seed, i) only.
   seed: int = 0
+  # Sampling temperature: both conditionals use sigmoid(pre-activation / T).
+  # Below 1 sharpens them and thins the stray notes of a diffuse model
+  # (1 = the model's own distribution, the seed's).
+  temperature: float = 1.0
+  # onoff models only. When > 0, the last Gibbs step sets each *articulate*
+  # unit where p(articulate | h) >= this value instead of sampling it (play
+  # units stay sampled). Articulate units fire with a small probability all
+  # along a held note; sampled, they re-strike it every few steps (0: sample,
+  # the seed's).
+  articulate_threshold: float = 0.0
   # Windows per sample; each next one is conditioned on the last one's end.
   num_windows: int = 1
   # Steps shared by consecutive windows (clamped); 0: a third of a window.
@@ -104,6 +114,12 @@ class GenerateConfig:
       raise ValueError(f"--shard_index={self.shard_index} must be in "
                        f"0..{self.num_shards - 1} (--num_shards="
                        f"{self.num_shards}).")
+    if not self.temperature > 0:
+      raise ValueError(f"--temperature={self.temperature} must be > 0 "
+                       "(1 samples the model as it is).")
+    if not 0 <= self.articulate_threshold <= 1:
+      raise ValueError(f"--articulate_threshold={self.articulate_threshold} "
+                       "must be in [0, 1] (0: sample articulate units).")
     if self.resample_empty < 0 or self.blocks_per_call < 1:
       raise ValueError("--resample_empty must be >= 0, blocks_per_call >= 1.")
 
@@ -135,7 +151,8 @@ def shard_blocks(config: GenerateConfig) -> list:
 @tf.function
 def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
                   clamp_values, seed, stream_base, row_starts, steps,
-                  init_stream, random_init, clamped):
+                  init_stream, random_init, clamped, temperature,
+                  threshold_mask, threshold, thresholded):
   """Gibbs chains for [blocks, BLOCK, V] states, block by block.
 
   Each block is its own [BLOCK, V] matmul, so a sample's arithmetic never
@@ -144,7 +161,18 @@ def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
   biases (noise keyed by init_stream), else from v. With `clamped`, units
   of clamp_mask are reset to clamp_values at the start and after every
   visible update (a Python bool: without clamping the step skips it).
+  Pre-activations are divided by `temperature`. With `thresholded`, the last
+  step sets the units of threshold_mask to p(v | h) >= threshold instead of
+  sampling them.
   """
+  def gibbs_step(state, s, row_start):
+    stream = stream_base + tf.cast(s, tf.int64) * 2
+    ph = tf.sigmoid((tf.matmul(state, weights) + hidden_bias) / temperature)
+    h = model_lib.bernoulli(ph, seed, stream, row_start)
+    pv = tf.sigmoid((tf.matmul(h, weights, transpose_b=True) + visible_bias)
+                    / temperature)
+    return pv, model_lib.bernoulli(pv, seed, stream + 1, row_start)
+
   def one_block(args):
     state, values, row_start = args
     if random_init:
@@ -153,15 +181,19 @@ def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
       state = tf.cast(noise < tf.sigmoid(visible_bias), state.dtype)
     if clamped:
       state = tf.where(clamp_mask, values, state)
-    for s in tf.range(steps):
-      stream = stream_base + tf.cast(s, tf.int64) * 2
-      ph = tf.sigmoid(tf.matmul(state, weights) + hidden_bias)
-      h = model_lib.bernoulli(ph, seed, stream, row_start)
-      pv = tf.sigmoid(tf.matmul(h, weights, transpose_b=True) + visible_bias)
-      state = model_lib.bernoulli(pv, seed, stream + 1, row_start)
+    for s in tf.range(steps - 1):
+      _, state = gibbs_step(state, s, row_start)
       if clamped:
         state = tf.where(clamp_mask, values, state)
+    # The last step apart, so that only it can be thresholded.
+    pv, state = gibbs_step(state, steps - 1, row_start)
+    if thresholded:
+      state = tf.where(threshold_mask, tf.cast(pv >= threshold, state.dtype),
+                       state)
+    if clamped:
+      state = tf.where(clamp_mask, values, state)
     return state
+
   return tf.map_fn(one_block, (v, clamp_values, row_starts),
                    fn_output_signature=v.dtype,
                    parallel_iterations=2)
@@ -184,6 +216,13 @@ class Generator:
                        f"model's window of {self.num_timesteps} steps.")
     self.primer = primer
     self.data_windows = data_windows
+    if config.articulate_threshold and self.spec.encoding != "onoff":
+      raise ValueError(f"--articulate_threshold={config.articulate_threshold} "
+                       f"needs an onoff model; this one is "
+                       f"{self.spec.encoding!r}: pass 0.")
+    # Articulate units: the second half of every step's row.
+    self.articulate_mask = np.tile(
+        np.arange(self.columns) >= self.spec.n_pitches, self.num_timesteps)
 
   def _init(self, rows, window, attempt):
     """[blocks * BLOCK, V] starting states, keyed by sample index.
@@ -226,7 +265,11 @@ class Generator:
           tf.constant([b * BLOCK for b in blocks], tf.int64),
           tf.constant(self.config.gibbs_steps),
           tf.constant(_INIT_STREAM + chain, tf.int64),
-          self.config.init == "random", context is not None)
+          self.config.init == "random", context is not None,
+          tf.constant(self.config.temperature, tf.float32),
+          tf.constant(self.articulate_mask),
+          tf.constant(self.config.articulate_threshold, tf.float32),
+          self.config.articulate_threshold > 0)
       win = out.numpy().reshape(len(rows), t, c).astype(np.uint8)
       # Later windows repeat the clamped overlap: keep only what is new.
       pieces.append(win[:, self.overlap:] if window > 0 else win)
