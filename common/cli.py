@@ -94,6 +94,15 @@ def define_flags(config_cls, *, skip=(), required=(),
     flag_values: the FlagValues to define them in.
   """
   hints = typing.get_type_hints(config_cls)
+  presets = getattr(config_cls, "PRESETS", None)
+  if presets:
+    flags.DEFINE_enum(
+        "preset", "default", ["default", *presets],
+        "Starting values for the settings not given as flags: default (the "
+        "tuned defaults) or " + ", ".join(
+            f"{name} ({doc})" for name, doc in getattr(
+                config_cls, "PRESET_HELP", {}).items()) + ".",
+        flag_values=flag_values)
   for field, name in _flag_fields(config_cls, skip):
     kind = _base_type(hints[field.name])
     default, help_text = field.default, field.metadata["help"]
@@ -122,7 +131,8 @@ def define_flags(config_cls, *, skip=(), required=(),
   caller = sys._getframe(1).f_globals.get("__name__", "")  # pylint: disable=protected-access
   if caller == "__main__":
     caller = sys.argv[0]  # absl's own name for the main module
-  for _, name in _flag_fields(config_cls, skip):
+  names = [name for _, name in _flag_fields(config_cls, skip)]
+  for name in names + (["preset"] if presets else []):
     flag_values.register_key_flag_for_module(caller, flag_values[name])
 
 
@@ -134,10 +144,15 @@ def config_from_flags(config_cls, *, skip=(), flag_values=flags.FLAGS,
     UsageError: the dataclass rejected a value (its message names it).
   """
   hints = typing.get_type_hints(config_cls)
+  presets = getattr(config_cls, "PRESETS", None) or {}
+  preset = (presets.get(flag_values["preset"].value, {})
+            if presets and "preset" in flag_values else {})
   for field, name in _flag_fields(config_cls, skip):
     if field.name in values:
       continue
     value = flag_values[name].value
+    if field.name in preset and not flag_values[name].present:
+      value = preset[field.name]  # a flag given explicitly wins over the preset
     if _base_type(hints[field.name]) is tuple and value is not None:
       value = tuple(value)
     values[field.name] = value
@@ -147,6 +162,19 @@ def config_from_flags(config_cls, *, skip=(), flag_values=flags.FLAGS,
     raise
   except (ValueError, TypeError) as e:
     raise UsageError(str(e)) from None
+
+
+def preset(config_cls, name: str, **values):
+  """`config_cls` with preset `name`'s values, then `values` on top.
+
+  A config class offers presets as a ClassVar `PRESETS` = {name: {field:
+  value}} (and `PRESET_HELP` = {name: one line}); "default" is the class's own
+  defaults. Raises UsageError for an unknown name.
+  """
+  presets = getattr(config_cls, "PRESETS", None) or {}
+  if name != "default" and name not in presets:
+    raise UsageError(f"--preset={name}: use one of {['default', *presets]}.")
+  return config_cls(**{**presets.get(name, {}), **values})
 
 
 def flag_args(config, *, skip=(), only_changed: bool = True) -> list:

@@ -1,0 +1,88 @@
+"""common/cli.py: flags generated from a dataclass, presets, one-line errors."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from absl import flags
+import pytest
+
+from common import cli
+from tests import cli_example
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _parse(argv):
+  values = flags.FlagValues()
+  cli.define_flags(cli_example.ExampleConfig, flag_values=values)
+  values(["prog", *argv])
+  return values
+
+
+def test_flags_are_generated_from_the_fields_with_their_help():
+  values = _parse([])
+  assert values["count"].default == 200 and values["count"].help == "How many."
+  assert values["example_rate"].value == 0.5  # a renamed flag
+  assert values["mode"].parser.enum_values == ["a", "b"]
+  assert values["names"].value == ["x"]
+
+
+def test_config_from_flags_round_trips_and_names_bad_values():
+  config = cli.config_from_flags(
+      cli_example.ExampleConfig,
+      flag_values=_parse(["--count=3", "--names=p,q", "--fast", "--example_rate=2"]))
+  assert config == cli_example.ExampleConfig(count=3, names=("p", "q"), fast=True, rate=2.0)
+  assert cli.flag_args(config) == ["--count=3", "--names=p,q", "--fast", "--example_rate=2.0"]
+  with pytest.raises(cli.UsageError, match="--count=0"):
+    cli.config_from_flags(cli_example.ExampleConfig, flag_values=_parse(["--count=0"]))
+
+
+def test_a_preset_fills_what_the_flags_do_not_give():
+  cls = cli_example.ExampleConfig
+  assert cli.config_from_flags(cls, flag_values=_parse(["--preset=seed"])).count == 50
+  given = cli.config_from_flags(cls, flag_values=_parse(["--preset=seed", "--count=7",
+                                                          "--nofast"]))
+  assert (given.count, given.fast) == (7, False)
+  assert cli.preset(cls, "seed", mode="b") == cls(count=50, fast=True, mode="b")
+  with pytest.raises(cli.UsageError, match="--preset=nope"):
+    cli.preset(cls, "nope")
+
+
+def test_a_field_without_help_is_a_programming_error():
+  @dataclasses.dataclass(frozen=True)
+  class NoHelp:
+    x: int = 1
+  with pytest.raises(TypeError, match="no help"):
+    cli.define_flags(NoHelp, flag_values=flags.FlagValues())
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", "tests.cli_example", *args], cwd=_ROOT,
+                        capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args, code, words", [
+    ([], 2, "--path is required"),
+    (["--path=x", "--count=0"], 2, "--count=0 must be >= 1"),
+    (["--path=x", "--count=many"], 2, "--count=many"),
+    (["--path=x", "--bogus=1"], 2, "bogus"),
+    (["--path=x", "stray"], 2, "unexpected arguments ['stray']"),
+    (["--path=/nonexistent/file.mid"], 2, "No such file or directory: /nonexistent/file.mid"),
+    (["--path=x", "--mode=b"], 1, "mode b fails while running"),
+])
+def test_errors_are_one_or_two_lines_with_exit_codes(args, code, words):
+  out = _run(*args)
+  assert out.returncode == code, out.stderr
+  assert words in out.stderr
+  assert out.stderr.startswith("tests.cli_example: error: ")
+  assert len(out.stderr.strip().splitlines()) <= 2, out.stderr
+  assert "Traceback" not in out.stderr
+
+
+def test_success_runs_main(tmp_path):
+  (tmp_path / "in.txt").write_text("hi")
+  out = _run(f"--path={tmp_path / 'in.txt'}", "--preset=seed")
+  assert out.returncode == 0, out.stderr
+  assert "count=50" in out.stdout and "fast=True" in out.stdout
