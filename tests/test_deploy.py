@@ -414,7 +414,7 @@ def test_replica_refuses_shard_flags():
 def _tiny_model(root):
   """An 8-hidden-unit model in trainer.task's model/ format."""
   from trainer import export  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
   train = fake_dataset.structured_windows(100, seed=1)
   dataset = fake_dataset.write_dataset(os.path.join(root, "dataset"), train,
                                        train[:10])
@@ -432,7 +432,7 @@ def _local(argv, root):
 def test_generation_replicas_write_every_sample_once(tmp_path):
   """Two replicas of the spec, with the CLUSTER_SPEC Vertex gives each, write
   exactly the samples one machine writes, byte for byte."""
-  from trainer import generation  # pylint: disable=g-import-not-at-top
+  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
   root = str(tmp_path)
   _tiny_model(root)
   config = vertex("generate", workers=2, gpus=0,
@@ -454,8 +454,8 @@ def test_generation_replicas_write_every_sample_once(tmp_path):
     assert proc.returncode == 0, err[-3000:]
   samples = os.path.join(root, "job", "samples")
   single = str(tmp_path / "single")
-  generation.generate(os.path.join(root, "job", "model"), single,
-                      generation.GenerateConfig(num_samples=150, gibbs_steps=5))
+  generate_lib.generate(os.path.join(root, "job", "model"), single,
+                      generate_lib.GenerateConfig(num_samples=150, gibbs_steps=5))
   names = sorted(n for n in os.listdir(single) if n.startswith("sample-"))
   assert len(names) == 150
   assert sorted(n for n in os.listdir(samples) if n.startswith("sample-")) == (

@@ -3,59 +3,32 @@
 Binary visible units v (a flattened piano-roll window), binary hidden units h,
 energy E(v, h) = -v.b_v - h.b_h - v W h. This file holds sampling, free energy,
 the contrastive-divergence statistics and exact quantities for small models.
-It must not do I/O, read flags or run a training loop (see trainer/train.py).
+It must not do I/O, read flags or run a training loop (see
+trainer/train_lib.py); training, generation and monitoring call its Gibbs
+chain rather than write their own.
 
-Randomness is keyed, never stateful: every uniform number used for sampling
-example r comes from (seed, stream, r) through Philox counters (see
-`keyed_uniform`). So the same example gets the same noise whatever the batch
-size, the number of replicas or the shard of a job it lands in.
+Randomness is keyed (trainer/random_streams.py): callers pass the stream a
+chain draws from, and the noise of row r depends on (seed, stream, r) only.
 """
 
 import tensorflow as tf
 
+from trainer import random_streams
+
 # Probabilities are clipped away from 0 and 1 before log(p / (1 - p)), so units
 # that never fire in the data start at a bias of about -6.9, not -inf.
 _MIN_UNIT_MEAN = 1e-3
-# Streams per Gibbs chain position: CD-k and generation use 2 per step
-# (hidden, visible); this leaves room for k up to ~500 per training step.
-STREAMS_PER_STEP = 1024
 
 
-def keyed_uniform(seed, stream, row_start, num_rows, width) -> tf.Tensor:
-  """Rows [row_start, row_start + num_rows) of a virtual uniform matrix.
+def sample_from_biases(biases, seed, stream, row_start, num_rows) -> tf.Tensor:
+  """[num_rows, V] binary samples of independent units with logits `biases`.
 
-  The virtual matrix is keyed by (seed, stream) and has `width` columns; row r
-  depends only on (seed, stream, r, width). Philox yields 4 numbers per counter
-  value, so each row is padded to a multiple of 4 and row r starts at counter
-  r * padded / 4: a replica can draw exactly its own rows of a global batch.
-
-  Args:
-    seed: integer scalar (the Philox key).
-    stream: non-negative integer scalar, the counter's high word, e.g.
-      step * STREAMS_PER_STEP + purpose.
-    row_start: integer scalar, index of the first row (e.g. global example index).
-    num_rows: integer scalar.
-    width: Python int, columns.
-  Returns:
-    float32 [num_rows, width] in [0, 1).
+  Chains start here (PCD chains, generation's "random" init, AIS's base
+  model): a sample of the visible biases, i.e. near the data's unit means.
   """
-  padded = (width + 3) // 4 * 4
-  key = tf.reshape(tf.cast(seed, tf.uint64), [1])
-  counter = tf.stack([
-      tf.cast(row_start, tf.uint64) * tf.constant(padded // 4, tf.uint64),
-      tf.cast(stream, tf.uint64)
-  ])
-  shape = tf.stack([tf.cast(num_rows, tf.int32), tf.constant(padded, tf.int32)])
-  uniform = tf.raw_ops.StatelessRandomUniformV2(
-      shape=shape, key=key, counter=counter, alg=1, dtype=tf.float32)  # Philox
-  return uniform[:, :width]
-
-
-def bernoulli(probs, seed, stream, row_start) -> tf.Tensor:
-  """Binary sample of `probs` [rows, width] with keyed noise."""
-  noise = keyed_uniform(seed, stream, row_start, tf.shape(probs)[0],
-                        probs.shape[-1])
-  return tf.cast(noise < probs, probs.dtype)
+  noise = random_streams.keyed_uniform(seed, stream, row_start, num_rows,
+                                       biases.shape[-1])
+  return tf.cast(noise < tf.sigmoid(biases)[None, :], tf.float32)
 
 
 def visible_bias_from_means(unit_means) -> tf.Tensor:
@@ -114,22 +87,55 @@ class RBM(tf.Module):
   def sample_h_given_v(self, v, seed, stream, row_start=0):
     """Returns (p(h=1|v), a binary sample of it)."""
     probs = self.hidden_probs(v)
-    return probs, bernoulli(probs, seed, stream, row_start)
+    return probs, random_streams.bernoulli(probs, seed, stream, row_start)
 
   def sample_v_given_h(self, h, seed, stream, row_start=0):
     """Returns (p(v=1|h), a binary sample of it)."""
     probs = self.visible_probs(h)
-    return probs, bernoulli(probs, seed, stream, row_start)
+    return probs, random_streams.bernoulli(probs, seed, stream, row_start)
 
-  def gibbs_step(self, v, seed, step, row_start=0):
-    """v -> h -> v' with the streams of chain position `step`.
+  def visible_bias_samples(self, seed, stream, row_start, num_rows):
+    """[num_rows, V] samples of the visible biases: where chains start."""
+    return sample_from_biases(self.visible_bias, seed, stream, row_start,
+                              num_rows)
+
+  def gibbs_step(self, v, seed, stream, row_start=0):
+    """v -> h -> v' drawing h from `stream` and v' from `stream + 1`.
 
     Returns (p(v'=1|h), v', h).
     """
-    stream = tf.cast(step, tf.int64) * 2
+    stream = tf.cast(stream, tf.int64)
     _, h = self.sample_h_given_v(v, seed, stream, row_start)
     pv, v_new = self.sample_v_given_h(h, seed, stream + 1, row_start)
     return pv, v_new, h
+
+  def gibbs_chain(self, v, num_steps, seed, stream_base, row_start=0,
+                  clamp_mask=None, clamp_values=None):
+    """The visible state after `num_steps` Gibbs steps from `v`.
+
+    Step s draws h from stream stream_base + 2s and v from stream_base + 2s + 1
+    (random_streams' table says which base each caller uses).
+
+    Args:
+      v: [rows, V] starting state.
+      num_steps: integer scalar (a tensor inside tf.function: one trace).
+      seed: integer scalar.
+      stream_base: integer scalar.
+      row_start: global index of v's first row (keys the noise).
+      clamp_mask: None, or bool [V]: units held at `clamp_values` at the start
+        and after every visible update (conditioning, e.g. on a primer). None
+        skips the clamp pass altogether (it costs ~5% of a step).
+      clamp_values: [rows, V], read where clamp_mask is True.
+    """
+    stream_base = tf.cast(stream_base, tf.int64)
+    if clamp_mask is not None:
+      v = tf.where(clamp_mask, clamp_values, v)
+    for s in tf.range(num_steps):
+      _, v, _ = self.gibbs_step(v, seed, stream_base + tf.cast(s, tf.int64) * 2,
+                                row_start)
+      if clamp_mask is not None:
+        v = tf.where(clamp_mask, clamp_values, v)
+    return v
 
   def cd_statistics(self, v0, k: int, seed, step, row_start, chain=None):
     """Sums of the CD-k (or PCD-k) statistics over the rows of `v0`.
@@ -152,9 +158,9 @@ class RBM(tf.Module):
       summed over rows), squared_error (sum over rows and units of
       (v0 - p(v|h0))^2), chain (the visible state after k steps).
     """
-    base = tf.cast(step, tf.int64) * STREAMS_PER_STEP
+    base = random_streams.training_base(step)
     ph0 = self.hidden_probs(v0)
-    h0 = bernoulli(ph0, seed, base, row_start)
+    h0 = random_streams.bernoulli(ph0, seed, base, row_start)
     recon = self.visible_probs(h0)
     if chain is None:
       v, h = v0, h0  # CD: the chain starts at the data
@@ -166,10 +172,10 @@ class RBM(tf.Module):
       # CD's first step starts from h0, whose p(v|h0) is the reconstruction:
       # reuse it rather than pay for the V x H matmul twice.
       pv = recon if (chain is None and i == 0) else self.visible_probs(h)
-      v = bernoulli(pv, seed, stream, row_start)
+      v = random_streams.bernoulli(pv, seed, stream, row_start)
       phk = self.hidden_probs(v)
       if i + 1 < k:
-        h = bernoulli(phk, seed, stream + 1, row_start)
+        h = random_streams.bernoulli(phk, seed, stream + 1, row_start)
     return {
         "w": tf.matmul(v0, ph0, transpose_a=True) -
              tf.matmul(v, phk, transpose_a=True),
