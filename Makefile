@@ -87,7 +87,7 @@ evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs a
 	  $(EVAL_FLAGS) | tee $(JOB_DIR)/evaluation.json
 
 bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, and the seed's own loop
-	$(PY) -m trainer.benchmark --data_dir=$(DATASET)
+	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------
 .PHONY: generate bench-generate
@@ -101,7 +101,7 @@ generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## $(NUM_SAMPLES) samples of 
 	  --num_samples=$(NUM_SAMPLES) --previews $(GENERATE_FLAGS)
 
 bench-generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## samples/s to local disk and the GCS emulator vs bare pretty_midi writes
-	$(PY) -m trainer.benchmark_generate --model_dir=$(JOB_DIR)/model
+	$(PY) -m benchmarks.bench_generate --model_dir=$(JOB_DIR)/model
 
 # --- cloud ---------------------------------------------------------------------
 # The same jobs on Google Cloud; only flags differ (README, "Run on Google Cloud"):

@@ -108,6 +108,7 @@ def test_existing_output_is_not_overwritten(model_dir, tmp_path):
   assert (foreign / "sample-000000.mid").read_bytes() == b"mine"
 
 
+@pytest.mark.slow
 def test_kill_and_rerun_gives_exactly_the_uninterrupted_files(model_dir, tmp_path):
   cmd = [sys.executable, "-m", "trainer.generate", f"--model_dir={model_dir}",
          "--num_samples=4000", "--gibbs_steps=200"]
@@ -183,6 +184,39 @@ def test_seed_generator_and_data_init(model_dir, tmp_path):
   assert summary["written"] == N
   with pytest.raises(ValueError, match="--init=data needs --data_dir"):
     generate_lib.GenerateConfig(init="data")
+
+
+def test_data_init_starts_from_the_data(model_dir, tmp_path):
+  # One Gibbs step from two datasets of different windows: the same keyed
+  # noise, so the samples differ only if the chains start from the data.
+  def with_windows(name, on_columns):
+    windows = np.zeros((40, T, SPEC.n_columns), np.uint8)
+    windows[:, :, on_columns] = 1
+    path = str(tmp_path / name)
+    fake_dataset.write_dataset(path, windows, windows[:4])
+    out = str(tmp_path / f"out_{name}")
+    generate_lib.generate(model_dir, out, config(
+        num_samples=64, init="data", data_dir=path, gibbs_steps=1))
+    return files(out)
+  silent = with_windows("silent", [])
+  loud = with_windows("loud", slice(0, SPEC.n_columns // 2))
+  assert silent.keys() == loud.keys()
+  differ = sum(silent[name] != loud[name] for name in silent)
+  assert differ > len(silent) // 2, differ
+
+
+def test_data_of_another_layout_is_refused(model_dir, tmp_path):
+  # Same n_visible, another grid: the windows would run, and mean nothing.
+  other = pianoroll.RollSpec(SPEC.encoding, SPEC.low_note, SPEC.high_note,
+                             2 * SPEC.steps_per_quarter)
+  windows = fake_dataset.structured_windows(20, spec=other)
+  fake_dataset.write_dataset(str(tmp_path / "d"), windows, windows, spec=other)
+  with pytest.raises(generate_lib.GenerateError,
+                     match="steps_per_quarter=8 but the model was trained on "
+                     "steps_per_quarter=4"):
+    generate_lib.generate(model_dir, str(tmp_path / "o"), config(
+        init="data", data_dir=str(tmp_path / "d")))
+  assert not os.path.exists(tmp_path / "o")
 
 
 def test_bad_model_dir_is_clear(tmp_path):

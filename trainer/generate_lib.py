@@ -31,6 +31,7 @@ from trainer import data as data_lib
 from trainer import export
 from trainer import random_streams
 from trainer import storage as storage_lib
+from trainer.models import rbm as model_lib
 
 BLOCK = config_lib.GENERATION_BLOCK
 INITS = config_lib.GENERATION_INITS
@@ -59,6 +60,33 @@ def shard_blocks(config: GenerateConfig) -> list:
   return list(range(config.shard_index, num_blocks, config.num_shards))
 
 
+@tf.function
+def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
+                  clamp_values, seed, stream_base, row_starts, steps,
+                  init_stream, random_init, clamped):
+  """Gibbs chains for [blocks, BLOCK, V] states, block by block.
+
+  Each block is its own [BLOCK, V] chain, so a sample's arithmetic never
+  depends on how many blocks a call holds (two blocks run at once, on their
+  own). With random_init the chains start from a sample of the visible
+  biases (noise keyed by init_stream), else from v. `clamped` (a Python bool)
+  passes clamp_mask to the chain; without clamping it skips the pass. The
+  parameters are arguments, not captured variables, so one trace serves every
+  model loaded in this process (models/rbm.py, RBMTensors).
+  """
+  rbm = model_lib.RBMTensors(weights, visible_bias, hidden_bias)
+
+  def one_block(args):
+    state, values, row_start = args
+    if random_init:
+      state = rbm.visible_bias_samples(seed, init_stream, row_start, BLOCK)
+    return rbm.gibbs_chain(state, steps, seed, stream_base, row_start,
+                           clamp_mask if clamped else None,
+                           values if clamped else None)
+  return tf.map_fn(one_block, (v, clamp_values, row_starts),
+                   fn_output_signature=v.dtype, parallel_iterations=2)
+
+
 class Generator:
   """Samples pieces block by block (see the module docstring)."""
 
@@ -76,28 +104,6 @@ class Generator:
                           f"model's window of {self.num_timesteps} steps.")
     self.primer = primer
     self.data_windows = data_windows
-    self._gibbs_blocks = tf.function(self._gibbs_blocks_eager)
-
-  def _gibbs_blocks_eager(self, v, clamp_mask, clamp_values, seed, stream_base,
-                          row_starts, steps, init_stream, random_init, clamped):
-    """Gibbs chains for [blocks, BLOCK, V] states, block by block.
-
-    Each block is its own [BLOCK, V] chain, so a sample's arithmetic never
-    depends on how many blocks a call holds (two blocks run at once, on their
-    own). With random_init the chains start from a sample of the visible
-    biases (noise keyed by init_stream), else from v. `clamped` (a Python
-    bool) passes clamp_mask to the chain; without clamping it skips the pass.
-    """
-    def one_block(args):
-      state, values, row_start = args
-      if random_init:
-        state = self.rbm.visible_bias_samples(seed, init_stream, row_start,
-                                              BLOCK)
-      return self.rbm.gibbs_chain(
-          state, steps, seed, stream_base, row_start,
-          clamp_mask if clamped else None, values if clamped else None)
-    return tf.map_fn(one_block, (v, clamp_values, row_starts),
-                     fn_output_signature=v.dtype, parallel_iterations=2)
 
   def _init(self, rows, window, attempt):
     """[blocks * BLOCK, V] starting states, keyed by sample index.
@@ -129,7 +135,8 @@ class Generator:
         mask[:clamp_units] = True
         values[:, :clamp_units] = context
       chain = attempt * self.config.num_windows + window
-      out = self._gibbs_blocks(
+      out = _gibbs_blocks(
+          self.rbm.weights, self.rbm.visible_bias, self.rbm.hidden_bias,
           tf.constant(v.reshape(len(blocks), BLOCK, n_visible), tf.float32),
           tf.constant(mask), tf.constant(values.reshape(len(blocks), BLOCK,
                                                         n_visible)),
@@ -367,7 +374,6 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
   """
   loaded = export.load_model(model_dir)
   spec = loaded.dataset.roll_spec
-  store = storage_lib.open_storage(output)
   overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)
   primer = (_load_primer(config.primer, spec, overlap)
             if config.primer else None)
@@ -375,6 +381,8 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
                   if config.init == "data" else None)
   generator = Generator(loaded, config, primer, data_windows)
 
+  # Only once the model, primer and data are known to work.
+  store = storage_lib.open_storage(output)
   shard = _plan(store, config)
   _verify(shard, output)
   summary = {"output": output, "shard_index": config.shard_index,

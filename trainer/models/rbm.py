@@ -39,36 +39,10 @@ def visible_bias_from_means(unit_means) -> tf.Tensor:
   return tf.math.log(p / (1.0 - p))
 
 
-class RBM(tf.Module):
-  """A binary-binary RBM. Create it under `strategy.scope()` to mirror it."""
-
-  def __init__(self, n_visible: int, n_hidden: int, unit_means=None,
-               seed: int = 0, name: str | None = None):
-    """Initialises as in Hinton's practical guide (UTML TR 2010-003).
-
-    Args:
-      n_visible: visible units (2340 for the seed's 15-step onoff windows).
-      n_hidden: hidden units.
-      unit_means: per-visible-unit mean activation in the training data; sets
-        the visible biases. None: zeros.
-      seed: seeds W ~ N(0, 0.01^2).
-    """
-    super().__init__(name=name)
-    self.n_visible = int(n_visible)
-    self.n_hidden = int(n_hidden)
-    self.weights = tf.Variable(
-        tf.random.stateless_normal([self.n_visible, self.n_hidden],
-                                   seed=[seed, 0], stddev=0.01),
-        name="weights")
-    if unit_means is None:
-      v_bias = tf.zeros([self.n_visible])
-    else:
-      if len(unit_means) != self.n_visible:
-        raise ValueError(f"unit_means has {len(unit_means)} entries for "
-                         f"n_visible={self.n_visible}.")
-      v_bias = visible_bias_from_means(unit_means)
-    self.visible_bias = tf.Variable(v_bias, name="visible_bias")
-    self.hidden_bias = tf.Variable(tf.zeros([self.n_hidden]), name="hidden_bias")
+class RBMMaths:
+  """The RBM's maths on `weights` [V, H], `visible_bias` [V], `hidden_bias`
+  [H] and `n_visible`, `n_hidden`: the variables of an `RBM`, or the plain
+  tensors of an `RBMTensors`."""
 
   def hidden_probs(self, v):
     return tf.sigmoid(tf.matmul(v, self.weights) + self.hidden_bias)
@@ -222,6 +196,53 @@ class RBM(tf.Module):
   def log_likelihood_exact(self, v, max_hidden: int = 24):
     """log p(v) for small models (exact Z)."""
     return -self.free_energy(v) - self.exact_log_partition(max_hidden)
+
+
+class RBMTensors(RBMMaths):
+  """The maths on tensors, e.g. a tf.function's arguments.
+
+  A tf.function that captured an RBM's variables would be traced again for
+  each RBM (about 1 s each here); generation loads a model per job, so its
+  sampler takes the parameters as arguments and wraps them in this.
+  """
+
+  def __init__(self, weights, visible_bias, hidden_bias):
+    self.weights = weights
+    self.visible_bias = visible_bias
+    self.hidden_bias = hidden_bias
+    self.n_visible, self.n_hidden = weights.shape
+
+
+class RBM(RBMMaths, tf.Module):
+  """A binary-binary RBM. Create it under `strategy.scope()` to mirror it."""
+
+  def __init__(self, n_visible: int, n_hidden: int, unit_means=None,
+               seed: int = 0, name: str | None = None):
+    """Initialises as in Hinton's practical guide (UTML TR 2010-003).
+
+    Args:
+      n_visible: visible units (2340 for the seed's 15-step onoff windows).
+      n_hidden: hidden units.
+      unit_means: per-visible-unit mean activation in the training data; sets
+        the visible biases. None: zeros.
+      seed: seeds W ~ N(0, 0.01^2).
+    """
+    super().__init__(name=name)
+    self.n_visible = int(n_visible)
+    self.n_hidden = int(n_hidden)
+    self.weights = tf.Variable(
+        tf.random.stateless_normal([self.n_visible, self.n_hidden],
+                                   seed=[seed, 0], stddev=0.01),
+        name="weights")
+    if unit_means is None:
+      v_bias = tf.zeros([self.n_visible])
+    else:
+      if len(unit_means) != self.n_visible:
+        raise ValueError(f"unit_means has {len(unit_means)} entries for "
+                         f"n_visible={self.n_visible}.")
+      v_bias = visible_bias_from_means(unit_means)
+    self.visible_bias = tf.Variable(v_bias, name="visible_bias")
+    self.hidden_bias = tf.Variable(tf.zeros([self.n_hidden]), name="hidden_bias")
 
 
 def flops_per_cd_example(n_visible: int, n_hidden: int, k: int = 1) -> float:
