@@ -430,6 +430,7 @@ def _local(argv, root):
   return [a.replace("gs://b/", root + "/") for a in argv]
 
 
+@pytest.mark.slow
 def test_generation_replicas_write_every_sample_once(tmp_path):
   """Two replicas of the spec, with the CLUSTER_SPEC Vertex gives each, write
   exactly the samples one machine writes, byte for byte."""
@@ -509,6 +510,7 @@ def test_dockerfile_matches_the_package():
   assert any("pip install '.[gpu]'" in arg for op, arg in steps if op == "RUN")
 
 
+@pytest.mark.slow
 def test_container_entry_point_runs():
   """ENTRYPOINT as Vertex AI runs it, with this venv's python."""
   [entry] = [json.loads(arg) for op, arg in dockerfile() if op == "ENTRYPOINT"]
@@ -569,6 +571,7 @@ def run_replicas(argv, tf_configs, extra_env=None, timeout=300):
   return [(p.returncode, out, err) for p, (out, err) in zip(procs, results)]
 
 
+@pytest.mark.slow
 def test_vertex_tf_config_gives_multi_worker_all_reduce():
   spec = specs.custom_job_spec(vertex(gpus=0, workers=2))
   tf_configs = vertex_tf_configs(spec)
@@ -580,6 +583,7 @@ def test_vertex_tf_config_gives_multi_worker_all_reduce():
         "multi_worker": True, "replicas": 2, "sum": 11.0}
 
 
+@pytest.mark.slow
 def test_two_trainer_replicas_train_from_the_spec(tmp_path):
   """trainer.task on both replicas of a 2-machine spec, with the TF_CONFIG and
   AIP_* folders Vertex AI would give them: they train together, and only the

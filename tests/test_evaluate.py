@@ -72,6 +72,7 @@ def test_likelihoods_match_exact_values(small_model, split):
       (result["loglik_per_window"] - baseline) / t, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_prints_json(small_model):
   model_dir, data_dir, _, _ = small_model
   out = subprocess.run(
@@ -96,6 +97,7 @@ def test_cli_prints_json(small_model):
     (["--ais_chains=1"], "--ais_chains=1"),
     (["stray"], "unexpected arguments"),
 ])
+@pytest.mark.slow
 def test_cli_rejects_bad_flags(small_model, args, message):
   model_dir, data_dir, _, _ = small_model
   out = subprocess.run(

@@ -158,6 +158,7 @@ def _task(data_dir, job_dir, *flags):
           "--summary_every_steps=100000", *flags]
 
 
+@pytest.mark.slow
 def test_resumes_after_sigkill(dataset_dir, tmp_path):
   job = str(tmp_path / "job")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
@@ -189,6 +190,7 @@ def test_resumes_after_sigkill(dataset_dir, tmp_path):
       f"ckpt-{target}")
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_sync_and_only_the_chief_writes(dataset_dir,
                                                              tmp_path):
   # TF_CONFIG with 2 workers: MultiWorkerMirroredStrategy over 2 processes.
