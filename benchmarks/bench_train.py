@@ -215,6 +215,8 @@ def seed_loop_rate(tf, songs, num_timesteps, n_hidden, batch,
   windows, reshape to [windows, num_timesteps * n_columns], then one
   session.run per slice song[i:i + batch] for i in range(1, len(song), batch)
   (sic: window 0 of every song is never trained on), feeding the int matrix.
+  One function of ~60 lines on purpose: it mirrors the seed's script as
+  written, so that it can be read side by side with it.
   """
   n_visible = songs[0].shape[1] * num_timesteps
   lr = 0.005
