@@ -34,13 +34,18 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", "out/dataset",
-                    "Preprocessed corpus for the seed-loop comparison.")
-flags.DEFINE_float("seconds", 6.0, "Timed seconds per measurement.")
-flags.DEFINE_string("measurement", None,
-                    "Internal: run only this measurement and print it as JSON "
-                    "(main runs each one in its own process).")
-flags.DEFINE_bool("tiny", False, "Tiny shapes: a smoke run of the same code.")
+
+
+def _define_flags():
+  """Called only when run as a program: tests import this module next to the
+  trainer's CLIs, whose --data_dir it would clash with."""
+  flags.DEFINE_string("data_dir", "out/dataset",
+                      "Preprocessed corpus for the seed-loop comparison.")
+  flags.DEFINE_float("seconds", 6.0, "Timed seconds per measurement.")
+  flags.DEFINE_string("measurement", None,
+                      "Internal: run only this measurement and print it as "
+                      "JSON (main runs each one in its own process).")
+  flags.DEFINE_bool("tiny", False, "Tiny shapes: a smoke run of the same code.")
 
 # `python -m benchmarks.bench_train` finds this package from the repository's
 # root (benchmarks are not installed).
@@ -424,4 +429,5 @@ def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
