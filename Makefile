@@ -90,7 +90,7 @@ evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs a
 	  $(EVAL_FLAGS) | tee $(JOB_DIR)/evaluation.json
 
 bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, and the seed's own loop
-	$(PY) -m trainer.benchmark --data_dir=$(DATASET)
+	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------
 .PHONY: generate compare bench-generate
@@ -109,7 +109,7 @@ compare: $(INSTALLED) ## $(SAMPLES) against the demo corpus: features, copies of
 	  --dataset_dir=$(DATASET) $(COMPARE_FLAGS)
 
 bench-generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## samples/s to local disk and the GCS emulator vs bare pretty_midi writes
-	$(PY) -m trainer.benchmark_generate --model_dir=$(JOB_DIR)/model
+	$(PY) -m benchmarks.bench_generate --model_dir=$(JOB_DIR)/model
 
 # --- cloud ---------------------------------------------------------------------
 # The same jobs on Google Cloud; only flags differ (README, "Run on Google Cloud"):

@@ -25,6 +25,7 @@ from absl import flags
 from deploy import launch
 from deploy import specs
 
+# Defaults are VertexJobConfig's (deploy/specs.py): declared there, once.
 _D = {f.name: f.default for f in dataclasses.fields(specs.VertexJobConfig)}
 FLAGS = flags.FLAGS
 flags.DEFINE_string("project", None, "Google Cloud project ID.")
@@ -36,16 +37,18 @@ flags.DEFINE_string("display_name", None, "Default: rbm-JOB-UTCTIME.")
 flags.DEFINE_integer("gpus", _D["gpus"], "GPUs per machine (0: CPU).")
 flags.DEFINE_string("gpu_type", _D["gpu_type"],
                     f"One of {', '.join(specs.GPU_TYPES)}.")
-flags.DEFINE_string("machine_type", "", "Default: the smallest that fits.")
-flags.DEFINE_integer("workers", 1, "Machines (train: multi-worker all-reduce; "
-                     "generate: one shard each).")
-flags.DEFINE_bool("spot", False, "Spot VMs: cheaper, may be preempted (the job "
-                  "restarts and resumes).")
-flags.DEFINE_string("service_account", "", "Run as this service account.")
-flags.DEFINE_string("tensorboard", "", "Vertex AI TensorBoard instance "
-                    "(ID or resource name); needs --service_account.")
-flags.DEFINE_bool("skip_table_checks", False, "Skip the dated offline "
-                  "machine/GPU/region tables.")
+flags.DEFINE_string("machine_type", _D["machine_type"],
+                    "Default: the smallest that fits.")
+flags.DEFINE_integer("workers", _D["workers"], "Machines (train: multi-worker "
+                     "all-reduce; generate: one shard each).")
+flags.DEFINE_bool("spot", _D["spot"], "Spot VMs: cheaper, may be preempted "
+                  "(the job restarts and resumes).")
+flags.DEFINE_string("service_account", _D["service_account"],
+                    "Run as this service account.")
+flags.DEFINE_string("tensorboard", _D["tensorboard"], "Vertex AI TensorBoard "
+                    "instance (ID or resource name); needs --service_account.")
+flags.DEFINE_bool("skip_table_checks", _D["skip_table_checks"], "Skip the "
+                  "dated offline machine/GPU/region tables.")
 flags.DEFINE_bool("dry_run", False, "Print the spec and the gcloud command; "
                   "submit nothing.")
 flags.DEFINE_string("spec_file", "", "Where to save the spec JSON (default: a "

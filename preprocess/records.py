@@ -58,6 +58,17 @@ class DatasetSpec:
   def n_columns(self) -> int:
     return self.roll_spec.n_columns
 
+  def layout(self) -> dict:
+    """The fields that fix what a window's bits mean and its shape.
+
+    A model trained on one layout can only read windows of the same layout:
+    training (resume), evaluation and generation (--init=data) compare these.
+    """
+    return {"encoding": self.encoding, "low_note": self.low_note,
+            "high_note": self.high_note,
+            "steps_per_quarter": self.steps_per_quarter,
+            "num_timesteps": self.num_timesteps, "n_visible": self.n_visible}
+
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 

@@ -32,3 +32,11 @@ def gcs_bucket(gcs_emulator_host, monkeypatch):  # pylint: disable=redefined-out
   monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
   gcs_emulator.no_beam_credentials(monkeypatch)
   return gcs_emulator.new_bucket()
+
+
+def pytest_configure(config):
+  # `make test` runs everything; `pytest -m "not slow"` is a quick pass while
+  # editing (slow: starts subprocesses, each paying TensorFlow's start-up).
+  config.addinivalue_line(
+      "markers", "slow: starts subprocesses (CLIs, workers); still run by "
+      "`make test`")

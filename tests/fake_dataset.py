@@ -46,8 +46,13 @@ def structured_windows(n: int, spec: pianoroll.RollSpec = SMALL_SPEC,
 
 def write_dataset(data_dir: str, train: np.ndarray, eval_: np.ndarray,
                   spec: pianoroll.RollSpec = SMALL_SPEC,
-                  num_shards: int = 2) -> records.DatasetSpec:
-  """Writes train/eval windows [N, T, C] as preprocess.main would."""
+                  num_shards: int = 2,
+                  windows_per_file: int = 1) -> records.DatasetSpec:
+  """Writes train/eval windows [N, T, C] as preprocess.main would.
+
+  Consecutive runs of `windows_per_file` windows come from one MIDI file (at
+  offsets 0, T, 2T, ...), e.g. for the seed's per-song loop.
+  """
   tf.io.gfile.makedirs(data_dir)
   num_timesteps = train.shape[1]
   for prefix, windows in ((records.TRAIN_PREFIX, train),
@@ -58,8 +63,9 @@ def write_dataset(data_dir: str, train: np.ndarray, eval_: np.ndarray,
           f"{records.TFRECORD_SUFFIX}")
       with tf.io.TFRecordWriter(path) as w:
         for i in range(shard, len(windows), num_shards):
-          w.write(records.make_example(windows[i], f"fake/{prefix}/{i}.mid",
-                                       offset=0))
+          song, part = divmod(i, windows_per_file)
+          w.write(records.make_example(windows[i], f"fake/{prefix}/{song}.mid",
+                                       offset=part * num_timesteps))
   n_visible = num_timesteps * spec.n_columns
   dataset = records.DatasetSpec(
       encoding=spec.encoding, low_note=spec.low_note, high_note=spec.high_note,

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests import fake_dataset
 from trainer import ais
-from trainer import model as model_lib
+from trainer.models import rbm as model_lib
 
 
 def random_rbm(n_visible, n_hidden, scale, seed):

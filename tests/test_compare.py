@@ -12,7 +12,7 @@ from preprocess import pianoroll
 from tests import fake_dataset
 from tests import midi_builders
 from trainer import compare_lib
-from trainer import generation
+from trainer import generate_lib as generation
 from trainer import previews
 from trainer import storage as storage_lib
 

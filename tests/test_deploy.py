@@ -6,6 +6,7 @@ a user runs them; what Vertex AI would do with a spec (TF_CONFIG, CLUSTER_SPEC,
 AIP_* paths) is simulated with local processes on loopback.
 """
 
+import glob
 import json
 import os
 import re
@@ -414,7 +415,7 @@ def test_replica_refuses_shard_flags():
 def _tiny_model(root):
   """An 8-hidden-unit model in trainer.task's model/ format."""
   from trainer import export  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
   train = fake_dataset.structured_windows(100, seed=1)
   dataset = fake_dataset.write_dataset(os.path.join(root, "dataset"), train,
                                        train[:10])
@@ -429,10 +430,11 @@ def _local(argv, root):
   return [a.replace("gs://b/", root + "/") for a in argv]
 
 
+@pytest.mark.slow
 def test_generation_replicas_write_every_sample_once(tmp_path):
   """Two replicas of the spec, with the CLUSTER_SPEC Vertex gives each, write
   exactly the samples one machine writes, byte for byte."""
-  from trainer import generation  # pylint: disable=g-import-not-at-top
+  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
   root = str(tmp_path)
   _tiny_model(root)
   config = vertex("generate", workers=2, gpus=0,
@@ -454,8 +456,8 @@ def test_generation_replicas_write_every_sample_once(tmp_path):
     assert proc.returncode == 0, err[-3000:]
   samples = os.path.join(root, "job", "samples")
   single = str(tmp_path / "single")
-  generation.generate(os.path.join(root, "job", "model"), single,
-                      generation.GenerateConfig(num_samples=150, gibbs_steps=5))
+  generate_lib.generate(os.path.join(root, "job", "model"), single,
+                      generate_lib.GenerateConfig(num_samples=150, gibbs_steps=5))
   names = sorted(n for n in os.listdir(single) if n.startswith("sample-"))
   assert len(names) == 150
   assert sorted(n for n in os.listdir(samples) if n.startswith("sample-")) == (
@@ -493,6 +495,14 @@ def test_dockerfile_matches_the_package():
     if op == "COPY":
       for source in arg.split()[:-1]:
         assert os.path.exists(os.path.join(ROOT, source)), source
+  copied = {source.rstrip("/") for op, arg in steps if op == "COPY"
+            for source in arg.split()[:-1]}
+  # Every package the CLIs import is in the image; benchmarks and tests are
+  # not (they are not installed either).
+  assert {"common", "preprocess", "trainer", "deploy"} <= copied
+  assert not {"benchmarks", "tests"} & copied
+  assert not glob.glob(os.path.join(ROOT, "trainer", "**", "*bench*"),
+                       recursive=True)
   # The base has no CUDA: the gpu extra brings TensorFlow's own CUDA wheels,
   # for the same TensorFlow versions as the trainer extra.
   pin = re.search(r'"tensorflow(>=[^"]+)"', setup).group(1)
@@ -501,10 +511,9 @@ def test_dockerfile_matches_the_package():
              for op, arg in steps if op == "RUN")
 
 
+@pytest.mark.slow
 def test_container_entry_point_runs():
   """ENTRYPOINT as Vertex AI runs it, with this venv's python."""
-  if not os.path.exists(os.path.join(ROOT, "trainer", "task.py")):
-    pytest.skip("trainer/task.py is not written yet (issue 3)")
   [entry] = [json.loads(arg) for op, arg in dockerfile() if op == "ENTRYPOINT"]
   assert entry == ["python", "-m", "trainer.task"]
   done = subprocess.run([sys.executable] + entry[1:] + ["--help"], cwd=ROOT,
@@ -563,6 +572,7 @@ def run_replicas(argv, tf_configs, extra_env=None, timeout=300):
   return [(p.returncode, out, err) for p, (out, err) in zip(procs, results)]
 
 
+@pytest.mark.slow
 def test_vertex_tf_config_gives_multi_worker_all_reduce():
   spec = specs.custom_job_spec(vertex(gpus=0, workers=2))
   tf_configs = vertex_tf_configs(spec)
@@ -574,12 +584,11 @@ def test_vertex_tf_config_gives_multi_worker_all_reduce():
         "multi_worker": True, "replicas": 2, "sum": 11.0}
 
 
+@pytest.mark.slow
 def test_two_trainer_replicas_train_from_the_spec(tmp_path):
   """trainer.task on both replicas of a 2-machine spec, with the TF_CONFIG and
   AIP_* folders Vertex AI would give them: they train together, and only the
   chief writes under the job folder."""
-  if not os.path.exists(os.path.join(ROOT, "trainer", "task.py")):
-    pytest.skip("trainer/task.py is not written yet (issue 3)")
   root = str(tmp_path)
   train = fake_dataset.structured_windows(64, seed=1)
   fake_dataset.write_dataset(os.path.join(root, "dataset"), train, train[:16])

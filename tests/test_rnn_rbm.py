@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import ais
-from trainer import model as model_lib
+from trainer.models import rbm as model_lib
 from trainer.models import rnn_rbm
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from absl import flags
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,9 +18,9 @@ from tests import fake_dataset
 from tests import net
 from trainer import config as config_lib
 from trainer import export
-from trainer import model as model_lib
+from trainer.models import rbm as model_lib
 from trainer import task
-from trainer import train
+from trainer import train_lib
 
 ONE = ["/cpu:0"]
 TWO = ["/cpu:0", "/cpu:1"]
@@ -54,7 +55,7 @@ def one_update(devices, persistent, batch, init):
     rbm = model_lib.RBM(V, 6)
   for var, value in zip((rbm.weights, rbm.visible_bias, rbm.hidden_bias), init):
     var.assign(value)
-  trainer = train.CDTrainer(strategy, rbm, config, len(batch), V)
+  trainer = train_lib.CDTrainer(strategy, rbm, config, len(batch), V)
   ds = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(batch).repeat(2))
   it = iter(ds)
@@ -93,7 +94,7 @@ def heldout_loglik(model_dir, eval_windows):
 
 def test_training_on_two_replicas_learns(dataset_dir, tmp_path):
   eval_windows = fake_dataset.structured_windows(300, seed=2)
-  spec = train.data.load_dataset_spec(dataset_dir)
+  spec = train_lib.data.load_dataset_spec(dataset_dir)
   with tf.distribute.MirroredStrategy(ONE).scope():
     untrained = model_lib.RBM(V, 8, spec.unit_means, seed=0)
   export.save_model(str(tmp_path / "init"), untrained, spec, {}, 0)
@@ -103,7 +104,7 @@ def test_training_on_two_replicas_learns(dataset_dir, tmp_path):
                                   batch_size=20, epochs=15, momentum=True,
                                   summary_every_steps=200)
   job = str(tmp_path / "job")
-  metrics = train.train_and_evaluate(
+  metrics = train_lib.train_and_evaluate(
       config, dataset_dir, job, strategy=tf.distribute.MirroredStrategy(TWO))
   loaded = export.load_model(os.path.join(job, "model"))
   after = heldout_loglik(os.path.join(job, "model"), eval_windows)
@@ -132,7 +133,7 @@ def _run(dataset_dir, job, **overrides):
       "persistent": True, "momentum": True, "weight_decay": 1e-4,
       "steps_per_checkpoint": 25, "log_every_steps": 25,
       "summary_every_steps": 10_000, **overrides})
-  train.train_and_evaluate(config, dataset_dir, job,
+  train_lib.train_and_evaluate(config, dataset_dir, job,
                            strategy=tf.distribute.MirroredStrategy(ONE))
   return np.load(os.path.join(job, "model", export.PARAMS_FILE))
 
@@ -157,6 +158,7 @@ def _task(data_dir, job_dir, *flags):
           "--summary_every_steps=100000", *flags]
 
 
+@pytest.mark.slow
 def test_resumes_after_sigkill(dataset_dir, tmp_path):
   job = str(tmp_path / "job")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
@@ -188,6 +190,7 @@ def test_resumes_after_sigkill(dataset_dir, tmp_path):
       f"ckpt-{target}")
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_sync_and_only_the_chief_writes(dataset_dir,
                                                              tmp_path):
   # TF_CONFIG with 2 workers: MultiWorkerMirroredStrategy over 2 processes.
@@ -228,10 +231,10 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir,
                                   steps_per_checkpoint=1,
                                   log_every_steps=1, max_steps=50)
   job = str(tmp_path / "job")
-  with pytest.raises(train.NonFiniteError,
+  with pytest.raises(train_lib.NonFiniteError,
                      match=r"the update made weights.*NaN/Inf.*--learning_rate"
                      ) as error:
-    train.train_and_evaluate(config, dataset_dir, job,
+    train_lib.train_and_evaluate(config, dataset_dir, job,
                              strategy=tf.distribute.MirroredStrategy(ONE))
   bad_step = int(str(error.value).split(":")[0].split()[1])
   assert bad_step > 1
@@ -250,24 +253,24 @@ def test_mismatched_job_dir_is_refused(dataset_dir, tmp_path):
   strategy = tf.distribute.MirroredStrategy(ONE)
   pcd = config_lib.TrainConfig(num_hidden=8, batch_size=100, max_steps=2,
                                persistent=True)
-  train.train_and_evaluate(pcd, dataset_dir, job, strategy=strategy)
+  train_lib.train_and_evaluate(pcd, dataset_dir, job, strategy=strategy)
   for other, message in (
       (dict(num_hidden=9), "--num_hidden=8.*--num_hidden=9"),
       (dict(batch_size=50), "--batch_size=100.*--batch_size=50"),
       (dict(persistent=False), "--persistent=True.*--persistent=False")):
     config = dataclasses.replace(pcd, **other)
-    with pytest.raises(train.SetupError, match=message):
-      train.train_and_evaluate(config, dataset_dir, job, strategy=strategy)
+    with pytest.raises(train_lib.SetupError, match=message):
+      train_lib.train_and_evaluate(config, dataset_dir, job, strategy=strategy)
   # Data of another layout (more time steps) is refused too.
   longer = str(tmp_path / "longer")
   fake_dataset.write_dataset(
       longer, fake_dataset.structured_windows(200, num_timesteps=8),
       fake_dataset.structured_windows(0, num_timesteps=8))
-  with pytest.raises(train.SetupError, match="num_timesteps=4.*num_timesteps=8"):
-    train.train_and_evaluate(pcd, longer, job, strategy=strategy)
+  with pytest.raises(train_lib.SetupError, match="num_timesteps=4.*num_timesteps=8"):
+    train_lib.train_and_evaluate(pcd, longer, job, strategy=strategy)
   # Flags that do not fix shapes may change: e.g. more steps, another rate.
   more = dataclasses.replace(pcd, max_steps=4, learning_rate=0.01)
-  assert train.train_and_evaluate(more, dataset_dir, job,
+  assert train_lib.train_and_evaluate(more, dataset_dir, job,
                                   strategy=strategy)["step"] == 4
 
 
@@ -275,27 +278,27 @@ def test_data_errors_are_clear(dataset_dir, tmp_path):
   job = str(tmp_path / "job")
   strategy = tf.distribute.MirroredStrategy(ONE)
   big = config_lib.TrainConfig(batch_size=5000)
-  with pytest.raises(train.SetupError,
+  with pytest.raises(train_lib.SetupError,
                      match=f"{N_TRAIN} training windows.*--batch_size=5000"):
-    train.train_and_evaluate(big, dataset_dir, job, strategy=strategy)
+    train_lib.train_and_evaluate(big, dataset_dir, job, strategy=strategy)
   with pytest.raises(FileNotFoundError, match="dataset.json"):
-    train.train_and_evaluate(config_lib.TrainConfig(), str(tmp_path / "none"),
+    train_lib.train_and_evaluate(config_lib.TrainConfig(), str(tmp_path / "none"),
                              job, strategy=strategy)
   empty = str(tmp_path / "empty")
   fake_dataset.write_dataset(empty, fake_dataset.structured_windows(0),
                              fake_dataset.structured_windows(0))
-  with pytest.raises(train.SetupError, match="0 training windows"):
-    train.train_and_evaluate(config_lib.TrainConfig(), empty, job,
+  with pytest.raises(train_lib.SetupError, match="0 training windows"):
+    train_lib.train_and_evaluate(config_lib.TrainConfig(), empty, job,
                              strategy=strategy)
   broken = str(tmp_path / "broken")
   os.makedirs(broken)
   with open(os.path.join(broken, "dataset.json"), "w") as f:
     f.write("{not json")
-  with pytest.raises(train.SetupError, match="not valid JSON"):
-    train.train_and_evaluate(config_lib.TrainConfig(), broken, job,
+  with pytest.raises(train_lib.SetupError, match="not valid JSON"):
+    train_lib.train_and_evaluate(config_lib.TrainConfig(), broken, job,
                              strategy=strategy)
-  with pytest.raises(train.SetupError, match="--batch_size=7.*2 replicas"):
-    train.train_and_evaluate(config_lib.TrainConfig(batch_size=7, max_steps=1),
+  with pytest.raises(train_lib.SetupError, match="--batch_size=7.*2 replicas"):
+    train_lib.train_and_evaluate(config_lib.TrainConfig(batch_size=7, max_steps=1),
                              dataset_dir, job,
                              strategy=tf.distribute.MirroredStrategy(TWO))
   assert not os.path.exists(job)  # nothing written by a run that cannot start
@@ -313,22 +316,22 @@ def test_bad_flags_are_clear():
 def test_vertex_ai_directories_are_used_when_flags_are_absent():
   env = {"AIP_MODEL_DIR": "gs://b/m", "AIP_CHECKPOINT_DIR": "gs://b/c",
          "AIP_TENSORBOARD_LOG_DIR": "gs://b/t"}
-  dirs = train.resolve_dirs(environ=env)
-  assert dirs == train.RunDirs("gs://b/m", "gs://b/c", "gs://b/t")
-  dirs = train.resolve_dirs("gs://j", model_dir="gs://x", environ=env)
+  dirs = train_lib.resolve_dirs(environ=env)
+  assert dirs == train_lib.RunDirs("gs://b/m", "gs://b/c", "gs://b/t")
+  dirs = train_lib.resolve_dirs("gs://j", model_dir="gs://x", environ=env)
   assert dirs.model_dir == "gs://x" and dirs.checkpoint_dir == "gs://b/c"
-  assert train.resolve_dirs("out/j", environ={}).checkpoint_dir == "out/j/checkpoints"
-  with pytest.raises(train.SetupError, match="--job_dir"):
-    train.resolve_dirs(environ={})
+  assert train_lib.resolve_dirs("out/j", environ={}).checkpoint_dir == "out/j/checkpoints"
+  with pytest.raises(train_lib.SetupError, match="--job_dir"):
+    train_lib.resolve_dirs(environ={})
 
 
 @pytest.fixture
 def parsed_flags():
   """Parses trainer.task's flags in this process; restores them after."""
   def parse(*argv):
-    task.FLAGS(["trainer.task", *argv])
+    flags.FLAGS(["trainer.task", *argv])
   yield parse
-  task.FLAGS.unparse_flags()
+  flags.FLAGS.unparse_flags()
 
 
 def test_task_on_vertex_ai_without_eval_split(tmp_path, monkeypatch,
@@ -354,13 +357,21 @@ def test_task_on_vertex_ai_without_eval_split(tmp_path, monkeypatch,
               "pseudo_log_likelihood/eval"} & tags
 
 
-def test_task_reports_user_errors_without_traceback(tmp_path, parsed_flags):
-  parsed_flags(f"--data_dir={tmp_path / 'missing'}", f"--job_dir={tmp_path}")
-  with pytest.raises(SystemExit, match="trainer.task: .*dataset.json"):
-    task.main(["trainer.task"])
-  with pytest.raises(task.app.UsageError, match="Unexpected arguments"):
-    task.main(["trainer.task", "stray"])
-  task.FLAGS.unparse_flags()
-  parsed_flags(f"--data_dir={tmp_path}", "--learning_rate=0")
-  with pytest.raises(task.app.UsageError, match="--learning_rate=0.0"):
-    task.main(["trainer.task"])
+@pytest.mark.slow
+@pytest.mark.parametrize("args,message", [
+    (["--data_dir=MISSING"], "dataset.json"),
+    (["--data_dir=MISSING", "stray"], "unexpected arguments ['stray']"),
+    (["--data_dir=MISSING", "--learning_rate=0"], "--learning_rate=0.0"),
+    ([], "--data_dir is required"),
+])
+def test_task_reports_user_errors_in_one_line(tmp_path, args, message):
+  args = [a.replace("MISSING", str(tmp_path / "missing")) for a in args]
+  done = subprocess.run(
+      [sys.executable, "-m", "trainer.task", f"--job_dir={tmp_path}", *args],
+      capture_output=True, text=True, timeout=120, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert done.returncode == 2, done.stderr[-2000:]
+  lines = [line for line in done.stderr.splitlines()
+           if line.startswith("trainer.task: error: ")]
+  assert len(lines) == 1 and message in lines[0], done.stderr[-2000:]
+  assert "Traceback" not in done.stderr

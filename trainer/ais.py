@@ -30,8 +30,9 @@ number of chains is the warning sign. Z_hat is unbiased, so log Z_hat is biased
 low (Jensen): on average AIS underestimates log Z, i.e. overestimates the
 likelihood, slightly.
 
-Noise is keyed (seed, beta index, chain), so an estimate is reproducible. This
-module must not do I/O (see trainer/evaluation.py).
+Noise is keyed (seed, beta index, chain), so an estimate is reproducible; the
+streams are random_streams' (AIS rows). This module must not do I/O (see
+trainer/evaluate_lib.py).
 """
 
 import dataclasses
@@ -39,29 +40,14 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from trainer import model as model_lib
-
-# Keys the exact samples from the base model; the transitions use streams
-# 2k and 2k + 1 at beta index k, far below this.
-_BASE_SAMPLE_STREAM = 2**62
+from trainer import config as config_lib
+from trainer import random_streams
+from trainer.models import rbm as model_lib
 
 
-@dataclasses.dataclass(frozen=True)
-class AISConfig:
-  # Independent chains (importance samples). More chains shrink the error bar
-  # as 1/sqrt(chains); time grows linearly.
-  num_chains: int = 100
-  # Intermediate distributions (inverse temperatures) from 0 to 1, both ends
-  # included. S&M use 14,500; 10,000 suits the seed's 50-hidden-unit model.
-  num_betas: int = 10000
-  # Seeds the chains: same seed, same estimate.
-  seed: int = 0
-
-  def __post_init__(self):
-    if self.num_chains < 2 or self.num_betas < 2:
-      raise ValueError(f"AIS needs >= 2 chains and >= 2 betas; got "
-                       f"--ais_chains={self.num_chains}, "
-                       f"--ais_betas={self.num_betas}.")
+# The settings (chains, betas, seed) are declared with the other jobs' in
+# trainer/config.py; this name stays for callers.
+AISConfig = config_lib.AISConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,12 +142,11 @@ def estimate_log_partition(rbm: model_lib.RBM, base_biases,
 def _run_chains(weights, visible_bias, hidden_bias, b_a, betas, num_chains,
                 seed):
   """Log importance weights [num_chains] (float64) of one AIS run."""
-  n_visible = weights.shape[0]
   # d log p*_beta(v) / d beta, visible part: v.(b_B - b_A).
   bias_gap = visible_bias - b_a
-  v = model_lib.bernoulli(
-      tf.broadcast_to(tf.sigmoid(b_a), [num_chains, n_visible]), seed,
-      tf.constant(_BASE_SAMPLE_STREAM, tf.int64), 0)
+  v = model_lib.sample_from_biases(
+      b_a, seed, tf.constant(random_streams.CHAIN_INIT, tf.int64), 0,
+      num_chains)
   log_w = tf.zeros([num_chains], tf.float64)
   for k in tf.range(1, tf.shape(betas)[0]):
     beta_prev, beta64 = betas[k - 1], betas[k]
@@ -173,10 +158,10 @@ def _run_chains(weights, visible_bias, hidden_bias, b_a, betas, num_chains,
               tf.reduce_sum(tf.math.softplus(beta64 * x64) -
                             tf.math.softplus(beta_prev * x64), axis=-1))
     # One Gibbs transition h ~ p_k(h | v), v ~ p_k(v | h): leaves p_k invariant.
-    stream = tf.cast(k, tf.int64) * 2
-    h = model_lib.bernoulli(tf.sigmoid(beta * x), seed, stream, 0)
+    stream = random_streams.ais_transition(k)
+    h = random_streams.bernoulli(tf.sigmoid(beta * x), seed, stream, 0)
     # beta (h W^T + b_B) + (1 - beta) b_A, with beta folded into the small h.
     logits = (tf.matmul(beta * h, weights, transpose_b=True) +
               (b_a + beta * bias_gap))
-    v = model_lib.bernoulli(tf.sigmoid(logits), seed, stream + 1, 0)
+    v = random_streams.bernoulli(tf.sigmoid(logits), seed, stream + 1, 0)
   return log_w

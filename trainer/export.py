@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from preprocess import records
-from trainer import model as model_lib
+from trainer.models import rbm as model_lib
 
 FORMAT_VERSION = 1
 PARAMS_FILE = "params.npz"

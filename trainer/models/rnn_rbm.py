@@ -33,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import ais as ais_lib
-from trainer.model import STREAMS_PER_STEP, bernoulli, keyed_uniform, visible_bias_from_means  # pylint: disable=line-too-long
+from trainer.models.rbm import visible_bias_from_means
+from trainer.random_streams import STREAMS_PER_STEP, bernoulli, keyed_uniform
 
 # Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
 # Smaller wastes less noise on the last, partly padded chunk; larger makes

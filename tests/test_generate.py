@@ -15,12 +15,12 @@ from preprocess import pianoroll
 from tests import fake_dataset
 from tests import midi_builders
 from trainer import export
-from trainer import generation
-from trainer import model as model_lib
+from trainer import generate_lib
+from trainer.models import rbm as model_lib
 
 T = fake_dataset.SMALL_TIMESTEPS
 SPEC = fake_dataset.SMALL_SPEC
-N = 2 * generation.BLOCK + 22  # 3 blocks, the last one partial
+N = 2 * generate_lib.BLOCK + 22  # 3 blocks, the last one partial
 
 
 def make_model(path, visible_bias=-2.0, seed=0):
@@ -44,7 +44,7 @@ def model_dir(tmp_path_factory):
 def config(**kw):
   kw.setdefault("num_samples", N)
   kw.setdefault("gibbs_steps", 20)
-  return generation.GenerateConfig(**kw)
+  return generate_lib.GenerateConfig(**kw)
 
 
 def files(folder):
@@ -57,7 +57,7 @@ def files(folder):
 
 def test_same_bytes_whatever_the_shards_or_batching(model_dir, tmp_path):
   one = str(tmp_path / "one")
-  summary = generation.generate(model_dir, one, config())
+  summary = generate_lib.generate(model_dir, one, config())
   assert summary["written"] == N and summary["empty"] < N
   reference = files(one)
   assert len(reference) == N
@@ -67,47 +67,48 @@ def test_same_bytes_whatever_the_shards_or_batching(model_dir, tmp_path):
 
   sharded = str(tmp_path / "sharded")
   for shard in range(3):
-    generation.generate(model_dir, sharded,
+    generate_lib.generate(model_dir, sharded,
                         config(num_shards=3, shard_index=shard))
   assert files(sharded) == reference
   assert sorted(glob.glob(os.path.join(sharded, "manifest-*-of-00003.jsonl")))
 
   small_calls = str(tmp_path / "small_calls")
-  generation.generate(model_dir, small_calls, config(blocks_per_call=1))
+  generate_lib.generate(model_dir, small_calls, config(blocks_per_call=1))
   assert files(small_calls) == reference
 
   other_seed = str(tmp_path / "seed1")
-  generation.generate(model_dir, other_seed, config(seed=1))
+  generate_lib.generate(model_dir, other_seed, config(seed=1))
   assert files(other_seed) != reference
 
 
 def test_rerun_skips_whole_files_and_rewrites_damaged_ones(model_dir, tmp_path):
   out = str(tmp_path / "out")
-  generation.generate(model_dir, out, config())
+  generate_lib.generate(model_dir, out, config())
   reference = files(out)
   with open(os.path.join(out, "sample-000007.mid"), "wb") as f:
     f.write(reference["sample-000007.mid"][:10])  # truncated
   os.remove(os.path.join(out, "sample-000100.mid"))
-  summary = generation.generate(model_dir, out, config())
+  summary = generate_lib.generate(model_dir, out, config())
   assert summary["written"] == 2 and summary["already_present"] == N - 2
   assert files(out) == reference
 
 
 def test_existing_output_is_not_overwritten(model_dir, tmp_path):
   out = str(tmp_path / "out")
-  generation.generate(model_dir, out, config())
+  generate_lib.generate(model_dir, out, config())
   with pytest.raises(FileExistsError, match="--overwrite"):
-    generation.generate(model_dir, out, config(seed=5))
-  summary = generation.generate(model_dir, out, config(seed=5, overwrite=True))
+    generate_lib.generate(model_dir, out, config(seed=5))
+  summary = generate_lib.generate(model_dir, out, config(seed=5, overwrite=True))
   assert summary["written"] == N
   foreign = tmp_path / "foreign"
   foreign.mkdir()
   (foreign / "sample-000000.mid").write_bytes(b"mine")
   with pytest.raises(FileExistsError, match="sample-000000.mid"):
-    generation.generate(model_dir, str(foreign), config())
+    generate_lib.generate(model_dir, str(foreign), config())
   assert (foreign / "sample-000000.mid").read_bytes() == b"mine"
 
 
+@pytest.mark.slow
 def test_kill_and_rerun_gives_exactly_the_uninterrupted_files(model_dir, tmp_path):
   cmd = [sys.executable, "-m", "trainer.generate", f"--model_dir={model_dir}",
          "--num_samples=4000", "--gibbs_steps=200"]
@@ -138,62 +139,95 @@ def test_kill_and_rerun_gives_exactly_the_uninterrupted_files(model_dir, tmp_pat
 def test_windows_chain_through_the_clamped_overlap(model_dir, tmp_path):
   loaded = export.load_model(model_dir)
   cfg = config(num_windows=3, overlap=2)
-  gen = generation.Generator(loaded, cfg, None, None)
+  gen = generate_lib.Generator(loaded, cfg, None, None)
   pieces = gen.sample([0], attempt=0)
-  assert pieces.shape == (generation.BLOCK, T + 2 * (T - 2), SPEC.n_columns)
+  assert pieces.shape == (generate_lib.BLOCK, T + 2 * (T - 2), SPEC.n_columns)
   # A primer's tail is clamped: every piece starts with it.
   primer = pianoroll.midi_to_matrix(pianoroll.parse_midi(
       midi_builders.make_midi([(62, 0, 1), (65, 0.5, 2)])), SPEC)
-  gen = generation.Generator(loaded, cfg, primer, None)
+  gen = generate_lib.Generator(loaded, cfg, primer, None)
   pieces = gen.sample([0], attempt=0)
   np.testing.assert_array_equal(
       pieces[:, :2],
-      np.broadcast_to(primer[-2:], (generation.BLOCK, 2, SPEC.n_columns)))
+      np.broadcast_to(primer[-2:], (generate_lib.BLOCK, 2, SPEC.n_columns)))
 
 
 def test_primer_errors(model_dir, tmp_path):
   bad = tmp_path / "bad.mid"
   bad.write_bytes(b"nope")
   with pytest.raises(ValueError, match="not a readable MIDI"):
-    generation.generate(model_dir, str(tmp_path / "o"), config(primer=str(bad)))
+    generate_lib.generate(model_dir, str(tmp_path / "o"), config(primer=str(bad)))
   short = tmp_path / "short.mid"
   short.write_bytes(midi_builders.make_midi([(62, 0, 0.25)]))
   with pytest.raises(ValueError, match="at least --overlap=3"):
-    generation.generate(model_dir, str(tmp_path / "o"),
+    generate_lib.generate(model_dir, str(tmp_path / "o"),
                         config(primer=str(short), overlap=3))
 
 
 def test_empty_samples_are_counted_and_resampled(tmp_path):
   quiet = make_model(str(tmp_path / "quiet"), visible_bias=-7.0)
   out = str(tmp_path / "out")
-  summary = generation.generate(quiet, out, config(num_samples=64))
+  summary = generate_lib.generate(quiet, out, config(num_samples=64))
   assert summary["empty"] > 10
-  again = generation.generate(quiet, str(tmp_path / "again"),
+  again = generate_lib.generate(quiet, str(tmp_path / "again"),
                               config(num_samples=64, resample_empty=3))
   assert again["empty"] < summary["empty"] and again["resampled"] > 0
 
 
 def test_seed_generator_and_data_init(model_dir, tmp_path):
-  zeros = generation.generate(model_dir, str(tmp_path / "z"),
+  zeros = generate_lib.generate(model_dir, str(tmp_path / "z"),
                               config(init="zeros", gibbs_steps=1))
   assert zeros["written"] == N
   data_dir = os.path.join(os.path.dirname(model_dir), "data")
-  summary = generation.generate(model_dir, str(tmp_path / "d"),
+  summary = generate_lib.generate(model_dir, str(tmp_path / "d"),
                                 config(init="data", data_dir=data_dir))
   assert summary["written"] == N
   with pytest.raises(ValueError, match="--init=data needs --data_dir"):
-    generation.GenerateConfig(init="data")
+    generate_lib.GenerateConfig(init="data")
+
+
+def test_data_init_starts_from_the_data(model_dir, tmp_path):
+  # One Gibbs step from two datasets of different windows: the same keyed
+  # noise, so the samples differ only if the chains start from the data.
+  def with_windows(name, on_columns):
+    windows = np.zeros((40, T, SPEC.n_columns), np.uint8)
+    windows[:, :, on_columns] = 1
+    path = str(tmp_path / name)
+    fake_dataset.write_dataset(path, windows, windows[:4])
+    out = str(tmp_path / f"out_{name}")
+    generate_lib.generate(model_dir, out, config(
+        num_samples=64, init="data", data_dir=path, gibbs_steps=1))
+    return files(out)
+  silent = with_windows("silent", [])
+  loud = with_windows("loud", slice(0, SPEC.n_columns // 2))
+  assert silent.keys() == loud.keys()
+  differ = sum(silent[name] != loud[name] for name in silent)
+  assert differ > len(silent) // 2, differ
+
+
+def test_data_of_another_layout_is_refused(model_dir, tmp_path):
+  # Same n_visible, another grid: the windows would run, and mean nothing.
+  other = pianoroll.RollSpec(SPEC.encoding, SPEC.low_note, SPEC.high_note,
+                             2 * SPEC.steps_per_quarter)
+  windows = fake_dataset.structured_windows(20, spec=other)
+  fake_dataset.write_dataset(str(tmp_path / "d"), windows, windows, spec=other)
+  with pytest.raises(generate_lib.GenerateError,
+                     match="steps_per_quarter=8 but the model was trained on "
+                     "steps_per_quarter=4"):
+    generate_lib.generate(model_dir, str(tmp_path / "o"), config(
+        init="data", data_dir=str(tmp_path / "d")))
+  assert not os.path.exists(tmp_path / "o")
 
 
 def test_bad_model_dir_is_clear(tmp_path):
   with pytest.raises(FileNotFoundError, match="model.json.*trainer.task"):
-    generation.generate(str(tmp_path), str(tmp_path / "o"), config())
+    generate_lib.generate(str(tmp_path), str(tmp_path / "o"), config())
 
 
 def test_gcs_output_on_the_emulator(model_dir, gcs_bucket, tmp_path):
   from google.cloud import storage  # pylint: disable=g-import-not-at-top
   url = f"gs://{gcs_bucket}/run1"
-  summary = generation.generate(model_dir, url, config(previews=True,
+  summary = generate_lib.generate(model_dir, url, config(previews=True,
                                                        num_previews=3))
   assert summary["written"] == N
   bucket = storage.Client().bucket(gcs_bucket)
@@ -202,10 +236,10 @@ def test_gcs_output_on_the_emulator(model_dir, gcs_bucket, tmp_path):
   assert "run1/manifest.jsonl" in names and "run1/previews/index.html" in names
   assert not [n for n in names if "_progress" in n]
   local = str(tmp_path / "local")
-  generation.generate(model_dir, local, config())
+  generate_lib.generate(model_dir, local, config())
   for name, data in files(local).items():
     assert bucket.blob(f"run1/{name}").download_as_bytes() == data
-  rerun = generation.generate(model_dir, url, config())
+  rerun = generate_lib.generate(model_dir, url, config())
   assert rerun["written"] == 0 and rerun["already_present"] == N
 
 
@@ -227,7 +261,7 @@ def bias_only_model(path, play_p, articulate_p, spec=SPEC):
 
 def shares(loaded, **kw):
   """(share of play units on, share of articulate units on) in one block."""
-  pieces = generation.Generator(loaded, config(gibbs_steps=3, **kw), None,
+  pieces = generate_lib.Generator(loaded, config(gibbs_steps=3, **kw), None,
                                 None).sample([0], attempt=0)
   return (pieces[..., :SPEC.n_pitches].mean(),
           pieces[..., SPEC.n_pitches:].mean())
@@ -255,10 +289,10 @@ def test_temperature_divides_the_pre_activations(tmp_path):
 
 def test_sampling_lever_errors(tmp_path):
   with pytest.raises(ValueError, match="--temperature=0"):
-    generation.GenerateConfig(temperature=0)
+    generate_lib.GenerateConfig(temperature=0)
   with pytest.raises(ValueError, match="--articulate_threshold=1.5"):
-    generation.GenerateConfig(articulate_threshold=1.5)
+    generate_lib.GenerateConfig(articulate_threshold=1.5)
   roll = pianoroll.RollSpec("roll", 60, 72, 4)
   loaded = bias_only_model(str(tmp_path), 0.5, 0.5, spec=roll)
   with pytest.raises(ValueError, match="needs an onoff model"):
-    generation.Generator(loaded, config(articulate_threshold=0.7), None, None)
+    generate_lib.Generator(loaded, config(articulate_threshold=0.7), None, None)

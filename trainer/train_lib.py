@@ -1,10 +1,11 @@
 """Training: contrastive divergence under tf.distribute, with checkpoints,
 TensorBoard and the export of the model/ folder.
 
-The RBM maths is trainer/model.py; the strategy is built in
-trainer/distribute.py. This file owns the loop: the per-replica CD statistics,
-their all-reduce, the momentum update, resuming, monitoring, export. It must
-not read flags (trainer/task.py does).
+The RBM maths is trainer/models/rbm.py; the strategy is built in
+trainer/distribute.py; every random stream comes from trainer/random_streams.py.
+This file owns the loop: the per-replica CD statistics, their all-reduce, the
+momentum update, resuming, monitoring, export. It must not read flags
+(trainer/task.py does).
 """
 
 import dataclasses
@@ -17,34 +18,33 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from common import cli
 from preprocess import records
 from trainer import config as config_lib
 from trainer import data
 from trainer import distribute
 from trainer import export
-from trainer import model as model_lib
+from trainer import random_streams
+from trainer.models import rbm as model_lib
 
 # Next to the checkpoints it describes: a resumed run is checked against it.
 RUN_CONFIG_FILE = "run_config.json"
 # Monitoring subsets: enough windows for stable means, small enough for memory.
 _MONITOR_WINDOWS = 2000
-_SAMPLE_CHAINS, _SAMPLE_GIBBS_STEPS = 4, 200
+_SAMPLE_CHAINS = 4
 # Piano-roll images are upscaled so a 15-step window is visible in TensorBoard.
 _IMAGE_TIME_SCALE, _IMAGE_PITCH_SCALE = 8, 2
 _WEIGHT_IMAGES = 16
 # Epoch e of seed s shuffles with s * stride + e: distinct for any e < stride.
 _EPOCH_SEED_STRIDE = 2**20
-# Keyed-noise stream for the PCD chains' initial state, far from the streams
-# training steps use (step * model_lib.STREAMS_PER_STEP + small).
-_CHAIN_INIT_STREAM = 2**62
 _KEEP_CHECKPOINTS = 3
 
 
-class SetupError(ValueError):
+class SetupError(cli.UsageError):
   """The run cannot start: unsuitable data, flags or job dir. Nothing written."""
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(cli.JobError):
   """An update produced NaN or Inf; the last good checkpoint is kept."""
 
 
@@ -127,10 +127,8 @@ class CDTrainer:
       if config.persistent:
         # PCD chains start as samples of the visible biases (the data's unit
         # means), not zeros, so they begin near the data's marginals.
-        start = tf.cast(
-            model_lib.keyed_uniform(config.seed, _CHAIN_INIT_STREAM, 0,
-                                    global_batch_size, n_visible) <
-            tf.sigmoid(rbm.visible_bias)[None, :], tf.float32)
+        start = rbm.visible_bias_samples(
+            config.seed, random_streams.CHAIN_INIT, 0, global_batch_size)
         self.chains = tf.Variable(start, trainable=False, name="pcd_chains")
     self.train_step = tf.function(self._train_step)
     self.train_loop = tf.function(self._train_loop)
@@ -251,9 +249,7 @@ def check_run_config(checkpoint_dir: str, config: config_lib.TrainConfig,
   """
   path = os.path.join(checkpoint_dir, RUN_CONFIG_FILE)
   current = {"config": dataclasses.asdict(config),
-             "dataset": {k: getattr(spec, k) for k in (
-                 "encoding", "low_note", "high_note", "steps_per_quarter",
-                 "num_timesteps", "n_visible")}}
+             "dataset": spec.layout()}
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       previous = json.loads(f.read())
@@ -362,11 +358,9 @@ class _Monitor:
   def _samples(self, step):
     # Fresh chains from silence; keyed by the step so each image is new.
     v = tf.zeros([_SAMPLE_CHAINS, self.rbm.n_visible])
-    for i in tf.range(_SAMPLE_GIBBS_STEPS):
-      _, v, _ = self.rbm.gibbs_step(
-          v, self.seed + 1,
-          tf.cast(step, tf.int64) * _SAMPLE_GIBBS_STEPS + tf.cast(i, tf.int64))
-    return v
+    return self.rbm.gibbs_chain(v, random_streams.MONITOR_GIBBS_STEPS,
+                                self.seed + 1,
+                                random_streams.monitor_base(step))
 
   def free_energies(self) -> dict:
     """Mean free energy of the fixed train subset and the eval set, and the
@@ -413,7 +407,156 @@ class _Throughput:
     return value
 
 
-# --- the job -------------------------------------------------------------------
+# --- the job: setup, restore, loop, export -----------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  """What the steps of one job share, fixed by `_setup`."""
+  config: config_lib.TrainConfig
+  data_dir: str
+  dirs: RunDirs
+  spec: records.DatasetSpec
+  strategy: tf.distribute.Strategy
+  chief: bool
+  steps_per_epoch: int
+  total_steps: int
+
+
+@dataclasses.dataclass
+class _State:
+  """The model, its trainer and their checkpoint, as `_restore` left them."""
+  rbm: model_lib.RBM
+  trainer: CDTrainer
+  checkpoint: tf.train.Checkpoint
+  manager: tf.train.CheckpointManager
+
+
+def _setup(config, data_dir, dirs, strategy) -> _Run:
+  """Checks data, batch and job dir before anything is written (but the run
+  config, on the chief, once all checks passed)."""
+  spec = _load_spec(data_dir)
+  n_train = data.num_windows(spec, "train")
+  steps_per_epoch = n_train // config.batch_size
+  if steps_per_epoch == 0:
+    raise SetupError(
+        f"{data_dir} has {n_train} training windows, fewer than one global "
+        f"batch of --batch_size={config.batch_size}; use --batch_size <= "
+        f"{n_train} (if > 0) or preprocess more data.")
+  strategy = strategy or distribute.make_strategy()
+  if config.batch_size % strategy.num_replicas_in_sync:
+    raise SetupError(
+        f"--batch_size={config.batch_size} does not split evenly over "
+        f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
+        f"{strategy.num_replicas_in_sync}.")
+  chief = _is_chief(strategy)
+  check_run_config(dirs.checkpoint_dir, config, spec, write=chief)
+  return _Run(config, data_dir, dirs, spec, strategy, chief, steps_per_epoch,
+              config.max_steps or config.epochs * steps_per_epoch)
+
+
+def _restore(run: _Run) -> _State:
+  """Builds the model and trainer, then restores the latest checkpoint.
+
+  Every worker restores the chief's latest checkpoint; each saves to its own
+  write dir (the real one on the chief).
+  """
+  config, spec = run.config, run.spec
+  with run.strategy.scope():
+    rbm = model_lib.RBM(spec.n_visible, config.num_hidden, spec.unit_means,
+                        seed=config.seed)
+  trainer = CDTrainer(run.strategy, rbm, config, config.batch_size,
+                      spec.n_visible)
+  checkpoint = tf.train.Checkpoint(rbm=rbm, velocities=trainer.velocities,
+                                   step=trainer.step, momentum=trainer.momentum,
+                                   **({"chains": trainer.chains}
+                                      if trainer.chains is not None else {}))
+  latest = tf.train.latest_checkpoint(run.dirs.checkpoint_dir)
+  manager = tf.train.CheckpointManager(
+      checkpoint, _checkpoint_write_dir(run.dirs.checkpoint_dir, run.strategy),
+      max_to_keep=_KEEP_CHECKPOINTS)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logging.info("resumed from %s at step %d", latest,
+                 int(trainer.step.numpy()))
+  return _State(rbm, trainer, checkpoint, manager)
+
+
+def _non_finite_error(run: _Run, trainer: CDTrainer, out, step):
+  bad = [name for name, ok in zip(CDTrainer.CHECKED,
+                                  out["finite_each"].numpy()) if not ok]
+  config = run.config
+  return NonFiniteError(
+      f"step {step + 1}: the update made {', '.join(bad)} NaN/Inf "
+      f"(--learning_rate={config.learning_rate}, --weight_decay="
+      f"{config.weight_decay}, momentum {float(trainer.momentum.numpy())})."
+      f" It was not applied; the last good checkpoint "
+      f"({tf.train.latest_checkpoint(run.dirs.checkpoint_dir)}) is kept. Lower "
+      "--learning_rate, then rerun the same command to resume from it.")
+
+
+def _loop(run: _Run, state: _State, iterator, monitor) -> float:
+  """Trains up to run.total_steps, logging, summarising and checkpointing on
+  the way. Returns the last reconstruction error (NaN if no step ran).
+
+  Raises:
+    NonFiniteError: an update went NaN/Inf (it was not applied).
+  """
+  config, trainer = run.config, state.trainer
+  step = int(trainer.step.numpy())
+  throughput = _Throughput(step, config.batch_size)
+  recon, examples_per_sec = float("nan"), 0.0
+  while step < run.total_steps:
+    trainer.momentum.assign(config.momentum_at(step // run.steps_per_epoch))
+    # Run up to the next log/summary/checkpoint/epoch boundary in one call
+    # (epochs: the momentum schedule switches there).
+    boundary = min(run.total_steps, *(
+        (step // every + 1) * every for every in (
+            config.log_every_steps, config.summary_every_steps,
+            config.steps_per_checkpoint, run.steps_per_epoch)))
+    out = trainer.train_loop(iterator, tf.constant(boundary - step))
+    step = int(trainer.step.numpy())
+    if not bool(out["finite"]):
+      raise _non_finite_error(run, trainer, out, step)
+    recon = float(out["reconstruction_error"])
+    last = step == run.total_steps
+    log_now = step % config.log_every_steps == 0 or last
+    summary_now = monitor is not None and (
+        step % config.summary_every_steps == 0 or last)
+    if log_now or summary_now:
+      examples_per_sec = throughput.rate(step)
+    if log_now:
+      eta = (run.total_steps - step) * config.batch_size / max(
+          examples_per_sec, 1e-9)
+      logging.info("step %d/%d epoch %.2f recon_error %.4f %.0f examples/s "
+                   "ETA %s", step, run.total_steps, step / run.steps_per_epoch,
+                   recon, examples_per_sec, _duration(eta))
+    if summary_now:
+      monitor.write(step, {"reconstruction_error": recon,
+                           "examples_per_sec": examples_per_sec,
+                           "momentum": float(trainer.momentum.numpy()),
+                           "learning_rate": config.learning_rate})
+    if step % config.steps_per_checkpoint == 0 or last:
+      state.manager.save(checkpoint_number=step)
+  return recon
+
+
+def _export(run: _Run, state: _State, metrics: dict) -> None:
+  """The chief writes model/; the others remove their scratch checkpoints."""
+  if run.chief:
+    export.save_model(run.dirs.model_dir, state.rbm, run.spec,
+                      dataclasses.asdict(run.config), metrics["step"])
+    logging.info("model written to %s: %s", run.dirs.model_dir, metrics)
+  elif state.manager.directory != run.dirs.checkpoint_dir:
+    tf.io.gfile.rmtree(state.manager.directory)  # the non-chief's scratch copy
+
+
+def _barrier(strategy) -> None:
+  """Multi-worker: workers leave together, after the chief's export, so no
+  process outlives its peers and waits on their heartbeats at exit."""
+  if not isinstance(strategy, tf.distribute.MirroredStrategy):
+    strategy.reduce(tf.distribute.ReduceOp.SUM,
+                    strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
 def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
@@ -447,100 +590,27 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
       good checkpoint is kept.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
-  spec = _load_spec(data_dir)
-  n_train = data.num_windows(spec, "train")
-  steps_per_epoch = n_train // config.batch_size
-  if steps_per_epoch == 0:
-    raise SetupError(
-        f"{data_dir} has {n_train} training windows, fewer than one global "
-        f"batch of --batch_size={config.batch_size}; use --batch_size <= "
-        f"{n_train} (if > 0) or preprocess more data.")
-  total_steps = config.max_steps or config.epochs * steps_per_epoch
-  strategy = strategy or distribute.make_strategy()
-  if config.batch_size % strategy.num_replicas_in_sync:
-    raise SetupError(
-        f"--batch_size={config.batch_size} does not split evenly over "
-        f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
-        f"{strategy.num_replicas_in_sync}.")
-  chief = _is_chief(strategy)
-  check_run_config(dirs.checkpoint_dir, config, spec, write=chief)
-
-  with strategy.scope():
-    rbm = model_lib.RBM(spec.n_visible, config.num_hidden, spec.unit_means,
-                        seed=config.seed)
-  trainer = CDTrainer(strategy, rbm, config, config.batch_size, spec.n_visible)
-  checkpoint = tf.train.Checkpoint(rbm=rbm, velocities=trainer.velocities,
-                                   step=trainer.step, momentum=trainer.momentum,
-                                   **({"chains": trainer.chains}
-                                      if trainer.chains is not None else {}))
-  # Every worker restores the chief's latest checkpoint; each saves to its own
-  # write dir (the real one on the chief).
-  latest = tf.train.latest_checkpoint(dirs.checkpoint_dir)
-  manager = tf.train.CheckpointManager(
-      checkpoint, _checkpoint_write_dir(dirs.checkpoint_dir, strategy),
-      max_to_keep=_KEEP_CHECKPOINTS)
-  if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info("resumed from %s at step %d", latest,
-                 int(trainer.step.numpy()))
-
-  step = int(trainer.step.numpy())
-  dataset = training_batches(data_dir, spec, config, step, steps_per_epoch)
-  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  run = _setup(config, data_dir, dirs, strategy)
+  state = _restore(run)
+  start_step = int(state.trainer.step.numpy())
+  dataset = training_batches(data_dir, run.spec, config, start_step,
+                             run.steps_per_epoch)
+  iterator = iter(run.strategy.experimental_distribute_dataset(dataset))
   # Building that iterator pins glibc's mmap threshold at 128 KiB: every
   # step's tensors would then be mmap'ed and unmapped (distribute.py).
   distribute.unpin_malloc_mmap_threshold()
-  monitor = _Monitor(rbm, spec, data_dir, dirs.tensorboard_dir,
-                     config.seed) if chief else None
-
+  monitor = _Monitor(state.rbm, run.spec, data_dir, dirs.tensorboard_dir,
+                     config.seed) if run.chief else None
   logging.info("training steps %d -> %d (%d per epoch) on %d replica(s), "
-               "global batch %d, %d visible x %d hidden, %s-%d", step,
-               total_steps, steps_per_epoch, strategy.num_replicas_in_sync,
-               config.batch_size, spec.n_visible, config.num_hidden,
+               "global batch %d, %d visible x %d hidden, %s-%d", start_step,
+               run.total_steps, run.steps_per_epoch,
+               run.strategy.num_replicas_in_sync, config.batch_size,
+               run.spec.n_visible, config.num_hidden,
                "PCD" if config.persistent else "CD", config.cd_k)
-  start_time, start_step = time.perf_counter(), step
-  throughput = _Throughput(step, config.batch_size)
-  recon, examples_per_sec = float("nan"), 0.0
-  while step < total_steps:
-    trainer.momentum.assign(config.momentum_at(step // steps_per_epoch))
-    # Run up to the next log/summary/checkpoint/epoch boundary in one call
-    # (epochs: the momentum schedule switches there).
-    boundary = min(total_steps, *(
-        (step // every + 1) * every for every in (
-            config.log_every_steps, config.summary_every_steps,
-            config.steps_per_checkpoint, steps_per_epoch)))
-    out = trainer.train_loop(iterator, tf.constant(boundary - step))
-    step = int(trainer.step.numpy())
-    if not bool(out["finite"]):
-      bad = [name for name, ok in zip(CDTrainer.CHECKED,
-                                      out["finite_each"].numpy()) if not ok]
-      raise NonFiniteError(
-          f"step {step + 1}: the update made {', '.join(bad)} NaN/Inf "
-          f"(--learning_rate={config.learning_rate}, --weight_decay="
-          f"{config.weight_decay}, momentum {float(trainer.momentum.numpy())})."
-          f" It was not applied; the last good checkpoint "
-          f"({tf.train.latest_checkpoint(dirs.checkpoint_dir)}) is kept. Lower "
-          "--learning_rate, then rerun the same command to resume from it.")
-    recon = float(out["reconstruction_error"])
-    log_now = step % config.log_every_steps == 0 or step == total_steps
-    summary_now = monitor is not None and (
-        step % config.summary_every_steps == 0 or step == total_steps)
-    if log_now or summary_now:
-      examples_per_sec = throughput.rate(step)
-    if log_now:
-      eta = (total_steps - step) * config.batch_size / max(examples_per_sec,
-                                                           1e-9)
-      logging.info("step %d/%d epoch %.2f recon_error %.4f %.0f examples/s "
-                   "ETA %s", step, total_steps, step / steps_per_epoch, recon,
-                   examples_per_sec, _duration(eta))
-    if summary_now:
-      monitor.write(step, {"reconstruction_error": recon,
-                           "examples_per_sec": examples_per_sec,
-                           "momentum": float(trainer.momentum.numpy()),
-                           "learning_rate": config.learning_rate})
-    if step % config.steps_per_checkpoint == 0 or step == total_steps:
-      manager.save(checkpoint_number=step)
 
+  start_time = time.perf_counter()
+  recon = _loop(run, state, iterator, monitor)
+  step = int(state.trainer.step.numpy())
   elapsed = time.perf_counter() - start_time
   metrics = {"step": step, "reconstruction_error": recon,
              "examples_per_sec": (step - start_step) * config.batch_size /
@@ -548,17 +618,8 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
   if monitor:
     metrics.update({f"free_energy_{k}": v
                     for k, v in monitor.free_energies().items()})
-  if chief:
-    export.save_model(dirs.model_dir, rbm, spec, dataclasses.asdict(config),
-                      step)
-    logging.info("model written to %s: %s", dirs.model_dir, metrics)
-  elif manager.directory != dirs.checkpoint_dir:
-    tf.io.gfile.rmtree(manager.directory)  # the non-chief's scratch copy
-  if not isinstance(strategy, tf.distribute.MirroredStrategy):
-    # A barrier: workers leave together, after the chief's export, so no
-    # process outlives its peers and waits on their heartbeats at exit.
-    strategy.reduce(tf.distribute.ReduceOp.SUM,
-                    strategy.run(lambda: tf.constant(1.0)), axis=None)
+  _export(run, state, metrics)
+  _barrier(run.strategy)
   return metrics
 
 

@@ -1,6 +1,6 @@
 r"""Benchmark: the CD trainer against this machine's matmul rate and the seed.
 
-    python -m trainer.benchmark --data_dir=out/dataset
+    python -m benchmarks.bench_train --data_dir=out/dataset    (make bench-train)
 
 Measured in one run:
   * examples/s of CDTrainer's CD-1 step (the real training step, in-memory
@@ -8,7 +8,7 @@ Measured in one run:
     (H=1024, B=1024), on 1 replica and on 2 (MirroredStrategy on 2 logical
     CPUs);
   * this machine's fp32 matmul FLOP/s on the step's own matmul shapes, and the
-    trainer's useful FLOP/s (model.flops_per_cd_example) as a fraction of it;
+    trainer's useful FLOP/s (models/rbm.flops_per_cd_example) as a fraction of it;
   * a breakdown at the seed's shape: the CD maths alone, + the strategy's
     step (constant batch), + the distributed input (the trainer's figure);
   * the seed's own loop, reimplemented faithfully in TF1 style (graph mode,
@@ -18,6 +18,8 @@ Measured in one run:
     against it.
 Goals (issue 3): >= 50% of the matmul rate at the large shape; >= 5x the
 seed's loop at the seed's shape; 2 replicas >= 0.8x of 1 replica.
+--tiny runs the same code at tiny shapes (tests/test_benchmarks.py's smoke
+run; its figures mean nothing).
 """
 
 import collections
@@ -32,15 +34,25 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", "out/dataset",
-                    "Preprocessed corpus for the seed-loop comparison.")
-flags.DEFINE_float("seconds", 6.0, "Timed seconds per measurement.")
-flags.DEFINE_string("measurement", None,
-                    "Internal: run only this measurement and print it as JSON "
-                    "(main runs each one in its own process).")
 
-SEED_SHAPE = (2340, 50, 100)
-LARGE_SHAPE = (2340, 1024, 1024)
+
+def _define_flags():
+  """Called only when run as a program: tests import this module next to the
+  trainer's CLIs, whose --data_dir it would clash with."""
+  flags.DEFINE_string("data_dir", "out/dataset",
+                      "Preprocessed corpus for the seed-loop comparison.")
+  flags.DEFINE_float("seconds", 6.0, "Timed seconds per measurement.")
+  flags.DEFINE_string("measurement", None,
+                      "Internal: run only this measurement and print it as "
+                      "JSON (main runs each one in its own process).")
+  flags.DEFINE_bool("tiny", False, "Tiny shapes: a smoke run of the same code.")
+
+# `python -m benchmarks.bench_train` finds this package from the repository's
+# root (benchmarks are not installed).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# (V, H, B) of each measured shape.
+SHAPES = {"seed": (2340, 50, 100), "large": (2340, 1024, 1024)}
+TINY_SHAPES = {"seed": (96, 4, 8), "large": (96, 8, 16)}
 
 
 def _timed(fn, seconds: float, warmup: int = 2) -> tuple:
@@ -63,11 +75,11 @@ def _cd_trainer(tf, strategy, n_visible, n_hidden, batch, unit_means=None):
   """A CDTrainer (CD-1, the seed's other defaults) on a fresh RBM."""
   # pylint: disable=g-import-not-at-top  # main imports TF after the flags
   from trainer import config as config_lib
-  from trainer import model as model_lib
-  from trainer import train
+  from trainer import train_lib
+  from trainer.models import rbm as model_lib
   with strategy.scope():
     rbm = model_lib.RBM(n_visible, n_hidden, unit_means, seed=0)
-  return train.CDTrainer(strategy, rbm,
+  return train_lib.CDTrainer(strategy, rbm,
                          config_lib.TrainConfig(num_hidden=n_hidden,
                                                 batch_size=batch),
                          batch, n_visible)
@@ -78,7 +90,7 @@ def _train_loop_rate(tf, strategy, trainer, dataset, batch, seconds,
   """examples/s of trainer.train_loop over a distributed iterator of dataset.
 
   unpin: call distribute.unpin_malloc_mmap_threshold() once the distributed
-  iterator exists (see there), as train.py does.
+  iterator exists (see there), as train_lib.py does.
   """
   from trainer import distribute  # pylint: disable=g-import-not-at-top
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
@@ -114,7 +126,7 @@ def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
   all-reduce, momentum, the finite check), no input pipeline. The trainer's
   own figure (with its distributed iterator) is `trainer_rate`.
   """
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
   windows = _random_windows(tf, batch, n_visible)
   rbm = model_lib.RBM(n_visible, n_hidden, seed=0)
   scale = 0.005 / batch
@@ -208,6 +220,8 @@ def seed_loop_rate(tf, songs, num_timesteps, n_hidden, batch,
   windows, reshape to [windows, num_timesteps * n_columns], then one
   session.run per slice song[i:i + batch] for i in range(1, len(song), batch)
   (sic: window 0 of every song is never trained on), feeding the int matrix.
+  One function of ~60 lines on purpose: it mirrors the seed's script as
+  written, so that it can be read side by side with it.
   """
   n_visible = songs[0].shape[1] * num_timesteps
   lr = 0.005
@@ -283,23 +297,21 @@ def _verdict(ok: bool) -> str:
   return "PASS" if ok else "MISS"
 
 
-def _measure(name: str, data_dir: str, seconds: float) -> dict:
-  """One measurement (see MEASUREMENTS), in this fresh process.
+def _measure(name: str, data_dir: str, seconds: float,
+             shapes: dict = SHAPES) -> dict:
+  """One measurement (see MEASUREMENTS); main runs each in a fresh process
+  that has split the CPU in 2 logical devices (distribute.use_logical_cpus).
 
   Returns:
     {name: value}, plus the figures that come with it for free (the FLOPs per
     example with the matmul rate; the corpus's counts with the seed's loop).
   """
-  from trainer import distribute  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from trainer import data  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  # Before TF initialises, in every process, so all runs see the same devices.
-  distribute.use_logical_cpus(2)
+  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
   kind, _, arg = name.partition(":")
   unpin = kind.endswith("+unpin")
   kind = kind.removesuffix("+unpin")
-  shapes = {"seed": SEED_SHAPE, "large": LARGE_SHAPE}
   if kind in ("1_replica", "2_replicas"):
     devices = ["/cpu:0"] if kind == "1_replica" else ["/cpu:0", "/cpu:1"]
     return {name: trainer_rate(tf, devices, *shapes[arg], seconds, unpin)}
@@ -309,17 +321,18 @@ def _measure(name: str, data_dir: str, seconds: float) -> dict:
             f"useful_flops_per_example:{arg}":
                 model_lib.flops_per_cd_example(v, h, 1)}
   if kind in ("maths", "step"):
-    return breakdown_rates(tf, *SEED_SHAPE, seconds, only=kind)
+    return breakdown_rates(tf, *shapes["seed"], seconds, only=kind)
   num_timesteps = data.load_dataset_spec(data_dir).num_timesteps
   songs = songs_from_dataset(data_dir)
   if kind == "seed_loop":
-    return {name: seed_loop_rate(tf, songs, num_timesteps, SEED_SHAPE[1],
-                                 SEED_SHAPE[2], seconds),
+    return {name: seed_loop_rate(tf, songs, num_timesteps, shapes["seed"][1],
+                                 shapes["seed"][2], seconds),
             "seed_windows": seed_windows(songs, num_timesteps),
             "songs": len(songs)}
   if kind == "ours_on_songs":
-    return {name: our_rate_on_songs(tf, songs, num_timesteps, SEED_SHAPE[1],
-                                    SEED_SHAPE[2], seconds, unpin)}
+    return {name: our_rate_on_songs(tf, songs, num_timesteps,
+                                    shapes["seed"][1], shapes["seed"][2],
+                                    seconds, unpin)}
   raise app.UsageError(f"--measurement={name} is not one of {MEASUREMENTS}")
 
 
@@ -328,7 +341,7 @@ def _measure(name: str, data_dir: str, seconds: float) -> dict:
 # malloc's mmap threshold for the whole process, see distribute.py), and TF1
 # graph mode stays apart from TF2 eager. "+unpin": with
 # distribute.unpin_malloc_mmap_threshold() after the iterator is built;
-# without it, the trainer as it ran before train.py called it too.
+# without it, the trainer as it ran before train_lib.py called it too.
 MEASUREMENTS = (
     "1_replica:seed", "2_replicas:seed", "1_replica+unpin:seed",
     "2_replicas+unpin:seed", "matmul_flops:seed", "maths", "step",
@@ -337,11 +350,13 @@ MEASUREMENTS = (
     "seed_loop", "ours_on_songs", "ours_on_songs+unpin")
 
 
-def _in_subprocess(name: str, data_dir: str, seconds: float) -> dict:
+def _in_subprocess(name: str, data_dir: str, seconds: float,
+                   tiny: bool) -> dict:
   out = subprocess.run(
-      [sys.executable, "-m", "trainer.benchmark", f"--measurement={name}",
-       f"--data_dir={data_dir}", f"--seconds={seconds}"],
-      capture_output=True, text=True, check=False,
+      [sys.executable, "-m", "benchmarks.bench_train", f"--measurement={name}",
+       f"--data_dir={data_dir}", f"--seconds={seconds}",
+       "--tiny" if tiny else "--notiny"],
+      capture_output=True, text=True, check=False, cwd=_ROOT,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   if out.returncode:
     raise RuntimeError(f"measurement {name} failed:\n{out.stderr[-3000:]}")
@@ -351,30 +366,34 @@ def _in_subprocess(name: str, data_dir: str, seconds: float) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  shapes = TINY_SHAPES if FLAGS.tiny else SHAPES
   if FLAGS.measurement:
+    from trainer import distribute  # pylint: disable=g-import-not-at-top
+    # Before TF initialises, in every process, so all runs see the same devices.
+    distribute.use_logical_cpus(2)
     print(json.dumps(_measure(FLAGS.measurement, FLAGS.data_dir,
-                              FLAGS.seconds)))
+                              FLAGS.seconds, shapes)))
     return
   r = {}
   for name in MEASUREMENTS:
-    r.update(_in_subprocess(name, FLAGS.data_dir, FLAGS.seconds))
+    r.update(_in_subprocess(name, FLAGS.data_dir, FLAGS.seconds, FLAGS.tiny))
     print(f"  measured {name}: {r[name]:.4g}", flush=True)
 
   for variant, suffix in (("without distribute.unpin_malloc_mmap_threshold()",
                            ""),
-                          ("as train.py runs it: with "
+                          ("as train_lib.py runs it: with "
                            "distribute.unpin_malloc_mmap_threshold()",
                            "+unpin")):
     print(f"\n== {variant}")
-    _report(r, suffix)
+    _report(r, suffix, shapes)
 
 
-def _report(r: dict, suffix: str) -> None:
+def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
   """Prints the table, the seed comparison and the goals for one variant."""
   print(f"{'shape':>6} {'V':>5} {'H':>5} {'B':>5} {'1 replica ex/s':>15} "
         f"{'2 replicas ex/s':>16} {'2/1':>5} {'matmul GFLOP/s':>15} "
         f"{'useful GFLOP/s':>15} {'fraction':>8} {'matmul cap ex/s':>16}")
-  for shape, (v, h, b) in (("seed", SEED_SHAPE), ("large", LARGE_SHAPE)):
+  for shape, (v, h, b) in shapes.items():
     one = r[f"1_replica{suffix}:{shape}"]
     two = r[f"2_replicas{suffix}:{shape}"]
     mm = r[f"matmul_flops:{shape}"]
@@ -408,5 +427,7 @@ def _report(r: dict, suffix: str) -> None:
   for label, value, goal in goals:
     print(f"{label}: {value:.2f} (goal >= {goal}: {_verdict(value >= goal)})")
 
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -6,37 +6,44 @@ the (smoothed) means of the windows the RBM was trained on, whose likelihood is
 exact. Both are fitted on the same training windows (the dataset recorded in
 model.json), so evaluating on another corpus of the same layout compares like
 with like. Beating the baseline is the least a model of music should do.
-This module reads files but writes none; trainer/evaluate.py prints the result.
+This module reads files but writes none; trainer/evaluate.py (the CLI) prints
+the result.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from common import cli
 from preprocess import records
 from trainer import ais
+from trainer import config as config_lib
 from trainer import data
 from trainer import export
 
-# What must match between the model's training data and the evaluated data for
-# a window to mean the same thing to the model.
-_LAYOUT_FIELDS = ("encoding", "low_note", "high_note", "steps_per_quarter",
-                  "num_timesteps", "n_visible")
 _BATCH_SIZE = 1000
+
+
+class LayoutError(cli.UsageError):
+  """The data's windows do not mean what the model's windows meant."""
 
 
 def check_same_layout(model_spec: records.DatasetSpec,
                       data_spec: records.DatasetSpec, model_dir: str,
                       data_dir: str) -> None:
-  """Raises ValueError naming every layout field that differs, and both dirs."""
-  diffs = [f for f in _LAYOUT_FIELDS
-           if getattr(model_spec, f) != getattr(data_spec, f)]
+  """Raises LayoutError naming every layout field that differs, and both dirs.
+
+  The layout (DatasetSpec.layout) must match for a window to mean the same
+  thing to the model.
+  """
+  model_layout, data_layout = model_spec.layout(), data_spec.layout()
+  diffs = [f for f in model_layout if model_layout[f] != data_layout[f]]
   if diffs:
-    def show(spec):
-      return ", ".join(f"{f}={getattr(spec, f)}" for f in diffs)
-    raise ValueError(
+    def show(layout):
+      return ", ".join(f"{f}={layout[f]}" for f in diffs)
+    raise LayoutError(
         f"the model in {model_dir} was trained on windows with "
-        f"{show(model_spec)} but {data_dir}/dataset.json has "
-        f"{show(data_spec)}: evaluate on data preprocessed with the model's "
+        f"{show(model_layout)} but {data_dir}/dataset.json has "
+        f"{show(data_layout)}: evaluate on data preprocessed with the model's "
         "layout (the preprocess.main flags the model was trained with).")
 
 
@@ -56,8 +63,22 @@ def _log_likelihood_sums(rbm, baseline_p):
   return sums
 
 
+def _mean_log_likelihoods(rbm, baseline_p, windows) -> tuple:
+  """(mean -F(v) of the RBM, mean log p(v) of the baseline, windows) over
+  the batches of `windows`."""
+  sums = _log_likelihood_sums(rbm, baseline_p)
+  neg_free_energy = baseline = 0.0
+  count = 0
+  for batch in windows:
+    a, b = sums(batch)
+    neg_free_energy += float(a)
+    baseline += float(b)
+    count += int(batch.shape[0])
+  return neg_free_energy / count, baseline / count, count
+
+
 def evaluate(model_dir: str, data_dir: str, split: str = "eval",
-             ais_config: ais.AISConfig = ais.AISConfig()) -> dict:
+             ais_config: config_lib.AISConfig = config_lib.AISConfig()) -> dict:
   """Mean log-likelihood per window and per frame on DATA_DIR's `split`.
 
   Args:
@@ -76,8 +97,8 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
 
   Raises:
     FileNotFoundError: model_dir or data_dir is not what it should be.
-    ValueError: the data's layout differs from the model's, or the split is
-      empty.
+    LayoutError: the data's layout differs from the model's.
+    ValueError: the split is empty.
   """
   loaded = export.load_model(model_dir)
   spec = data.load_dataset_spec(data_dir)
@@ -88,19 +109,11 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
   result = ais.estimate_log_partition(
       loaded.rbm, ais.base_rate_biases(loaded.dataset.unit_means, trained_on),
       ais_config)
-
   baseline_p = tf.constant(
       ais.smoothed_means(loaded.dataset.unit_means, trained_on), tf.float32)
-  sums = _log_likelihood_sums(loaded.rbm, baseline_p)
-  neg_free_energy = baseline = 0.0
-  count = 0
-  for batch in windows:
-    a, b = sums(batch)
-    neg_free_energy += float(a)
-    baseline += float(b)
-    count += int(batch.shape[0])
-  per_window = neg_free_energy / count - result.log_z
-  baseline_per_window = baseline / count
+  neg_free_energy, baseline_per_window, count = _mean_log_likelihoods(
+      loaded.rbm, baseline_p, windows)
+  per_window = neg_free_energy - result.log_z
   frames = spec.num_timesteps
   return {
       "model_dir": model_dir, "data_dir": data_dir, "split": split,

@@ -1,0 +1,64 @@
+"""The benchmarks run, at tiny sizes, so that they cannot rot.
+
+Their figures are not checked (speed claims live in the benchmarks' own
+output and the README); only that every measurement and the report run.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import bench_train
+from tests import fake_dataset
+from tests.test_generate import make_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+  d = str(tmp_path_factory.mktemp("bench_data"))
+  # 8 songs of 8 windows: the seed's loop trains on windows 1.. of each song.
+  fake_dataset.write_dataset(d, fake_dataset.structured_windows(64, seed=1),
+                             fake_dataset.structured_windows(8, seed=2),
+                             windows_per_file=8)
+  return d
+
+
+@pytest.mark.slow
+def test_bench_train_every_measurement_and_the_report(dataset_dir, capsys):
+  # In this process (conftest split the CPU in 2, as main's children do);
+  # main runs each in a child of its own, checked once below.
+  r = {}
+  for name in bench_train.MEASUREMENTS:
+    r.update(bench_train._measure(name, dataset_dir, 0.02,  # pylint: disable=protected-access
+                                  bench_train.TINY_SHAPES))
+  assert all(r[name] > 0 for name in bench_train.MEASUREMENTS), r
+  assert r["songs"] == 8 and r["seed_windows"] == 8 * 7
+  for suffix in ("", "+unpin"):
+    bench_train._report(r, suffix, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
+  out = capsys.readouterr().out
+  assert "speed-up over the seed's loop" in out
+  assert "2 replicas / 1 replica, large shape" in out
+
+
+@pytest.mark.slow
+def test_bench_train_measures_in_a_child_process(dataset_dir):
+  r = bench_train._in_subprocess("maths", dataset_dir, 0.02, tiny=True)  # pylint: disable=protected-access
+  assert r["maths"] > 0
+
+
+@pytest.mark.slow
+def test_bench_generate_runs(tmp_path):
+  model_dir = make_model(str(tmp_path))
+  done = subprocess.run(
+      [sys.executable, "-m", "benchmarks.bench_generate",
+       f"--model_dir={model_dir}", "--num_samples=130", "--gibbs_steps=2"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert done.returncode == 0, done.stderr[-3000:]
+  for line in ("generate -> local disk:", "generate -> GCS emulator:",
+               "baseline: bare pretty_midi write"):
+    assert line in done.stdout, done.stdout

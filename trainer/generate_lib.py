@@ -1,0 +1,409 @@
+"""Batch generation: thousands of samples from a trained RBM to disk or GCS.
+
+Determinism. Sample i's randomness comes from (seed, i) alone: noise is keyed
+by global sample index (trainer/random_streams.py), and the Gibbs chain is
+the model's own (trainer/models/rbm.py). Float matmuls can round differently
+for different batch shapes, so sampling always runs in blocks of BLOCK samples
+aligned to global indices: sample i is row i % BLOCK of block i // BLOCK,
+whatever the shard split, so every run computes it with the same shapes.
+Shards own whole blocks (block % num_shards == shard_index).
+
+Resumability. Files are written (atomically, create-only) before the block's
+manifest lines, which go to `_progress/` as one immutable object per block
+(GCS cannot append). A rerun verifies what the progress and manifest record
+(object present, checksum equal) and writes only the rest. When a shard is
+complete its lines are merged into its manifest and its progress removed.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from common import cli
+from preprocess import pianoroll
+from trainer import config as config_lib
+from trainer import data as data_lib
+from trainer import export
+from trainer import random_streams
+from trainer import storage as storage_lib
+from trainer.models import rbm as model_lib
+
+BLOCK = config_lib.GENERATION_BLOCK
+INITS = config_lib.GENERATION_INITS
+SETTINGS_FILE = "generation.json"
+PROGRESS_DIR = "_progress"
+# The settings live with the other jobs' in trainer/config.py.
+GenerateConfig = config_lib.GenerateConfig
+
+
+class GenerateError(cli.UsageError):
+  """A primer, dataset or output that generation cannot use; nothing written."""
+
+
+def sample_name(i: int) -> str:
+  return f"sample-{i:06d}.mid"
+
+
+def manifest_name(config: GenerateConfig) -> str:
+  if config.num_shards == 1:
+    return "manifest.jsonl"
+  return f"manifest-{config.shard_index:05d}-of-{config.num_shards:05d}.jsonl"
+
+
+def shard_blocks(config: GenerateConfig) -> list:
+  num_blocks = -(-config.num_samples // BLOCK)
+  return list(range(config.shard_index, num_blocks, config.num_shards))
+
+
+@tf.function
+def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
+                  clamp_values, seed, stream_base, row_starts, steps,
+                  init_stream, random_init, clamped, temperature,
+                  threshold_mask, threshold, thresholded):
+  """Gibbs chains for [blocks, BLOCK, V] states, block by block.
+
+  Each block is its own [BLOCK, V] chain, so a sample's arithmetic never
+  depends on how many blocks a call holds (two blocks run at once, on their
+  own). With random_init the chains start from a sample of the visible
+  biases (noise keyed by init_stream), else from v. `clamped` (a Python bool)
+  passes clamp_mask to the chain; without clamping it skips the pass. The
+  chain runs at `temperature`; with `thresholded` (a Python bool) its last
+  step sets the units of threshold_mask to p(v | h) >= threshold. The
+  parameters are arguments, not captured variables, so one trace serves every
+  model loaded in this process (models/rbm.py, RBMTensors).
+  """
+  rbm = model_lib.RBMTensors(weights, visible_bias, hidden_bias)
+
+  def one_block(args):
+    state, values, row_start = args
+    if random_init:
+      state = rbm.visible_bias_samples(seed, init_stream, row_start, BLOCK)
+    return rbm.gibbs_chain(state, steps, seed, stream_base, row_start,
+                           clamp_mask if clamped else None,
+                           values if clamped else None, temperature,
+                           threshold_mask if thresholded else None, threshold)
+  return tf.map_fn(one_block, (v, clamp_values, row_starts),
+                   fn_output_signature=v.dtype, parallel_iterations=2)
+
+
+class Generator:
+  """Samples pieces block by block (see the module docstring)."""
+
+  def __init__(self, loaded: export.LoadedModel, config: GenerateConfig,
+               primer: np.ndarray | None, data_windows: np.ndarray | None):
+    self.rbm = loaded.rbm
+    self.spec = loaded.dataset.roll_spec
+    self.num_timesteps = loaded.dataset.num_timesteps
+    self.columns = self.spec.n_columns
+    self.config = config
+    self.overlap = config.overlap or max(1, self.num_timesteps // 3)
+    if self.overlap >= self.num_timesteps and (config.num_windows > 1 or
+                                               primer is not None):
+      raise GenerateError(f"--overlap={self.overlap} must be shorter than the "
+                          f"model's window of {self.num_timesteps} steps.")
+    self.primer = primer
+    self.data_windows = data_windows
+    if config.articulate_threshold and self.spec.encoding != "onoff":
+      raise GenerateError(
+          f"--articulate_threshold={config.articulate_threshold} needs an "
+          f"onoff model; this one is {self.spec.encoding!r}: pass 0.")
+    # Articulate units: the second half of every step's row.
+    self.articulate_mask = np.tile(
+        np.arange(self.columns) >= self.spec.n_pitches, self.num_timesteps)
+
+  def _init(self, rows, window, attempt):
+    """[blocks * BLOCK, V] starting states, keyed by sample index.
+
+    Zeros for init="random" too: the sampler draws those in the graph.
+    """
+    if self.config.init == "data":
+      picks = [int.from_bytes(hashlib.sha256(
+          f"{self.config.seed}/{i}/{window}/{attempt}".encode()).digest()[:8],
+                              "big") % len(self.data_windows) for i in rows]
+      return self.data_windows[picks]
+    return np.zeros((len(rows), self.rbm.n_visible), np.float32)
+
+  def sample(self, blocks: list, attempt: int) -> np.ndarray:
+    """Pieces [len(blocks) * BLOCK, steps, columns] (uint8) for `blocks`."""
+    rows = np.concatenate([np.arange(b * BLOCK, (b + 1) * BLOCK) for b in blocks])
+    n_visible, t, c = self.rbm.n_visible, self.num_timesteps, self.columns
+    clamp_units = self.overlap * c
+    pieces = []
+    context = None
+    if self.primer is not None:
+      context = np.broadcast_to(self.primer[-self.overlap:].reshape(-1),
+                                (len(rows), clamp_units))
+    for window in range(self.config.num_windows):
+      v = self._init(rows, window, attempt)
+      mask = np.zeros(n_visible, bool)
+      values = np.zeros((len(rows), n_visible), np.float32)
+      if context is not None:
+        mask[:clamp_units] = True
+        values[:, :clamp_units] = context
+      chain = attempt * self.config.num_windows + window
+      out = _gibbs_blocks(
+          self.rbm.weights, self.rbm.visible_bias, self.rbm.hidden_bias,
+          tf.constant(v.reshape(len(blocks), BLOCK, n_visible), tf.float32),
+          tf.constant(mask), tf.constant(values.reshape(len(blocks), BLOCK,
+                                                        n_visible)),
+          tf.constant(self.config.seed, tf.int64),
+          tf.constant(random_streams.generation_base(chain), tf.int64),
+          tf.constant([b * BLOCK for b in blocks], tf.int64),
+          tf.constant(self.config.gibbs_steps),
+          tf.constant(random_streams.generation_init(chain), tf.int64),
+          self.config.init == "random", context is not None,
+          tf.constant(self.config.temperature, tf.float32),
+          tf.constant(self.articulate_mask),
+          tf.constant(self.config.articulate_threshold, tf.float32),
+          self.config.articulate_threshold > 0)
+      win = out.numpy().reshape(len(rows), t, c).astype(np.uint8)
+      # Later windows repeat the clamped overlap: keep only what is new.
+      pieces.append(win[:, self.overlap:] if window > 0 else win)
+      context = win[:, -self.overlap:].reshape(len(rows), -1)
+    return np.concatenate(pieces, axis=1)
+
+
+def _describe(piece: np.ndarray, spec: pianoroll.RollSpec, config) -> dict:
+  notes = pianoroll.matrix_to_notes(piece, spec)
+  polyphony = piece[:, :spec.n_pitches].sum(axis=1)
+  return {"notes": len(notes), "mean_polyphony": round(float(polyphony.mean()), 4),
+          "duration_s": round(len(piece) * 60.0 / config.tempo /
+                              spec.steps_per_quarter, 4),
+          "empty": len(notes) == 0}
+
+
+def _load_primer(path: str, spec, overlap_needed: int) -> np.ndarray:
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      data = f.read()
+  except tf.errors.NotFoundError:
+    raise FileNotFoundError(f"--primer={path} does not exist.") from None
+  try:
+    matrix = pianoroll.midi_to_matrix(pianoroll.parse_midi(data), spec)
+  except Exception as e:  # pylint: disable=broad-except  # any parse failure
+    raise GenerateError(
+        f"--primer={path} is not a readable MIDI file: {e}") from None
+  if len(matrix) < overlap_needed:
+    raise GenerateError(
+        f"--primer={path} has {len(matrix)} steps in the model's range; at "
+        f"least --overlap={overlap_needed} are needed.")
+  return matrix
+
+
+def _load_data_windows(data_dir: str, dataset, limit: int = 20000) -> np.ndarray:
+  spec = data_lib.load_dataset_spec(data_dir)
+  data_layout, model_layout = spec.layout(), dataset.layout()
+  for field, value in model_layout.items():
+    if data_layout[field] != value:
+      raise GenerateError(f"--data_dir={data_dir} has {field}="
+                          f"{data_layout[field]} but the model was trained on "
+                          f"{field}={value}.")
+  ds = data_lib.make_dataset(data_dir, "train", 1000, spec).unbatch().take(limit)
+  return np.stack([w.numpy() for w in ds])
+
+
+def _read_lines(store, names) -> dict:
+  lines = {}
+  for name in names:
+    for line in (store.read(name) or b"").decode("utf-8").splitlines():
+      if line.strip():
+        record = json.loads(line)
+        lines[record["id"]] = record
+  return lines
+
+
+def _check_settings(store, config: GenerateConfig, output: str) -> None:
+  wanted = json.dumps(config.settings(), indent=1, sort_keys=True).encode()
+  existing = store.read(SETTINGS_FILE)
+  if existing is not None and existing != wanted and not config.overwrite:
+    raise FileExistsError(
+        f"{output} holds samples generated with other settings ("
+        f"{store.url(SETTINGS_FILE)}); pass --overwrite to replace them or "
+        "choose another --output.")
+  if existing is None and not config.overwrite:
+    foreign = [n for n in store.list("sample-")][:1]
+    if foreign:
+      raise FileExistsError(
+          f"{output} already holds {foreign[0]} but no {SETTINGS_FILE}; pass "
+          "--overwrite to replace, or choose another --output.")
+  if existing != wanted:
+    store.write(SETTINGS_FILE, wanted, create_only=False)
+
+
+def _sampled_ahead(generator: Generator, calls: list):
+  """Yields (blocks, pieces) per call, sampling the next call meanwhile.
+
+  TensorFlow releases the GIL, so the next call's Gibbs chains run while the
+  caller decodes and writes this call's pieces.
+  """
+  with concurrent.futures.ThreadPoolExecutor(1) as sampler:
+    ahead = [sampler.submit(generator.sample, c, 0) for c in calls[:1]]
+    for n, call_blocks in enumerate(calls):
+      if n + 1 < len(calls):
+        ahead.append(sampler.submit(generator.sample, calls[n + 1], 0))
+      yield call_blocks, ahead.pop(0).result()
+
+
+@dataclasses.dataclass
+class _Shard:
+  """This shard's part of the job and what is already done."""
+  config: GenerateConfig
+  store: object  # storage_lib.LocalStorage or GCSStorage
+  blocks: list
+  ids: list
+  progress_prefix: str
+  # id -> manifest record of each sample verified on the output.
+  done: dict
+  # Paths recorded by an earlier run whose object is truncated or altered.
+  damaged: set
+
+  def block_ids(self, b: int) -> range:
+    return range(b * BLOCK, min((b + 1) * BLOCK, self.config.num_samples))
+
+
+def _plan(store, config: GenerateConfig) -> _Shard:
+  """This shard's blocks and sample ids (blocks % num_shards == shard)."""
+  blocks = shard_blocks(config)
+  ids = [i for b in blocks
+         for i in range(b * BLOCK, min((b + 1) * BLOCK, config.num_samples))]
+  return _Shard(config, store, blocks, ids,
+                f"{PROGRESS_DIR}/shard-{config.shard_index:05d}/", {}, set())
+
+
+def _verify(shard: _Shard, output: str) -> None:
+  """Clears the output (--overwrite) or checks it is ours, then fills
+  shard.done with what a previous run finished, verified against the objects
+  themselves, and shard.damaged with what it must rewrite."""
+  store, config = shard.store, shard.config
+  if config.overwrite:
+    store.delete([sample_name(i) for i in shard.ids] +
+                 store.list(shard.progress_prefix) + [manifest_name(config)])
+  _check_settings(store, config, output)
+  store.discard_partial([sample_name(i) for i in shard.ids])
+  recorded = _read_lines(store, [manifest_name(config)] +
+                         store.list(shard.progress_prefix))
+  mine = set(shard.ids)
+  for i, record in recorded.items():
+    if i in mine:
+      if store.checksum(record["path"]) == record["crc32c"]:
+        shard.done[i] = record
+      else:  # ours (recorded) but truncated or altered: rewrite it
+        shard.damaged.add(record["path"])
+
+
+def _resample_empty(generator, call_blocks, pieces, spec, config):
+  """Replaces empty pieces by later attempts (up to --resample_empty).
+
+  Returns (attempt of each piece, its description).
+  """
+  attempts = np.zeros(len(pieces), int)
+  stats = [_describe(p, spec, config) for p in pieces]
+  for attempt in range(1, config.resample_empty + 1):
+    redo = [k for k, s in enumerate(stats) if s["empty"]]
+    if not redo:
+      break
+    again = generator.sample(call_blocks, attempt)
+    for k in redo:
+      pieces[k], attempts[k] = again[k], attempt
+      stats[k] = _describe(again[k], spec, config)
+  return attempts, stats
+
+
+def _write_block(shard: _Shard, b: int, rows, pieces, attempts, stats, spec,
+                 summary: dict) -> None:
+  """Block b's new MIDI files, then its progress record (in that order: a
+  record never names a file that is not there)."""
+  config, store = shard.config, shard.store
+  files = []
+  for k in np.flatnonzero(rows // BLOCK == b):
+    i = int(rows[k])
+    if i >= config.num_samples or i in shard.done:
+      continue
+    midi = pianoroll.matrix_to_midi_bytes(pieces[k], spec, config.tempo,
+                                          config.program, config.velocity)
+    record = {"id": i, "path": sample_name(i), "seed": config.seed,
+              "attempt": int(attempts[k]), **stats[k],
+              "crc32c": storage_lib.crc32c(midi), "bytes": len(midi)}
+    files.append((record["path"], midi))
+    summary["empty"] += stats[k]["empty"]
+    summary["resampled"] += int(attempts[k] > 0)
+    shard.done[i] = record
+  store.write_many([f for f in files if f[0] not in shard.damaged])
+  store.write_many([f for f in files if f[0] in shard.damaged],
+                   create_only=False)
+  lines = [json.dumps(shard.done[i], sort_keys=True) for i in shard.block_ids(b)]
+  store.write(f"{shard.progress_prefix}block-{b:07d}.jsonl",
+              ("\n".join(lines) + "\n").encode(), create_only=False)
+  summary["written"] += len(files)
+
+
+def _write(shard: _Shard, generator: Generator, spec, summary: dict) -> None:
+  """Samples and writes every block not done yet, a call ahead."""
+  config = shard.config
+  todo = [b for b in shard.blocks
+          if any(i not in shard.done for i in shard.block_ids(b))]
+  calls = [todo[start:start + config.blocks_per_call]
+           for start in range(0, len(todo), config.blocks_per_call)]
+  for call_blocks, pieces in _sampled_ahead(generator, calls):
+    rows = np.concatenate([np.arange(b * BLOCK, (b + 1) * BLOCK)
+                           for b in call_blocks])
+    attempts, stats = _resample_empty(generator, call_blocks, pieces, spec,
+                                      config)
+    for b in call_blocks:
+      _write_block(shard, b, rows, pieces, attempts, stats, spec, summary)
+    logging.info("shard %d: %d/%d samples", config.shard_index,
+                 len(shard.done), len(shard.ids))
+
+
+def _finalise(shard: _Shard, spec, summary: dict) -> None:
+  """Merges the progress into the shard's manifest, then the previews."""
+  store, config, done = shard.store, shard.config, shard.done
+  manifest = "".join(json.dumps(done[i], sort_keys=True) + "\n"
+                     for i in sorted(done))
+  store.write(manifest_name(config), manifest.encode(), create_only=False)
+  store.delete(store.list(shard.progress_prefix))
+  summary["empty_total"] = sum(1 for r in done.values() if r["empty"])
+  summary["manifest"] = store.url(manifest_name(config))
+  if config.previews:
+    from trainer import previews  # pylint: disable=g-import-not-at-top
+    summary["gallery"] = previews.write_previews(
+        store, [done[i] for i in sorted(done)][:config.num_previews], spec,
+        config)
+
+
+def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
+  """Generates this shard's samples into OUTPUT (local path or gs://).
+
+  Returns:
+    Summary: samples written now, already present, empty, resampled, paths.
+
+  Raises:
+    FileNotFoundError: no model, primer or dataset where given.
+    GenerateError: a primer or dataset the model cannot use.
+    FileExistsError: OUTPUT holds other output and --overwrite is not given.
+  """
+  loaded = export.load_model(model_dir)
+  spec = loaded.dataset.roll_spec
+  overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)
+  primer = (_load_primer(config.primer, spec, overlap)
+            if config.primer else None)
+  data_windows = (_load_data_windows(config.data_dir, loaded.dataset)
+                  if config.init == "data" else None)
+  generator = Generator(loaded, config, primer, data_windows)
+
+  # Only once the model, primer and data are known to work.
+  store = storage_lib.open_storage(output)
+  shard = _plan(store, config)
+  _verify(shard, output)
+  summary = {"output": output, "shard_index": config.shard_index,
+             "num_shards": config.num_shards, "samples": len(shard.ids),
+             "already_present": len(shard.done), "written": 0, "empty": 0,
+             "resampled": 0}
+  _write(shard, generator, spec, summary)
+  _finalise(shard, spec, summary)
+  return summary

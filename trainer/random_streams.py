@@ -1,0 +1,102 @@
+"""Every random number of the trainer: keyed Philox noise and its streams.
+
+Randomness is keyed, never stateful: the uniform numbers for row r come from
+(seed, stream, r) through Philox counters (`keyed_uniform`), so the same
+example or sample gets the same noise whatever the batch size, the number of
+replicas or the shard of a job it lands in.
+
+The table below is the one place that chooses a stream for a purpose. Two
+purposes drawing from the same (seed, stream) would correlate their noise, so
+each gets its own region of the 64-bit stream space. Changing a number here
+changes samples and trained weights for a given seed: the numbers are the
+ones the project has always used (checked byte for byte, README "Development").
+
+  purpose                          streams (Gibbs step s: hidden, visible)
+  CD/PCD training, step t          t * STREAMS_PER_STEP + 0 (h0), + 1 (PCD h
+                                   of the chain), + 2 + 2i / + 3 + 2i (step i)
+  PCD chains' initial state        CHAIN_INIT (row r = global batch row r)
+  TensorBoard sample chains        seed + 1; step t, Gibbs step i: the chain
+                                   of `monitor_base(t)`
+  generation, chain c              c * GENERATION_CHAIN_STREAMS + 2s, + 2s + 1
+  generation, initial state of c   CHAIN_INIT + c
+  AIS base-model samples           CHAIN_INIT
+  AIS transition at beta index k   2k (hidden), 2k + 1 (visible)
+
+CHAIN_INIT (2^62) is far above anything the step-indexed streams reach in a
+run (training: 2^10 per step; generation: 2^21 per chain).
+"""
+
+import tensorflow as tf
+
+# Streams per training step: CD-k uses 2k + 2, so k up to ~500.
+STREAMS_PER_STEP = 1024
+# Streams per generation chain (one chain = one window of one attempt): two
+# per Gibbs step, so at most GENERATION_CHAIN_STREAMS // 2 - 1 steps.
+GENERATION_CHAIN_STREAMS = 2**21
+# Initial states of chains (PCD, generation, AIS): far from the step streams.
+CHAIN_INIT = 2**62
+# Gibbs steps of each TensorBoard sample chain.
+MONITOR_GIBBS_STEPS = 200
+
+
+def training_base(step):
+  """First stream of training step `step` (an int64 tensor or int)."""
+  return tf.cast(step, tf.int64) * STREAMS_PER_STEP
+
+
+def monitor_base(step):
+  """First stream of the TensorBoard sample chain written at `step` (key:
+  the training seed + 1); Gibbs step i uses 2 (step * 200 + i) and + 1."""
+  return tf.cast(step, tf.int64) * (2 * MONITOR_GIBBS_STEPS)
+
+
+def generation_base(chain: int) -> int:
+  """First stream of generation chain `chain` = attempt * windows + window."""
+  return chain * GENERATION_CHAIN_STREAMS
+
+
+def generation_init(chain: int) -> int:
+  """Stream of generation chain `chain`'s random initial state."""
+  return CHAIN_INIT + chain
+
+
+def ais_transition(k):
+  """First stream (hidden; + 1 visible) of AIS's transition at beta index k."""
+  return tf.cast(k, tf.int64) * 2
+
+
+def keyed_uniform(seed, stream, row_start, num_rows, width) -> tf.Tensor:
+  """Rows [row_start, row_start + num_rows) of a virtual uniform matrix.
+
+  The virtual matrix is keyed by (seed, stream) and has `width` columns; row r
+  depends only on (seed, stream, r, width). Philox yields 4 numbers per counter
+  value, so each row is padded to a multiple of 4 and row r starts at counter
+  r * padded / 4: a replica can draw exactly its own rows of a global batch.
+
+  Args:
+    seed: integer scalar (the Philox key).
+    stream: non-negative integer scalar, the counter's high word (from the
+      table in the module docstring).
+    row_start: integer scalar, index of the first row (e.g. global example index).
+    num_rows: integer scalar.
+    width: Python int, columns.
+  Returns:
+    float32 [num_rows, width] in [0, 1).
+  """
+  padded = (width + 3) // 4 * 4
+  key = tf.reshape(tf.cast(seed, tf.uint64), [1])
+  counter = tf.stack([
+      tf.cast(row_start, tf.uint64) * tf.constant(padded // 4, tf.uint64),
+      tf.cast(stream, tf.uint64)
+  ])
+  shape = tf.stack([tf.cast(num_rows, tf.int32), tf.constant(padded, tf.int32)])
+  uniform = tf.raw_ops.StatelessRandomUniformV2(
+      shape=shape, key=key, counter=counter, alg=1, dtype=tf.float32)  # Philox
+  return uniform[:, :width]
+
+
+def bernoulli(probs, seed, stream, row_start) -> tf.Tensor:
+  """Binary sample of `probs` [rows, width] with keyed noise."""
+  noise = keyed_uniform(seed, stream, row_start, tf.shape(probs)[0],
+                        probs.shape[-1])
+  return tf.cast(noise < probs, probs.dtype)
