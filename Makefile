@@ -24,7 +24,7 @@ COMPARE_FLAGS ?=
 NUM_SAMPLES ?= 1000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install test demo clean
+.PHONY: help install test lint demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -40,6 +40,9 @@ install: $(INSTALLED) ## create .venv and install the package with trainer, test
 
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
 	$(PY) -m pytest -q tests
+
+lint: $(INSTALLED) ## ruff with ruff.toml over the whole tree (CI runs it before the tests)
+	$(PY) -m ruff check .
 
 demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on the demo corpus: data, preprocess, train, evaluate, generate (+ compare)
 	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, $(NUM_SAMPLES) samples in $(SAMPLES)"
@@ -78,6 +81,10 @@ preprocess-flags-changed:
 
 bench-preprocess: $(INSTALLED) data ## pipeline files/s vs bare pretty_midi parsing
 	$(PY) -m benchmarks.bench_preprocess --input='$(CORPUS)/*.mid'
+
+.PHONY: bench-load
+bench-load: $(INSTALLED) data ## load run (not in CI, ~20 min): 20,000 partly hostile files, then 100,000 samples killed and resumed
+	$(PY) -m benchmarks.bench_load --corpus=$(CORPUS)
 
 # --- training ------------------------------------------------------------------
 .PHONY: train evaluate bench-train
