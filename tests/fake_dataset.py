@@ -73,7 +73,7 @@ def write_dataset(data_dir: str, train: np.ndarray, eval_: np.ndarray,
       stride=num_timesteps, n_visible=n_visible,
       unit_means=train.reshape(len(train), -1).mean(axis=0).tolist()
       if len(train) else [0.0] * n_visible,
-      counts={"windows": {"train": int(len(train)), "eval": int(len(eval_))},
+      counts={"windows": {"train": len(train), "eval": len(eval_)},
               "files_seen": int(len(train) + len(eval_)),
               "converted": int(len(train) + len(eval_)), "failed": 0,
               "skipped": 0})

@@ -99,7 +99,7 @@ def test_usage_errors_are_one_line(corpus, tmp_path, args, message):
   assert done.returncode == 2, done.stderr
   assert message in done.stderr
   # TensorFlow's runtime may log its own start-up lines; ours is one line.
-  ours = [l for l in done.stderr.splitlines() if "trainer.compare" in l]
+  ours = [line for line in done.stderr.splitlines() if "trainer.compare" in line]
   assert len(ours) == 1 and ours[0].startswith("trainer.compare: error: ")
   assert "Traceback" not in done.stderr
   assert not os.path.exists("/nonexistent")

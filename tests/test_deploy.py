@@ -452,7 +452,7 @@ def test_generation_replicas_write_every_sample_once(tmp_path):
           text=True, env=env(CLUSTER_SPEC=cluster_spec(
               [q["replicaCount"] for q in pools], f"workerpool{p}", i))))
   for proc in procs:
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
   samples = os.path.join(root, "job", "samples")
   single = str(tmp_path / "single")

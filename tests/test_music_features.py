@@ -110,7 +110,8 @@ def chorale_like(n, seed):
   return pieces
 
 
-def noise_pieces(n, seed, spec=pianoroll.RollSpec()):
+def noise_pieces(n, seed, spec=None):
+  spec = spec or pianoroll.RollSpec()
   rng = np.random.default_rng(seed)
   return [mf.piece_from_matrix((rng.random((64, spec.n_columns)) < 0.5
                                 ).astype(np.uint8), spec) for _ in range(n)]

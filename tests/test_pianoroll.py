@@ -28,7 +28,7 @@ def test_default_spec_is_the_seeds_layout():
     {"encoding": "bits"}, {"low_note": 50, "high_note": 50},
     {"high_note": 129}, {"steps_per_quarter": 0}])
 def test_bad_spec_is_rejected_with_the_value(kwargs):
-  with pytest.raises(ValueError, match=str(list(kwargs.values())[0])):
+  with pytest.raises(ValueError, match=str(next(iter(kwargs.values())))):
     pianoroll.RollSpec(**kwargs)
 
 

@@ -11,6 +11,11 @@ from preprocess import steps
 pytest.importorskip("music21")  # the "data" extra, which `make test` installs
 
 
+def _read(path):
+  with open(path, "rb") as f:
+    return f.read()
+
+
 def test_export_is_named_by_bwv_idempotent_and_usable(tmp_path):
   out = str(tmp_path / "chorales")
   result = demo_corpus.export_chorales(out, limit=2, workers=1)
@@ -18,11 +23,10 @@ def test_export_is_named_by_bwv_idempotent_and_usable(tmp_path):
   names = sorted(os.listdir(out))
   assert names and all(n.startswith("bach_bwv") and n.endswith(".mid")
                        for n in names)
-  first = {n: open(os.path.join(out, n), "rb").read() for n in names}
+  first = {n: _read(os.path.join(out, n)) for n in names}
   again = demo_corpus.export_chorales(out, limit=2, workers=1)
   assert again["written"] == 0 and again["kept"] == len(names)
-  assert {n: open(os.path.join(out, n), "rb").read()
-          for n in os.listdir(out)} == first
+  assert {n: _read(os.path.join(out, n)) for n in os.listdir(out)} == first
   config = config_lib.PreprocessConfig()
   for name, data in first.items():
     fw = steps.file_to_windows(

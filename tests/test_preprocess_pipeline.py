@@ -299,5 +299,5 @@ def test_gcs_input_and_output_on_the_emulator(gcs_bucket, tmp_path):
   for n in names:
     bucket.blob(n).download_to_filename(str(local / os.path.basename(n)))
   assert sum(len(b) for b in data.make_dataset(str(local), "train", 4)) == 9
-  errors = bucket.blob([n for n in names if "errors-" in n][0]).download_as_text()
+  errors = bucket.blob(next(n for n in names if "errors-" in n)).download_as_text()
   assert json.loads(errors)["reason"] == "corrupt_midi"

@@ -98,14 +98,14 @@ def base_rate_biases(unit_means, num_windows: int) -> np.ndarray:
 
 
 def estimate_log_partition(rbm: model_lib.RBM, base_biases,
-                           config: AISConfig = AISConfig()) -> AISResult:
+                           config: AISConfig | None = None) -> AISResult:
   """AIS estimate of log Z for `rbm`, starting from the base-rate model.
 
   Args:
     rbm: the target model B.
     base_biases: [n_visible] visible biases b_A of the base model, e.g.
       `base_rate_biases(dataset.unit_means, train_windows)`.
-    config: chains, betas and seed.
+    config: chains, betas and seed (None: AISConfig's defaults).
 
   Returns:
     AISResult.
@@ -113,6 +113,7 @@ def estimate_log_partition(rbm: model_lib.RBM, base_biases,
   Raises:
     ValueError: base_biases does not have one entry per visible unit.
   """
+  config = config or AISConfig()
   base_biases = np.asarray(base_biases, np.float64)
   if base_biases.shape != (rbm.n_visible,):
     raise ValueError(f"base_biases has shape {base_biases.shape}; the RBM has "

@@ -358,8 +358,8 @@ def memorisation(sample_windows_list: list, train_windows: np.ndarray,
   distances = nearest_hamming(np.concatenate(sample_windows_list), train_windows)
   per_sample = np.split(distances, np.cumsum(counts)[:-1])
   out = {
-      "samples": len(counts), "windows": int(len(distances)),
-      "train_windows": int(len(train_windows)),
+      "samples": len(counts), "windows": len(distances),
+      "train_windows": len(train_windows),
       "share_samples_with_copy": float(np.mean([d.min() == 0
                                                 for d in per_sample])),
       "share_windows_copied": float(np.mean(distances == 0)),

@@ -59,7 +59,7 @@ def find_renderer(soundfont: str | None = None) -> tuple:
     raise FileNotFoundError(2, "--soundfont is not a file (install e.g. "
                             "fluid-soundfont-gm, or omit the flag)", soundfont)
   try:
-    import fluidsynth  # pylint: disable=g-import-not-at-top,unused-import
+    import fluidsynth  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   except (ImportError, OSError) as e:
     if soundfont:
       logging.warning("--soundfont=%s given but FluidSynth is missing (%s): "
@@ -148,7 +148,7 @@ def _page(state: dict, sample_rows: list, data_rows: list) -> bytes:
       f"<h1>RBM samples: {len(sample_rows)} previewed</h1>"
       f"<p>{html.escape(state['settings'])}"
       f"<br>Audio: {html.escape(state['renderer'])}</p>" + top + data +
-      f"<h2>Samples</h2><div class='row'>" + "\n".join(sample_rows) + "</div>")
+      "<h2>Samples</h2><div class='row'>" + "\n".join(sample_rows) + "</div>")
   return page.encode("utf-8")
 
 
@@ -188,8 +188,8 @@ def write_previews(store, records: list, spec: pianoroll.RollSpec,
     logging.warning("%s", e)
     return None
   soundfont, renderer = find_renderer(getattr(config, "soundfont", None))
-  lengths = [int(round(r["duration_s"] * config.tempo / 60.0 *
-                       spec.steps_per_quarter)) for r in records]
+  lengths = [round(r["duration_s"] * config.tempo / 60.0 * spec.steps_per_quarter)
+             for r in records]
   state = {"records": records, "spec": [spec.encoding, spec.low_note,
                                         spec.high_note, spec.steps_per_quarter],
            "num_steps": max(lengths + [1]), "tempo": config.tempo,
