@@ -231,7 +231,8 @@ def _path_error_message(error: OSError) -> str:
   return what
 
 
-def run(main, *, known_only: bool = False, extra_usage_errors=(),
+def run(main, *, known_only: bool = False, positional: bool = False,
+        unknown_flag_hint: str = "", extra_usage_errors=(),
         extra_failures=()) -> None:
   """Runs `main(argv)` as a CLI with one-line errors and exit codes 2/1.
 
@@ -239,6 +240,9 @@ def run(main, *, known_only: bool = False, extra_usage_errors=(),
     main: the CLI's main(argv); argv[0] is the program, the rest are
       arguments absl did not consume (an error unless known_only).
     known_only: pass flags absl does not know through to main (Beam options).
+    positional: main takes positional arguments (and those after `--`).
+    unknown_flag_hint: said after an unknown flag's error, e.g. where such
+      flags belong.
     extra_usage_errors: more exception types printed as usage errors (exit 2).
     extra_failures: more exception types printed as failures (exit 1).
   """
@@ -249,9 +253,11 @@ def run(main, *, known_only: bool = False, extra_usage_errors=(),
     try:
       rest = flags.FLAGS(argv, known_only=known_only)
     except flags.Error as e:
-      _fail(EXIT_USAGE, _flag_error_message(e),
-            f"Run `{program_name()} --helpshort` for the flags.")
-    if not known_only and len(rest) > 1:
+      hint = (unknown_flag_hint if isinstance(e, flags.UnrecognizedFlagError)
+              and unknown_flag_hint else
+              f"Run `{program_name()} --helpshort` for the flags.")
+      _fail(EXIT_USAGE, _flag_error_message(e), hint)
+    if not (known_only or positional) and len(rest) > 1:
       _fail(EXIT_USAGE, f"unexpected arguments {rest[1:]} (flags are "
             "written --name=value)")
     return rest

@@ -241,40 +241,45 @@ class VertexJobConfig:
           --image=IMAGE --job_dir=gs://B/job -- --data_dir=gs://B/dataset
   """
 
-  # "train" (python -m trainer.task) or "generate" (python -m trainer.generate).
-  job: str
-  # Google Cloud project ID.
-  project: str
-  # Vertex AI region, e.g. us-central1; also where the machines run.
-  region: str
-  # The training container (deploy/Dockerfile.trainer) in Artifact Registry.
-  image: str
-  # gs:// run folder. train: baseOutputDirectory, so the trainer gets
-  # AIP_MODEL_DIR=JOB_DIR/model, AIP_CHECKPOINT_DIR=JOB_DIR/checkpoints,
-  # AIP_TENSORBOARD_LOG_DIR=JOB_DIR/logs. generate: where model/ is read from
-  # and samples/ written to, unless --model_dir/--output are forwarded.
-  job_dir: str
-  # Name shown in the console; also names the spec file.
-  display_name: str
-  # Flags for trainer.task / trainer.generate, passed through verbatim.
-  args: tuple = ()
-  # GPUs per machine (0: CPU only), of type gpu_type.
-  gpus: int = 1
-  gpu_type: str = "NVIDIA_L4"
-  # Compute Engine machine type; "" picks one that fits the GPUs.
-  machine_type: str = ""
-  # Machines. train: >1 runs MultiWorkerMirroredStrategy over all of them
-  # (Vertex sets TF_CONFIG); generate: >1 splits the samples in as many shards.
-  workers: int = 1
-  # Spot VMs: about a third of the price, may be preempted; the job restarts
-  # and resumes from its checkpoints (train) or written samples (generate).
-  spot: bool = False
-  # Service account the job runs as ("" : Vertex AI's default agent).
-  service_account: str = ""
-  # Vertex AI TensorBoard instance (ID or full resource name) to stream to.
-  tensorboard: str = ""
-  # Skip the dated machine/GPU/region tables (Vertex AI still validates).
-  skip_table_checks: bool = False
+  # "train" (python -m trainer.task) or "generate" (python -m trainer.generate):
+  # the CLI's first argument, not a flag.
+  job: str = cli.setting("train", "train or generate.", cli=False)
+  project: str = cli.setting("", "Google Cloud project ID.")
+  region: str = cli.setting(
+      "", "Vertex AI region, e.g. us-central1; also where the machines run.")
+  image: str = cli.setting(
+      "", "The training container (deploy/Dockerfile.trainer) in Artifact "
+      "Registry (make image prints it).")
+  # train: baseOutputDirectory, so the trainer gets AIP_MODEL_DIR=JOB_DIR/model,
+  # AIP_CHECKPOINT_DIR=JOB_DIR/checkpoints, AIP_TENSORBOARD_LOG_DIR=JOB_DIR/logs.
+  job_dir: str = cli.setting(
+      "", "gs:// run folder (model/, checkpoints/, logs/; generate: model/ in, "
+      "samples/ out, unless --model_dir/--output are forwarded).")
+  display_name: str = cli.setting(
+      "", "Name shown in the console; also names the spec file (default: "
+      "rbm-JOB-UTCTIME).")
+  # Flags for trainer.task / trainer.generate (after `--`), passed verbatim.
+  args: tuple = cli.setting((), "The job's own flags.", cli=False)
+  gpus: int = cli.setting(1, "GPUs per machine (0: CPU only), of --gpu_type.")
+  gpu_type: str = cli.setting(
+      "NVIDIA_L4", "GPU type, e.g. NVIDIA_L4, NVIDIA_TESLA_T4, NVIDIA_A100_80GB.")
+  machine_type: str = cli.setting(
+      "", "Compute Engine machine type; empty picks the smallest that fits.")
+  workers: int = cli.setting(
+      1, "Machines. train: >1 runs MultiWorkerMirroredStrategy over all of "
+      "them (Vertex sets TF_CONFIG); generate: >1 splits the samples in as "
+      "many shards.")
+  spot: bool = cli.setting(
+      False, "Spot VMs: about a third of the price, may be preempted; the job "
+      "restarts and resumes from its checkpoints or written samples.")
+  service_account: str = cli.setting(
+      "", "Service account the job runs as (empty: Vertex AI's default agent).")
+  tensorboard: str = cli.setting(
+      "", "Vertex AI TensorBoard instance (ID or full resource name) to stream "
+      "to; needs --service_account.")
+  skip_table_checks: bool = cli.setting(
+      False, "Skip the dated machine/GPU/region tables (Vertex AI still "
+      "validates).")
 
   def __post_init__(self):
     if self.job not in JOBS:
