@@ -82,7 +82,7 @@ bench-preprocess: $(INSTALLED) data ## pipeline files/s vs bare pretty_midi pars
 # --- training ------------------------------------------------------------------
 .PHONY: train evaluate bench-train
 
-train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (seed's defaults; a rerun resumes)
+train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (tuned defaults; TRAIN_FLAGS=--preset=seed for the seed's; a rerun resumes)
 	$(PY) -m trainer.task --data_dir=$(DATASET) --job_dir=$(JOB_DIR) $(TRAIN_FLAGS)
 
 evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs an independent baseline
