@@ -47,9 +47,11 @@ class TrainConfig:
               "decay"}
 
   # 50 units (the seed) leave the samples diffuse: 2.6x the data's notes per
-  # second at 1/3 of its note length; 200 with momentum and weight decay came
-  # within 10% of the data on every issue 9 feature, 100 and 300-500 did not
-  # (README, "Sample quality"). Training takes ~1.7x the seed's CPU time.
+  # second at 1/3 of its note length; 200 with momentum and weight decay (and
+  # the sampling defaults below) bring notes/s, note length, polyphony, range
+  # and re-strikes within 15% of the data, where 100 and 300-500 did not
+  # (README, "Sample quality"; the pitch-class goal is still missed).
+  # Training takes ~1.7x the seed's CPU time.
   num_hidden: int = setting(
       200, "Hidden units (the seed used 50: --preset=seed).")
   learning_rate: float = setting(
