@@ -89,7 +89,7 @@ bench-load: $(INSTALLED) data ## load run (not in CI, ~20 min): 20,000 partly ho
 # --- training ------------------------------------------------------------------
 .PHONY: train evaluate bench-train
 
-train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (seed's defaults; a rerun resumes)
+train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (tuned defaults; TRAIN_FLAGS=--preset=seed for the seed's; a rerun resumes)
 	$(PY) -m trainer.task --data_dir=$(DATASET) --job_dir=$(JOB_DIR) $(TRAIN_FLAGS)
 
 evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs an independent baseline

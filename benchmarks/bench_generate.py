@@ -2,7 +2,24 @@ r"""Benchmark: generation throughput to local disk and to GCS (emulator).
 
     python -m benchmarks.bench_generate --model_dir=out/job/model  (make bench-generate)
 
-Measured in one run, on the same samples (default settings, 10,000 samples):
+Measured in one run:
+
+Sampler efficiency (issue 9), at the default settings (13 windows, T=0.9, the
+articulate threshold, --model_dir's model) next to the seed preset's (one
+window, T=1, a 50-hidden-unit model: --seed_model_dir, or one with
+--model_dir's visible biases and random weights, since the cost of a Gibbs
+step does not depend on the weights' values):
+  * bars per second of the sampler alone (no decoding, no writing);
+  * useful FLOP/s: only the two matmuls of each Gibbs step count, 2 V H FLOP
+    per sample each, per step, per window; over
+  * the machine's matmul FLOP/s for the sampler's shape, a [BLOCK, V] x
+    [V, H] product (BLOCK = 128 chains) timed in the same run.
+A bigger model or longer samples cost more time; the fraction (useful /
+matmul) shows whether any of it is wasted, and must not drop.
+
+Throughput (issue 4), the seed preset's one-window samples (the goals are
+files per second; the cost of a longer sample is the sampler's, measured
+above), 10,000 samples:
   * trainer.generate to a local folder, end to end (sampling, decoding,
     atomic writes, manifest), samples/s;
   * the same job to gs:// on a local GCS emulator (gcp-storage-emulator in
@@ -29,6 +46,16 @@ flags.DEFINE_string("model_dir", "out/job/model", "A trained model/ folder.")
 flags.DEFINE_integer("num_samples", 10000, "Samples per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("gibbs_steps", None, "Default: generation's default.")
+flags.DEFINE_string("seed_model_dir", None,
+                    "A model trained with --preset=seed (50 hidden units) for "
+                    "the seed's side of the efficiency figures; default: "
+                    "random weights of that shape.")
+flags.DEFINE_integer("efficiency_samples", 512,
+                     "Samples per sampler-efficiency measurement.",
+                     lower_bound=1)
+# Each measurement repeats until it has run this long, so that fast settings
+# are not timed on one short call.
+MIN_SECONDS = 2.0
 
 
 def _rate(n, fn):
@@ -37,10 +64,99 @@ def _rate(n, fn):
   return n / (time.perf_counter() - start), result
 
 
+def _matmul_flops(n_visible, n_hidden, block):
+  """The machine's FLOP/s for a [block, V] x [V, H] float32 matmul."""
+  # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
+  import numpy as np
+  import tensorflow as tf
+  rng = np.random.default_rng(0)
+  a = tf.constant(rng.random((block, n_visible), np.float32))
+  b = tf.constant(rng.random((n_visible, n_hidden), np.float32))
+  reps = 50
+
+  @tf.function
+  def run():
+    # A graph loop, as benchmarks/bench_train.py's matmul_rate: one product
+    # per iteration (identical ops in one graph would be merged by grappler).
+    acc = tf.constant(0.0)
+    for _ in tf.range(reps):
+      acc += tf.reduce_sum(tf.matmul(a, b))
+    return acc
+  run().numpy()  # trace
+  calls, start = 0, time.perf_counter()
+  while time.perf_counter() - start < MIN_SECONDS:
+    run().numpy()
+    calls += 1
+  seconds = time.perf_counter() - start
+  return calls * reps * 2 * block * n_visible * n_hidden / seconds
+
+
+def _sampler_rate(loaded, config, n):
+  """Samples/s of the Gibbs sampler alone, at `config` (n samples a round)."""
+  # pylint: disable=g-import-not-at-top
+  from trainer import generate_lib
+  generator = generate_lib.Generator(loaded, config, None, None)
+  blocks = generate_lib.shard_blocks(config)
+  generator.sample(blocks[:1], 0)  # trace, not timed
+  done, start = 0, time.perf_counter()
+  while time.perf_counter() - start < MIN_SECONDS or not done:
+    for i in range(0, len(blocks), config.blocks_per_call):
+      generator.sample(blocks[i:i + config.blocks_per_call], 0)
+    done += len(blocks) * generate_lib.BLOCK
+  return done / (time.perf_counter() - start)
+
+
+def _seed_model(loaded, n_hidden=50):
+  """The seed's model shape: --model_dir's biases, random N(0, 0.01) weights."""
+  # pylint: disable=g-import-not-at-top
+  import dataclasses
+  import numpy as np
+  from trainer.models import rbm as model_lib
+  rbm = model_lib.RBM(loaded.rbm.n_visible, n_hidden)
+  rng = np.random.default_rng(0)
+  rbm.weights.assign(rng.normal(0, 0.01, (loaded.rbm.n_visible, n_hidden))
+                     .astype(np.float32))
+  rbm.visible_bias.assign(loaded.rbm.visible_bias)
+  return dataclasses.replace(loaded, rbm=rbm)
+
+
+def sampler_efficiency(loaded, config, n) -> dict:
+  """Bars/s, useful FLOP/s and matmul FLOP/s of the sampler at `config`."""
+  # pylint: disable=g-import-not-at-top
+  from trainer import generate_lib
+  spec, t = loaded.dataset.roll_spec, loaded.dataset.num_timesteps
+  overlap = config.overlap or max(1, t // 3)
+  steps = t + (config.num_windows - 1) * (t - overlap)
+  bars = steps / (4 * spec.steps_per_quarter)  # 4/4: 16 steps of 16ths a bar
+  v, h = loaded.rbm.n_visible, loaded.rbm.n_hidden
+  rate = _sampler_rate(loaded, config, n)
+  useful = rate * config.num_windows * config.gibbs_steps * 2 * 2 * v * h
+  matmul = _matmul_flops(v, h, generate_lib.BLOCK)
+  return {"hidden": h, "windows": config.num_windows, "bars": bars,
+          "samples_per_s": rate, "bars_per_s": rate * bars,
+          "useful_flops": useful, "matmul_flops": matmul,
+          "fraction": useful / matmul}
+
+
+def _print_efficiency(new, old):
+  for name, r in (("defaults", new), ("seed preset", old)):
+    print(f"{name:12s} H={r['hidden']:<4d} {r['windows']:2d} window(s), "
+          f"{r['bars']:4.1f} bars: {r['bars_per_s']:8.1f} bars/s "
+          f"({r['samples_per_s']:.1f} samples/s); useful "
+          f"{r['useful_flops'] / 1e9:6.2f} GFLOP/s of "
+          f"{r['matmul_flops'] / 1e9:6.2f} matmul GFLOP/s = "
+          f"{r['fraction']:.2f}")
+  verdict = "PASS" if new["fraction"] >= old["fraction"] else "MISS"
+  print(f"useful / matmul FLOP/s, defaults vs seed preset: "
+        f"{new['fraction']:.2f} vs {old['fraction']:.2f} (goal: no drop: "
+        f"{verdict})")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # pylint: disable=g-import-not-at-top  # after the flags are parsed
+  from common import cli
   from preprocess import pianoroll
   from tests import gcs_emulator
   from trainer import export
@@ -52,13 +168,25 @@ def main(argv):
   spec = loaded.dataset.roll_spec
   n = FLAGS.num_samples
   steps = {} if FLAGS.gibbs_steps is None else {"gibbs_steps": FLAGS.gibbs_steps}
-  config = generate_lib.GenerateConfig(num_samples=n, **steps)
+  m = min(n, FLAGS.efficiency_samples)
+  seed_loaded = (export.load_model(FLAGS.seed_model_dir)
+                 if FLAGS.seed_model_dir else _seed_model(loaded))
+  new = sampler_efficiency(
+      loaded, generate_lib.GenerateConfig(num_samples=m, **steps), m)
+  old = sampler_efficiency(
+      seed_loaded, cli.preset(generate_lib.GenerateConfig, "seed",
+                              num_samples=m, **steps), m)
+  _print_efficiency(new, old)
+
+  config = cli.preset(generate_lib.GenerateConfig, "seed", num_samples=n,
+                      **steps)
   workdir = tempfile.mkdtemp(prefix="bench-generate-")
   try:
     # Warm-up (tracing, imports), not timed.
     generate_lib.generate(
         FLAGS.model_dir, os.path.join(workdir, "warm"),
-        generate_lib.GenerateConfig(num_samples=min(n, 256), **steps))
+        cli.preset(generate_lib.GenerateConfig, "seed",
+                   num_samples=min(n, 256), **steps))
     local_rate, _ = _rate(n, lambda: generate_lib.generate(
         FLAGS.model_dir, os.path.join(workdir, "local"), config))
 
@@ -82,7 +210,7 @@ def main(argv):
   def verdict(rate, goal):
     return f"goal >= {goal}: {'PASS' if rate >= goal else 'MISS'}"
   print(f"{n} samples, {config.gibbs_steps} Gibbs steps, init={config.init}, "
-        f"{os.cpu_count()} cores")
+        f"one window (seed preset), {os.cpu_count()} cores")
   print(f"generate -> local disk:          {local_rate:8.0f} samples/s "
         f"({verdict(local_rate, 1000)})")
   print(f"generate -> GCS emulator:        {gcs_rate:8.0f} samples/s "

@@ -60,5 +60,6 @@ def test_bench_generate_runs(tmp_path):
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert done.returncode == 0, done.stderr[-3000:]
   for line in ("generate -> local disk:", "generate -> GCS emulator:",
-               "baseline: bare pretty_midi write"):
+               "baseline: bare pretty_midi write", "bars/s",
+               "useful / matmul FLOP/s, defaults vs seed preset"):
     assert line in done.stdout, done.stdout

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from common import cli
 from preprocess import pianoroll
 from tests import fake_dataset
 from tests import midi_builders
@@ -42,9 +43,11 @@ def model_dir(tmp_path_factory):
 
 
 def config(**kw):
+  """The seed preset (one window, T=1, sampled articulation): these tests are
+  about bytes, shards and chaining, and a single window keeps them fast."""
   kw.setdefault("num_samples", N)
   kw.setdefault("gibbs_steps", 20)
-  return generate_lib.GenerateConfig(**kw)
+  return cli.preset(generate_lib.GenerateConfig, "seed", **kw)
 
 
 def files(folder):
@@ -111,7 +114,7 @@ def test_existing_output_is_not_overwritten(model_dir, tmp_path):
 @pytest.mark.slow
 def test_kill_and_rerun_gives_exactly_the_uninterrupted_files(model_dir, tmp_path):
   cmd = [sys.executable, "-m", "trainer.generate", f"--model_dir={model_dir}",
-         "--num_samples=4000", "--gibbs_steps=200"]
+         "--num_samples=4000", "--gibbs_steps=200", "--preset=seed"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   killed = str(tmp_path / "killed")
   proc = subprocess.Popen(cmd + [f"--output={killed}"], env=env,
