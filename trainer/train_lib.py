@@ -24,6 +24,7 @@ from trainer import config as config_lib
 from trainer import data
 from trainer import distribute
 from trainer import export
+from trainer import job_lock
 from trainer import random_streams
 from trainer.models import rbm as model_lib
 
@@ -471,15 +472,47 @@ def _restore(run: _Run) -> _State:
                                    step=trainer.step, momentum=trainer.momentum,
                                    **({"chains": trainer.chains}
                                       if trainer.chains is not None else {}))
-  latest = tf.train.latest_checkpoint(run.dirs.checkpoint_dir)
   manager = tf.train.CheckpointManager(
       checkpoint, _checkpoint_write_dir(run.dirs.checkpoint_dir, run.strategy),
       max_to_keep=_KEEP_CHECKPOINTS)
+  latest = restore_newest_readable(checkpoint, run.dirs.checkpoint_dir)
   if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
     logging.info("resumed from %s at step %d", latest,
                  int(trainer.step.numpy()))
   return _State(rbm, trainer, checkpoint, manager)
+
+
+def restore_newest_readable(checkpoint: tf.train.Checkpoint,
+                            checkpoint_dir: str) -> str | None:
+  """Restores the newest checkpoint that reads whole; returns its path.
+
+  A machine that dies while saving (power cut, full disk) can leave the newest
+  checkpoint truncated; the older ones CheckpointManager keeps are then the
+  way back, so each unreadable one is logged (with why) and the next tried.
+  Its step is lower, so the run recomputes those steps and overwrites it.
+
+  Raises:
+    cli.JobError: there are checkpoints but none of them is readable.
+  """
+  state = tf.train.get_checkpoint_state(checkpoint_dir)
+  paths = list(reversed(state.all_model_checkpoint_paths)) if state else []
+  skipped = []
+  for path in paths:
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+      return path
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+      skipped.append(path)
+      logging.warning("checkpoint %s is unreadable (%s); trying the previous "
+                      "one: %s", path, reason,
+                      paths[len(skipped)] if len(skipped) < len(paths)
+                      else "none left")
+  if skipped:
+    raise cli.JobError(
+        f"no checkpoint in {checkpoint_dir} is readable ({', '.join(skipped)}"
+        f"; the last: {reason}): move that folder away to start again.")
+  return None
 
 
 def _non_finite_error(run: _Run, trainer: CDTrainer, out, step):
@@ -588,8 +621,28 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
       model shape, or no output directory. Nothing is written.
     NonFiniteError: an update went NaN/Inf; it was not applied and the last
       good checkpoint is kept.
+    job_lock.JobLocked: another run is training in the same checkpoint folder.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
+  # One writer per job folder (job_lock.py); only the chief writes there.
+  lock = job_lock.acquire(dirs.checkpoint_dir, job_dir, enabled=_is_chief(
+      strategy or _EnvCluster()))
+  try:
+    return _train(config, data_dir, dirs, strategy)
+  finally:
+    lock.release()
+
+
+class _EnvCluster:
+  """TF_CONFIG's cluster, for `_is_chief` before the strategy exists."""
+
+  @property
+  def cluster_resolver(self):
+    return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+
+
+def _train(config, data_dir, dirs, strategy) -> dict:
+  """train_and_evaluate, once the job folder is locked."""
   run = _setup(config, data_dir, dirs, strategy)
   state = _restore(run)
   start_step = int(state.trainer.step.numpy())
