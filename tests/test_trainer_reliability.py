@@ -9,6 +9,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -53,6 +54,17 @@ def _train(dataset_dir, job, **overrides):
 
 def _env():
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+# TensorFlow's C++ runtime logs a few lines when it loads, whatever
+# TF_CPP_MIN_LOG_LEVEL says ("All log messages before absl::InitializeLog()",
+# "I0000 ... cuda drivers"); they are not the CLI's output.
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
+
+
+def _error_lines(stderr: str) -> list:
+  return [line for line in stderr.strip().splitlines()
+          if not _TF_NOISE.match(line)]
 
 
 # --- case 2: one writer per job folder. ----------------------------------------
@@ -104,7 +116,7 @@ def test_two_trainer_processes_on_one_job_dir(dataset_dir, tmp_path):
     first.kill()
     first.wait()
   assert second.returncode == 1, second.stderr[-2000:]
-  lines = second.stderr.strip().splitlines()
+  lines = _error_lines(second.stderr)
   assert len(lines) <= 2 and "Traceback" not in second.stderr, lines
   assert f"{job} is in use by another trainer.task run (pid {first.pid}" in (
       lines[0])
@@ -208,3 +220,71 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(
   b = np.load(os.path.join(job, "model", export.PARAMS_FILE))
   for name in a:
     np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+
+
+# --- case 3: a diverged run is a failure, and so is evaluating its model. ----
+
+
+def test_a_run_whose_free_energy_diverges_fails_and_exports_nothing(
+    dataset_dir, tmp_path):
+  # Before: --learning_rate=1e37 exited 0 and exported a model whose free
+  # energy is inf (the update itself stayed finite).
+  job = str(tmp_path / "job")
+  _train(dataset_dir, job, max_steps=25)
+  with pytest.raises(train_lib.NonFiniteError,
+                     match=r"free energy.*(inf|nan).*--learning_rate=1e\+37"):
+    _train(dataset_dir, job, max_steps=50, learning_rate=1e37)
+  assert export.load_model(os.path.join(job, "model")).step == 25  # untouched
+  assert tf.train.latest_checkpoint(os.path.join(job, "checkpoints")).endswith(
+      "ckpt-25")  # the last good one, nothing after it
+
+
+def _write_model(model_dir, **params):
+  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
+  spec = fake_dataset.write_dataset(
+      os.path.join(model_dir, "..", "data"),
+      fake_dataset.structured_windows(50, seed=1),
+      fake_dataset.structured_windows(50, seed=2))
+  rbm = model_lib.RBM(spec.n_visible, 4, spec.unit_means, seed=0)
+  for name, value in params.items():
+    getattr(rbm, name).assign(value)
+  export.save_model(model_dir, rbm, spec, {}, 1)
+  return os.path.join(model_dir, "..", "data")
+
+
+@pytest.mark.parametrize("what", ["nan_bias", "huge_weights"])
+def test_evaluating_a_non_finite_model_is_an_error(tmp_path, what):
+  # Before: trainer.evaluate printed NaN (or -inf) figures and exited 0.
+  from trainer import evaluate_lib  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / "model")
+  if what == "nan_bias":
+    v = fake_dataset.SMALL_TIMESTEPS * fake_dataset.SMALL_SPEC.n_columns
+    data_dir = _write_model(model_dir, visible_bias=np.full(v, np.nan,
+                                                            np.float32))
+    message = "params.npz holds NaN/Inf in visible_bias"
+  else:
+    # Finite weights of a diverged run: x.W overflows float32.
+    v = fake_dataset.SMALL_TIMESTEPS * fake_dataset.SMALL_SPEC.n_columns
+    data_dir = _write_model(model_dir, weights=np.full((v, 4), 1e38,
+                                                       np.float32))
+    message = "gives log Z = (inf|nan).*lower --learning_rate"
+  with pytest.raises(cli.JobError, match=message):
+    evaluate_lib.evaluate(model_dir, data_dir, "eval",
+                          config_lib.AISConfig(num_chains=4, num_betas=20))
+
+
+# --- case 11: a truncated params.npz; an absurd --num_samples. ---------------
+
+
+def test_a_truncated_params_file_is_a_one_line_error_naming_it(tmp_path):
+  # Before: zipfile.BadZipFile ("File is not a zip file"), no path.
+  model_dir = str(tmp_path / "model")
+  _write_model(model_dir)
+  path = os.path.join(model_dir, export.PARAMS_FILE)
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 100)
+  with pytest.raises(export.ModelError,
+                     match=f"{re.escape(path)} is not a readable model.*"
+                     "rerun trainer.task") as error:
+    export.load_model(model_dir)
+  assert "\n" not in str(error.value)

@@ -528,6 +528,34 @@ def _non_finite_error(run: _Run, trainer: CDTrainer, out, step):
       "--learning_rate, then rerun the same command to resume from it.")
 
 
+def _check_monitored(run: _Run, trainer: CDTrainer, monitor, step) -> None:
+  """Before a checkpoint: the monitored quantities must be finite too.
+
+  An update can stay finite while the model has diverged (at
+  --learning_rate=1e37 the weights are finite and every free energy is inf);
+  such a state is neither saved nor exported. Only the chief monitors.
+
+  Raises:
+    NonFiniteError: naming each non-finite quantity and the kept checkpoint.
+  """
+  if monitor is None:
+    return
+  values = {f"free energy ({k})": v
+            for k, v in monitor.free_energies().items()}
+  for split, windows in monitor.subsets.items():
+    values[f"pseudo-log-likelihood ({split})"] = float(
+        monitor._pll(windows, monitor.flips[split]))  # pylint: disable=protected-access
+  bad = [f"{k} = {v}" for k, v in values.items() if not np.isfinite(v)]
+  if bad:
+    config = run.config
+    raise NonFiniteError(
+        f"step {step}: training diverged: {', '.join(bad)} (--learning_rate="
+        f"{config.learning_rate}, --weight_decay={config.weight_decay}). This "
+        f"state was not saved; the last good checkpoint ("
+        f"{tf.train.latest_checkpoint(run.dirs.checkpoint_dir)}) is kept. "
+        "Lower --learning_rate, then rerun the same command to resume from it.")
+
+
 def _loop(run: _Run, state: _State, iterator, monitor) -> float:
   """Trains up to run.total_steps, logging, summarising and checkpointing on
   the way. Returns the last reconstruction error (NaN if no step ran).
@@ -570,6 +598,7 @@ def _loop(run: _Run, state: _State, iterator, monitor) -> float:
                            "momentum": float(trainer.momentum.numpy()),
                            "learning_rate": config.learning_rate})
     if step % config.steps_per_checkpoint == 0 or last:
+      _check_monitored(run, trainer, monitor, step)
       state.manager.save(checkpoint_number=step)
   return recon
 
