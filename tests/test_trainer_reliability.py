@@ -288,3 +288,38 @@ def test_a_truncated_params_file_is_a_one_line_error_naming_it(tmp_path):
                      "rerun trainer.task") as error:
     export.load_model(model_dir)
   assert "\n" not in str(error.value)
+
+
+# --- case 4: windows of another size than dataset.json's are refused. --------
+
+
+def test_a_roll_dataset_json_next_to_onoff_shards_is_refused(dataset_dir,
+                                                             tmp_path):
+  # Before: training read every onoff window cut to half its bits, exit 0.
+  from preprocess import pianoroll  # pylint: disable=g-import-not-at-top
+  from trainer import data  # pylint: disable=g-import-not-at-top
+  mixed = str(tmp_path / "mixed")
+  fake_dataset.write_dataset(mixed, fake_dataset.structured_windows(100),
+                             fake_dataset.structured_windows(20))
+  roll = pianoroll.RollSpec("roll", 60, 72, 4)
+  fake_dataset.write_dataset(
+      str(tmp_path / "roll"), fake_dataset.structured_windows(100, roll),
+      fake_dataset.structured_windows(20, roll), spec=roll)
+  os.replace(tmp_path / "roll" / "dataset.json", tmp_path / "mixed" /
+             "dataset.json")
+  shard = os.path.join(mixed, "train-00000-of-00002.tfrecord")
+  with pytest.raises(cli.UsageError,
+                     match=f"{re.escape(shard)}: its windows are 12 bytes but "
+                     r"dataset.json \(roll, n_visible=48\) means 6"):
+    _train(mixed, str(tmp_path / "job"), max_steps=1, batch_size=10)
+  assert not os.path.exists(tmp_path / "job" / "checkpoints" /
+                            train_lib.RUN_CONFIG_FILE)
+  # A record of another size inside a shard fails as it is decoded.
+  with pytest.raises(tf.errors.InvalidArgumentError, match="n_visible=48"):
+    data.decode_windows(tf.constant([records_example(96)]), 48)
+  assert data.load_dataset_spec(dataset_dir).n_visible == 96  # a good one
+
+
+def records_example(n_visible):
+  from preprocess import records  # pylint: disable=g-import-not-at-top
+  return records.make_example(np.ones((1, n_visible), np.uint8), "x.mid", 0)
