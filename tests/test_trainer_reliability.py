@@ -323,3 +323,30 @@ def test_a_roll_dataset_json_next_to_onoff_shards_is_refused(dataset_dir,
 def records_example(n_visible):
   from preprocess import records  # pylint: disable=g-import-not-at-top
   return records.make_example(np.ones((1, n_visible), np.uint8), "x.mid", 0)
+
+
+# --- case 8: outputs follow the umask. ----------------------------------------
+
+
+def test_every_output_file_follows_the_umask(dataset_dir, tmp_path):
+  # Before: samples, manifests, generation.json and previews were 0600
+  # (temp file + rename, no chmod), whatever the umask.
+  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  old = os.umask(0o027)
+  try:
+    job = str(tmp_path / "job")
+    _train(dataset_dir, job, max_steps=2)
+    generate_lib.generate(os.path.join(job, "model"), str(tmp_path / "out"),
+                          config_lib.GenerateConfig(num_samples=3,
+                                                    gibbs_steps=2,
+                                                    previews=True))
+  finally:
+    os.umask(old)
+  modes = {}
+  for folder, _, files in os.walk(tmp_path):
+    for name in files:
+      path = os.path.join(folder, name)
+      modes[os.path.relpath(path, tmp_path)] = oct(os.stat(path).st_mode & 0o777)
+  assert "out/sample-000002.mid" in modes and "job/model/params.npz" in modes
+  assert "out/previews/index.html" in modes
+  assert {p: m for p, m in modes.items() if m != "0o640"} == {}
