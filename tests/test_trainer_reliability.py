@@ -350,3 +350,182 @@ def test_every_output_file_follows_the_umask(dataset_dir, tmp_path):
   assert "out/sample-000002.mid" in modes and "job/model/params.npz" in modes
   assert "out/previews/index.html" in modes
   assert {p: m for p, m in modes.items() if m != "0o640"} == {}
+
+
+# --- cases 5 and 10: generation output of an earlier run. ----------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  d = str(tmp_path_factory.mktemp("gen") / "model")
+  _write_model(d)
+  return d
+
+
+def _samples(folder) -> dict:
+  return {p.name: p.read_bytes() for p in sorted(folder.glob("sample-*"))}
+
+
+def _gen(model_dir, out, **kw):
+  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  return generate_lib.generate(model_dir, str(out), config_lib.GenerateConfig(
+      **{"gibbs_steps": 2, **kw}))
+
+
+def test_overwrite_with_a_smaller_run_removes_the_earlier_runs_samples(
+    model_dir, tmp_path):
+  # Before: a rerun of 3 samples with --overwrite left sample-000003..199 of
+  # the earlier 200-sample run (and its 2-shard manifests) behind.
+  out = tmp_path / "out"
+  _gen(model_dir, out, num_samples=200, num_shards=2, shard_index=0)
+  _gen(model_dir, out, num_samples=200, num_shards=2, shard_index=1)
+  (out / "sample-009999.mid").write_bytes(b"mine")  # never recorded by a run
+  (out / "notes.txt").write_bytes(b"mine")
+  _gen(model_dir, out, num_samples=3, seed=7, overwrite=True)
+  clean = tmp_path / "clean"
+  _gen(model_dir, clean, num_samples=3, seed=7)
+  assert sorted(p.name for p in out.iterdir()) == sorted(
+      ["sample-009999.mid", "notes.txt", *(p.name for p in clean.iterdir())])
+  assert _samples(out) == {**_samples(clean), "sample-009999.mid": b"mine"}
+
+
+def test_a_truncated_unrecorded_sample_of_this_job_is_rewritten(model_dir,
+                                                                tmp_path):
+  # Before: a sample file truncated by a power cut before its progress record
+  # made every rerun fail with storage.ObjectExists.
+  out = tmp_path / "out"
+  _gen(model_dir, out, num_samples=5)
+  reference = _samples(out)
+  (out / "manifest.jsonl").unlink()  # the run "died" before recording these
+  (out / "sample-000001.mid").write_bytes(reference["sample-000001.mid"][:7])
+  (out / "sample-000500.mid").write_bytes(b"mine")  # not this job's name
+  summary = _gen(model_dir, out, num_samples=5)
+  assert summary["written"] == 5
+  assert _samples(out) == {**reference, "sample-000500.mid": b"mine"}
+
+
+def test_an_absurd_num_samples_is_refused_before_allocating(model_dir, tmp_path):
+  # Before: --num_samples=1000000000 built a list of 1e9 ids: MemoryError.
+  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  with pytest.raises(generate_lib.GenerateError,
+                     match=r"--num_samples=1000000000 .* use --num_shards=1001 "):
+    _gen(model_dir, tmp_path / "out", num_samples=10**9)
+  assert not (tmp_path / "out").exists()
+  # Split over enough shards, each shard's part is accepted.
+  generate_lib.check_shard_size(config_lib.GenerateConfig(
+      num_samples=10**9, num_shards=1001, shard_index=0))
+
+
+# --- case 12: usage errors of every trainer CLI: 1-2 lines, exit 2. ---------
+
+
+@pytest.fixture(scope="module")
+def cli_inputs(tmp_path_factory):
+  """A model, its dataset, a file, a model folder without model.json and an
+  SMPTE-timed MIDI file."""
+  from tests import midi_builders  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("cli")
+  model = root / "job" / "model"
+  data = _write_model(str(model))
+  (root / "file").write_text("not a folder")
+  (root / "no_model_json").mkdir()
+  (root / "no_model_json" / export.PARAMS_FILE).write_bytes(
+      (model / export.PARAMS_FILE).read_bytes())
+  midi = midi_builders.make_midi(midi_builders.scale(40, low=62))
+  assert midi[:4] == b"MThd"
+  (root / "smpte.mid").write_bytes(midi[:12] + bytes([0x100 - 25, 40]) +
+                                   midi[14:])
+  truncated = root / "truncated"
+  truncated.mkdir()
+  (truncated / export.INFO_FILE).write_bytes((model / export.INFO_FILE
+                                              ).read_bytes())
+  (truncated / export.PARAMS_FILE).write_bytes(
+      (model / export.PARAMS_FILE).read_bytes()[:-100])
+  v = fake_dataset.SMALL_TIMESTEPS * fake_dataset.SMALL_SPEC.n_columns
+  _write_model(str(root / "nan" / "model"), weights=np.full((v, 4), 1e38,
+                                                            np.float32))
+  from preprocess import pianoroll  # pylint: disable=g-import-not-at-top
+  roll = pianoroll.RollSpec("roll", 60, 72, 4)
+  fake_dataset.write_dataset(
+      str(root / "roll"), fake_dataset.structured_windows(100, roll),
+      fake_dataset.structured_windows(20, roll), spec=roll)
+  fake_dataset.write_dataset(str(root / "mixed"),
+                             fake_dataset.structured_windows(100),
+                             fake_dataset.structured_windows(20))
+  os.replace(root / "roll" / "dataset.json", root / "mixed" / "dataset.json")
+  return {"MODEL": str(model), "DATA": os.path.normpath(data),
+          "TRUNC": str(truncated), "NAN": str(root / "nan" / "model"),
+          "MIXED": str(root / "mixed"),
+          "FILE": str(root / "file"), "NOJSON": str(root / "no_model_json"),
+          "SMPTE": str(root / "smpte.mid"), "ROOT": str(root)}
+
+
+_USAGE_ERRORS = [
+    # (cli, args, a piece of the message)
+    ("trainer.task", ["--data_dir=DATA", "--job_dir=ROOT/j", "--num_hidden=x"],
+     "--num_hidden"),
+    ("trainer.task", ["--data_dir=ROOT", "--job_dir=ROOT/j"], "dataset.json"),
+    ("trainer.task", ["--data_dir=FILE", "--job_dir=ROOT/j"], "FILE"),
+    ("trainer.task", ["--data_dir=DATA", "--job_dir=FILE", "--max_steps=1",
+                      "--batch_size=10"], "FILE"),
+    ("trainer.evaluate", ["--model_dir=ROOT/none", "--data_dir=DATA"],
+     "ROOT/none"),
+    ("trainer.evaluate", ["--model_dir=NOJSON", "--data_dir=DATA"],
+     "NOJSON/model.json"),
+    ("trainer.evaluate", ["--model_dir=MODEL", "--data_dir=ROOT"],
+     "dataset.json"),
+    ("trainer.evaluate", ["--model_dir=MODEL", "--data_dir=DATA",
+                          "--ais_chains=0"], "--ais_chains"),
+    ("trainer.generate", ["--model_dir=ROOT/none", "--output=ROOT/o"],
+     "ROOT/none"),
+    ("trainer.generate", ["--model_dir=MODEL", "--output=FILE",
+                          "--num_samples=2"], "FILE"),
+    ("trainer.generate", ["--model_dir=MODEL", "--output=ROOT/o",
+                          "--primer=SMPTE", "--num_samples=2"], "SMPTE"),
+    ("trainer.generate", ["--model_dir=MODEL", "--output=ROOT/o",
+                          "--num_samples=-1"], "--num_samples=-1"),
+    ("trainer.compare", ["--samples=ROOT/none", "--data=DATA"], "ROOT/none"),
+    ("trainer.compare", ["--samples=FILE", "--data=DATA"], "FILE"),
+    # These failed before this change (a traceback, or exit 0).
+    ("trainer.evaluate", ["--model_dir=TRUNC", "--data_dir=DATA"],
+     "TRUNC/params.npz is not a readable model"),
+    ("trainer.generate", ["--model_dir=TRUNC", "--output=ROOT/o2"],
+     "TRUNC/params.npz is not a readable model"),
+    ("trainer.task", ["--data_dir=MIXED", "--job_dir=ROOT/j2",
+                      "--batch_size=10"],
+     "MIXED/train-00000-of-00002.tfrecord: its windows are 12 bytes"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program,args,message", _USAGE_ERRORS)
+def test_usage_errors_are_one_or_two_lines_with_exit_code_2(
+    cli_inputs, program, args, message):
+  # Before: several printed a traceback (exit 1), e.g. an SMPTE primer, a
+  # --job_dir that is a file, a --data_dir that is a file.
+  def fill(text):
+    for key in sorted(cli_inputs, key=len, reverse=True):
+      text = text.replace(key, cli_inputs[key])
+    return text
+  done = subprocess.run([sys.executable, "-m", program, *map(fill, args)],
+                        capture_output=True, text=True, timeout=180,
+                        check=False, env=_env())
+  lines = _error_lines(done.stderr)
+  assert done.returncode == 2, done.stderr[-3000:]
+  assert "Traceback" not in done.stderr and 1 <= len(lines) <= 2, lines
+  assert lines[0].startswith(f"{program}: error: ") and fill(message) in (
+      "\n".join(lines)), lines
+
+
+@pytest.mark.slow
+def test_evaluating_a_diverged_model_fails_with_exit_code_1(cli_inputs):
+  # Before: it printed log Z = inf / NaN likelihoods and exited 0.
+  done = subprocess.run(
+      [sys.executable, "-m", "trainer.evaluate",
+       f"--model_dir={cli_inputs['NAN']}", f"--data_dir={cli_inputs['DATA']}",
+       "--ais_chains=4", "--ais_betas=20"],
+      capture_output=True, text=True, timeout=180, check=False, env=_env())
+  lines = _error_lines(done.stderr)
+  assert done.returncode == 1, done.stderr[-3000:]
+  assert "Traceback" not in done.stderr and len(lines) == 1, lines
+  assert f"the model in {cli_inputs['NAN']} gives log Z = " in lines[0]

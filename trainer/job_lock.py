@@ -157,26 +157,17 @@ class GCSLock:
       pass  # not ours any more: leave it to its owner
 
 
-class _NoLock:
-  def release(self) -> None:
-    pass
-
-
-def acquire(checkpoint_dir: str, shown: str | None = None, *,
-            enabled: bool = True):
+def acquire(checkpoint_dir: str, shown: str | None = None):
   """Locks CHECKPOINT_DIR for this run; call `.release()` when done.
 
   Args:
     checkpoint_dir: the run's checkpoint folder (local or gs://).
     shown: how to name it in errors (the --job_dir when given).
-    enabled: False for non-chief workers (they write no shared files).
 
   Raises:
     JobLocked: another run holds it.
   """
   shown = shown or checkpoint_dir
-  if not enabled:
-    return _NoLock()
   if checkpoint_dir.startswith("gs://"):
     from google.cloud import storage  # pylint: disable=g-import-not-at-top
     bucket, _, prefix = checkpoint_dir[len("gs://"):].partition("/")

@@ -8,6 +8,7 @@ momentum update, resuming, monitoring, export. It must not read flags
 (trainer/task.py does).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -433,7 +434,7 @@ class _State:
   manager: tf.train.CheckpointManager
 
 
-def _setup(config, data_dir, dirs, strategy) -> _Run:
+def _setup(config, data_dir, dirs, strategy, lock_job_dir=lambda: None) -> _Run:
   """Checks data, batch and job dir before anything is written (but the run
   config, on the chief, once all checks passed)."""
   spec = _load_spec(data_dir)
@@ -451,6 +452,8 @@ def _setup(config, data_dir, dirs, strategy) -> _Run:
         f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
         f"{strategy.num_replicas_in_sync}.")
   chief = _is_chief(strategy)
+  if chief:  # the only writer of the job folder: lock it before writing
+    lock_job_dir()
   check_run_config(dirs.checkpoint_dir, config, spec, write=chief)
   return _Run(config, data_dir, dirs, spec, strategy, chief, steps_per_epoch,
               config.max_steps or config.epochs * steps_per_epoch)
@@ -653,26 +656,15 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     job_lock.JobLocked: another run is training in the same checkpoint folder.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
-  # One writer per job folder (job_lock.py); only the chief writes there.
-  lock = job_lock.acquire(dirs.checkpoint_dir, job_dir, enabled=_is_chief(
-      strategy or _EnvCluster()))
-  try:
-    return _train(config, data_dir, dirs, strategy)
-  finally:
-    lock.release()
+  with contextlib.ExitStack() as held:
+    def lock_job_dir():  # one writer per job folder (job_lock.py)
+      held.callback(job_lock.acquire(dirs.checkpoint_dir, job_dir).release)
+    return _train(config, data_dir, dirs, strategy, lock_job_dir)
 
 
-class _EnvCluster:
-  """TF_CONFIG's cluster, for `_is_chief` before the strategy exists."""
-
-  @property
-  def cluster_resolver(self):
-    return tf.distribute.cluster_resolver.TFConfigClusterResolver()
-
-
-def _train(config, data_dir, dirs, strategy) -> dict:
-  """train_and_evaluate, once the job folder is locked."""
-  run = _setup(config, data_dir, dirs, strategy)
+def _train(config, data_dir, dirs, strategy, lock_job_dir) -> dict:
+  """train_and_evaluate; `_setup` locks the job folder once checks pass."""
+  run = _setup(config, data_dir, dirs, strategy, lock_job_dir)
   state = _restore(run)
   start_step = int(state.trainer.step.numpy())
   dataset = training_batches(data_dir, run.spec, config, start_step,
