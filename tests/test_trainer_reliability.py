@@ -389,6 +389,21 @@ def test_overwrite_with_a_smaller_run_removes_the_earlier_runs_samples(
   assert _samples(out) == {**_samples(clean), "sample-009999.mid": b"mine"}
 
 
+def test_a_users_own_gallery_survives_generation_and_overwrite(model_dir,
+                                                               tmp_path):
+  # Already so before this change (previews.py checks its marker); kept as
+  # the case 5 asks for it.
+  out = tmp_path / "out"
+  (out / "previews").mkdir(parents=True)
+  (out / "previews" / "index.html").write_bytes(b"<html>mine</html>")
+  for overwrite in (False, True):
+    summary = _gen(model_dir, out, num_samples=2, previews=True,
+                   overwrite=overwrite)
+    assert summary["gallery"] is None
+    assert (out / "previews" / "index.html").read_bytes() == (
+        b"<html>mine</html>")
+
+
 def test_a_truncated_unrecorded_sample_of_this_job_is_rewritten(model_dir,
                                                                 tmp_path):
   # Before: a sample file truncated by a power cut before its progress record
