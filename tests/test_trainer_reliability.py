@@ -88,9 +88,10 @@ def test_a_second_run_on_a_locked_job_dir_stops_and_writes_nothing(
   # Released (or its process gone): the next run takes it, and again after.
   assert _train(dataset_dir, job, max_steps=5)["step"] == 5
   assert _train(dataset_dir, job, max_steps=10)["step"] == 10
-  info = json.load(open(os.path.join(job, "model", export.INFO_FILE)))
-  run_config = json.load(open(os.path.join(job, "checkpoints",
-                                           train_lib.RUN_CONFIG_FILE)))
+  with open(os.path.join(job, "model", export.INFO_FILE)) as f:
+    info = json.load(f)
+  with open(os.path.join(job, "checkpoints", train_lib.RUN_CONFIG_FILE)) as f:
+    run_config = json.load(f)
   assert info["config"] == run_config["config"]
 
 
@@ -196,6 +197,21 @@ def test_gcs_lock_is_generation_matched_and_a_stale_one_is_taken_over():
   assert bucket.objects["k"][0] == taker.generation
   taker.release()
   assert not bucket.objects
+
+
+def test_a_restarted_cloud_job_takes_its_own_gcs_lock_over(monkeypatch):
+  # Vertex AI restarts a preempted job with the same job id: it must not wait
+  # 10 minutes for its own lock (another job's lock still stops it).
+  bucket = _PreconditionBucket()
+  clock = lambda: bucket.now.timestamp()
+  monkeypatch.setenv(job_lock.JOB_ID_ENV, "job-1")
+  job_lock.GCSLock(bucket, "k", "gs://b/job", clock=clock, heartbeat_s=3600)
+  again = job_lock.GCSLock(bucket, "k", "gs://b/job", clock=clock,
+                           heartbeat_s=3600)
+  assert bucket.objects["k"][0] == again.generation
+  monkeypatch.setenv(job_lock.JOB_ID_ENV, "job-2")
+  with pytest.raises(job_lock.JobLocked):
+    job_lock.GCSLock(bucket, "k", "gs://b/job", clock=clock, heartbeat_s=3600)
 
 
 # --- case 9: a truncated newest checkpoint falls back to an older one. ------

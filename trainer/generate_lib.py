@@ -69,8 +69,8 @@ def check_shard_size(config: GenerateConfig) -> None:
   blocks = len(range(config.shard_index, -(-config.num_samples // BLOCK),
                      config.num_shards))  # O(1): a range is not a list
   if blocks * BLOCK > MAX_SAMPLES_PER_SHARD:
-    need = -(-(-(-config.num_samples // BLOCK)) // (
-        MAX_SAMPLES_PER_SHARD // BLOCK))  # blocks over blocks per shard
+    num_blocks = -(-config.num_samples // BLOCK)
+    need = -(-num_blocks // (MAX_SAMPLES_PER_SHARD // BLOCK))
     raise GenerateError(
         f"--num_samples={config.num_samples} over --num_shards="
         f"{config.num_shards} is {blocks * BLOCK} samples for one shard, more "

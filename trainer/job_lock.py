@@ -16,7 +16,8 @@ with a `cli.JobError` naming the folder and the run that holds it.
   the lock notices). A process killed without cleaning up (SIGKILL, a
   preempted VM) leaves it behind: it is *stale* once not rewritten for
   STALE_S, and the next run then takes it over (again generation-matched: one
-  winner). Until then the error names it; clear it sooner, once sure the
+  winner); a Vertex AI job restarted after preemption (same CLOUD_ML_JOB_ID)
+  takes its own lock over at once. Until then the error names it; clear it sooner, once sure the
   other run is gone, with `gcloud storage rm CHECKPOINT_DIR/trainer.lock`.
   The GCS emulator ignores preconditions, so the tests drive this logic with
   a fake bucket (tests/test_trainer_reliability.py).
@@ -24,6 +25,7 @@ with a `cli.JobError` naming the folder and the run that holds it.
 This module must not import TensorFlow.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -42,10 +44,25 @@ class JobLocked(cli.JobError):
   """Another run holds the job folder's lock."""
 
 
+# Set by Vertex AI (and AI Platform) training to the job's id; a preempted
+# job restarted by Vertex AI keeps it (not checked on a real job here).
+JOB_ID_ENV = "CLOUD_ML_JOB_ID"
+
+
 def _owner() -> dict:
   return {"host": socket.gethostname(), "pid": os.getpid(),
+          "job": os.environ.get(JOB_ID_ENV, ""),
           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
               timespec="seconds")}
+
+
+def _same_cloud_job(raw) -> bool:
+  """The lock was left by this very cloud job (restarted after preemption)."""
+  try:
+    job = json.loads(raw).get("job")
+  except (TypeError, ValueError, AttributeError):
+    return False
+  return bool(job) and job == os.environ.get(JOB_ID_ENV)
 
 
 def _describe(raw: bytes | str | None) -> str:
@@ -114,12 +131,13 @@ class GCSLock:
     blob = self._bucket.blob(self._key)
     try:
       blob.reload()
-      holder = _describe(blob.download_as_bytes())
+      raw = blob.download_as_bytes()
     except self._exceptions.NotFound:  # released meanwhile: try once more
       blob.upload_from_string(self._body, if_generation_match=0)
       return blob
+    holder = _describe(raw)
     age = clock() - blob.updated.timestamp()
-    if age < STALE_S:
+    if age < STALE_S and not _same_cloud_job(raw):
       raise _locked_error(
           shown, holder, f" (a lock of a run that was killed expires "
           f"{STALE_S - age:.0f} s from now, or remove "
@@ -151,10 +169,10 @@ class GCSLock:
     self._thread.join()
     if self.lost:
       return
-    try:
+    # Gone or not ours any more: leave it to its owner.
+    with contextlib.suppress(self._exceptions.NotFound,
+                             self._exceptions.PreconditionFailed):
       self._bucket.blob(self._key).delete(if_generation_match=self.generation)
-    except (self._exceptions.NotFound, self._exceptions.PreconditionFailed):
-      pass  # not ours any more: leave it to its owner
 
 
 def acquire(checkpoint_dir: str, shown: str | None = None):
