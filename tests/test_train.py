@@ -232,7 +232,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir,
                                   log_every_steps=1, max_steps=50)
   job = str(tmp_path / "job")
   with pytest.raises(train_lib.NonFiniteError,
-                     match=r"the update made weights.*NaN/Inf.*--learning_rate"
+                     match=r"(the update made weights.*NaN/Inf|training "
+                     r"diverged: free energy).*--learning_rate"
                      ) as error:
     train_lib.train_and_evaluate(config, dataset_dir, job,
                              strategy=tf.distribute.MirroredStrategy(ONE))

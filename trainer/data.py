@@ -9,6 +9,7 @@ import os
 
 import tensorflow as tf
 
+from common import cli
 from preprocess import records
 
 SPLITS = (records.TRAIN_PREFIX, records.EVAL_PREFIX)
@@ -22,7 +23,44 @@ def load_dataset_spec(data_dir: str) -> records.DatasetSpec:
         f"{path} does not exist: --data_dir must be the --output_dir of "
         "preprocess.main (it writes dataset.json and *.tfrecord there).")
   with tf.io.gfile.GFile(path) as f:
-    return records.DatasetSpec.from_json(f.read(), source=path)
+    spec = records.DatasetSpec.from_json(f.read(), source=path)
+  check_record_sizes(data_dir, spec)
+  return spec
+
+
+class RecordSizeError(cli.UsageError):
+  """The shards' windows are not the size dataset.json says."""
+
+
+def _size_error(path, got: int, spec, expected: int) -> RecordSizeError:
+  return RecordSizeError(
+      f"{path}: its windows are {got} bytes but dataset.json "
+      f"({spec.encoding}, n_visible={spec.n_visible}) means {expected}: the "
+      "shards and dataset.json come from different preprocess runs; rerun "
+      "preprocess.main into an empty --output_dir.")
+
+
+def check_record_sizes(data_dir: str, spec: records.DatasetSpec) -> None:
+  """The first window of every shard must have dataset.json's size.
+
+  decode_windows would otherwise cut (or zero-pad) every window to
+  n_visible bits and train on garbage with exit 0, e.g. a roll dataset.json
+  next to onoff shards. One record per shard keeps the check cheap; every
+  record is checked again as it is decoded (`decode_windows`).
+
+  Raises:
+    RecordSizeError: naming the shard and both sizes.
+  """
+  if not spec.n_visible:
+    return  # whole pieces: their length is per record
+  expected = -(-spec.n_visible // 8)
+  for split in SPLITS:
+    for path in split_files(data_dir, split):
+      for record in tf.data.TFRecordDataset(path).take(1):
+        example = tf.train.Example.FromString(record.numpy())
+        got = len(example.features.feature["window"].bytes_list.value[0])
+        if got != expected:
+          raise _size_error(path, got, spec, expected)
 
 
 def split_files(data_dir: str, split: str) -> list[str]:
@@ -43,6 +81,12 @@ def decode_windows(serialized, n_visible: int) -> tf.Tensor:
   parsed = tf.io.parse_example(
       serialized, {"window": tf.io.FixedLenFeature([], tf.string)})
   packed = tf.io.decode_raw(parsed["window"], tf.uint8)  # [B, ceil(V / 8)]
+  # Every record, not only each shard's first (check_record_sizes): a window
+  # of another size would otherwise be cut to n_visible bits silently.
+  tf.debugging.assert_equal(
+      tf.shape(packed)[1], -(-n_visible // 8),
+      message=f"a window's size differs from dataset.json's n_visible="
+      f"{n_visible}: rerun preprocess.main into an empty --output_dir")
   shifts = tf.constant([7, 6, 5, 4, 3, 2, 1, 0], tf.uint8)  # packbits is big-endian
   bits = tf.bitwise.bitwise_and(
       tf.bitwise.right_shift(packed[:, :, None], shifts), 1)

@@ -77,6 +77,17 @@ def _mean_log_likelihoods(rbm, baseline_p, windows) -> tuple:
   return neg_free_energy / count, baseline / count, count
 
 
+def _check_finite(model_dir: str, result, neg_free_energy: float) -> None:
+  """Finite parameters can still overflow log Z or F(v): that is a failure,
+  not a NaN figure with exit 0."""
+  figures = {"log Z": result.log_z, "mean free energy": -neg_free_energy}
+  bad = [f"{k} = {v}" for k, v in figures.items() if not np.isfinite(v)]
+  if bad:
+    raise export.NonFiniteModelError(
+        f"the model in {model_dir} gives {', '.join(bad)}: its training "
+        "diverged; retrain with a lower --learning_rate.")
+
+
 def evaluate(model_dir: str, data_dir: str, split: str = "eval",
              ais_config: config_lib.AISConfig = config_lib.AISConfig()) -> dict:
   """Mean log-likelihood per window and per frame on DATA_DIR's `split`.
@@ -99,6 +110,8 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
     FileNotFoundError: model_dir or data_dir is not what it should be.
     LayoutError: the data's layout differs from the model's.
     ValueError: the split is empty.
+    export.NonFiniteModelError: the model's parameters, log Z or free
+      energies are NaN/Inf.
   """
   loaded = export.load_model(model_dir)
   spec = data.load_dataset_spec(data_dir)
@@ -113,6 +126,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
       ais.smoothed_means(loaded.dataset.unit_means, trained_on), tf.float32)
   neg_free_energy, baseline_per_window, count = _mean_log_likelihoods(
       loaded.rbm, baseline_p, windows)
+  _check_finite(model_dir, result, neg_free_energy)
   per_window = neg_free_energy - result.log_z
   frames = spec.num_timesteps
   return {

@@ -13,16 +13,26 @@ import dataclasses
 import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
+from common import cli
 from preprocess import records
 from trainer.models import rbm as model_lib
 
 FORMAT_VERSION = 1
 PARAMS_FILE = "params.npz"
 INFO_FILE = "model.json"
+
+
+class ModelError(cli.UsageError):
+  """--model_dir does not hold a readable model (a ValueError, as before)."""
+
+
+class NonFiniteModelError(cli.JobError):
+  """The model's parameters hold NaN/Inf: its figures and samples would be."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +85,7 @@ def load_model(model_dir: str) -> LoadedModel:
   dataset = records.DatasetSpec.from_json(json.dumps(info["dataset"]),
                                           source=info_path)
   with tf.io.gfile.GFile(params_path, "rb") as f:
-    params = np.load(io.BytesIO(f.read()))
+    params = _read_params(params_path, f.read())
     weights = params["weights"]
     rbm = model_lib.RBM(weights.shape[0], weights.shape[1])
     if weights.shape[0] != dataset.n_visible:
@@ -86,3 +96,28 @@ def load_model(model_dir: str) -> LoadedModel:
     rbm.hidden_bias.assign(params["hidden_bias"])
   return LoadedModel(rbm=rbm, dataset=dataset, config=info.get("config", {}),
                      step=int(info.get("step", 0)))
+
+
+def _read_params(path: str, raw: bytes) -> dict:
+  """params.npz's arrays, checked whole and finite.
+
+  Raises:
+    ModelError: truncated or not an npz of ours (np.load's BadZipFile names
+      no file).
+    NonFiniteModelError: an array holds NaN/Inf (a diverged run's export).
+  """
+  names = ("weights", "visible_bias", "hidden_bias")
+  try:
+    with np.load(io.BytesIO(raw)) as npz:
+      params = {name: npz[name] for name in names}
+  except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+    raise ModelError(
+        f"{path} is not a readable model ({type(e).__name__}: {e}); it is "
+        "truncated or was not written by trainer.task: rerun trainer.task "
+        "with the same --job_dir to export it again.") from None
+  bad = [n for n in names if not np.isfinite(params[n]).all()]
+  if bad:
+    raise NonFiniteModelError(
+        f"{path} holds NaN/Inf in {', '.join(bad)}: the run that wrote it "
+        "diverged; retrain with a lower --learning_rate.")
+  return params

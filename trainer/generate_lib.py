@@ -55,6 +55,29 @@ def manifest_name(config: GenerateConfig) -> str:
   return f"manifest-{config.shard_index:05d}-of-{config.num_shards:05d}.jsonl"
 
 
+# A shard keeps one manifest record (~1.5 KB in Python) per sample in memory
+# and lists its ids: 1,000,000 samples are ~1.5 GB and ~20 minutes on a CPU.
+MAX_SAMPLES_PER_SHARD = 1_000_000
+
+
+def check_shard_size(config: GenerateConfig) -> None:
+  """Refuses a shard too big for memory before anything is allocated.
+
+  Raises:
+    GenerateError: naming --num_samples and the --num_shards that would fit.
+  """
+  blocks = len(range(config.shard_index, -(-config.num_samples // BLOCK),
+                     config.num_shards))  # O(1): a range is not a list
+  if blocks * BLOCK > MAX_SAMPLES_PER_SHARD:
+    num_blocks = -(-config.num_samples // BLOCK)
+    need = -(-num_blocks // (MAX_SAMPLES_PER_SHARD // BLOCK))
+    raise GenerateError(
+        f"--num_samples={config.num_samples} over --num_shards="
+        f"{config.num_shards} is {blocks * BLOCK} samples for one shard, more "
+        f"than {MAX_SAMPLES_PER_SHARD} (memory): use --num_shards={need} or "
+        "more, one worker each (deploy.vertex generate --workers).")
+
+
 def shard_blocks(config: GenerateConfig) -> list:
   num_blocks = -(-config.num_samples // BLOCK)
   return list(range(config.shard_index, num_blocks, config.num_shards))
@@ -282,7 +305,8 @@ def _verify(shard: _Shard, output: str) -> None:
   store, config = shard.store, shard.config
   if config.overwrite:
     store.delete([sample_name(i) for i in shard.ids] +
-                 store.list(shard.progress_prefix) + [manifest_name(config)])
+                 store.list(shard.progress_prefix) + [manifest_name(config)] +
+                 _earlier_run_outputs(store, config))
   _check_settings(store, config, output)
   store.discard_partial([sample_name(i) for i in shard.ids])
   recorded = _read_lines(store, [manifest_name(config)] +
@@ -294,6 +318,65 @@ def _verify(shard: _Shard, output: str) -> None:
         shard.done[i] = record
       else:  # ours (recorded) but truncated or altered: rewrite it
         shard.damaged.add(record["path"])
+  shard.damaged.update(_unrecorded_samples(store, config, recorded))
+
+
+def _owns(config: GenerateConfig, i: int) -> bool:
+  """Sample i is this shard's (under config's sharding)."""
+  return (0 <= i < config.num_samples and
+          (i // BLOCK) % config.num_shards == config.shard_index)
+
+
+def _sample_ids(store) -> dict:
+  """{id: name} of the sample-NNNNNN.mid files in the output."""
+  out = {}
+  for name in store.list("sample-"):
+    stem = name[len("sample-"):-len(".mid")]
+    if name.endswith(".mid") and stem.isdigit() and sample_name(
+        int(stem)) == name:
+      out[int(stem)] = name
+  return out
+
+
+def _unrecorded_samples(store, config: GenerateConfig, recorded) -> set:
+  """This shard's sample files that no manifest or progress line records.
+
+  Called once the folder's generation.json equals this job's settings: a
+  file named as one of this shard's samples but never recorded was written
+  by a run of this job killed before its progress record, e.g. truncated by
+  a power cut (a rename can reach the disk before the data). It is rewritten
+  (create-only would stop every rerun with ObjectExists).
+  """
+  return {name for i, name in _sample_ids(store).items()
+          if i not in recorded and _owns(config, i)}
+
+
+def _earlier_run_outputs(store, config: GenerateConfig) -> list:
+  """--overwrite: what the folder's earlier job wrote beyond this job's names.
+
+  Its samples are those its generation.json (num_samples) or a manifest or
+  progress line records; never other files. Each shard deletes the ones it
+  would own (the ownership rule of writing), so concurrent shards never
+  delete each other's new files; shard 0 deletes the earlier job's manifests
+  and progress of shard counts this job does not use.
+  """
+  raw = store.read(SETTINGS_FILE)
+  if raw is None:
+    return []
+  old = json.loads(raw)
+  old_n, old_shards = int(old.get("num_samples", 0)), int(old.get(
+      "num_shards", 1))
+  manifests = [manifest_name(dataclasses.replace(
+      config, num_shards=old_shards, shard_index=k)) for k in range(old_shards)]
+  recorded = _read_lines(store, [m for m in manifests if store.read(m)] +
+                         store.list(PROGRESS_DIR + "/"))
+  names = [name for i, name in _sample_ids(store).items()
+           if (i < old_n or i in recorded) and
+           (i // BLOCK) % config.num_shards == config.shard_index]
+  if config.shard_index == 0 and old_shards != config.num_shards:
+    names += manifests + [n for n in store.list(PROGRESS_DIR + "/") if int(
+        n.split("/")[1][len("shard-"):]) >= config.num_shards]
+  return names
 
 
 def _resample_empty(generator, call_blocks, pieces, spec, config):
@@ -384,9 +467,11 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
 
   Raises:
     FileNotFoundError: no model, primer or dataset where given.
-    GenerateError: a primer or dataset the model cannot use.
+    GenerateError: a primer or dataset the model cannot use, or a shard too
+      big for memory.
     FileExistsError: OUTPUT holds other output and --overwrite is not given.
   """
+  check_shard_size(config)
   loaded = export.load_model(model_dir)
   spec = loaded.dataset.roll_spec
   overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)

@@ -25,12 +25,29 @@ class ObjectExists(Exception):
   """A create found an object with different content at that name."""
 
 
+def _umask() -> int:
+  """The process's umask, read without changing it where Linux allows
+  (setting it to read it back races with threads creating files)."""
+  try:
+    with open("/proc/self/status", encoding="ascii") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 class LocalStorage:
   """A local folder."""
 
   def __init__(self, root: str):
     self.root = root
     os.makedirs(root, exist_ok=True)
+    # mkstemp creates 0600 files; outputs get what open() would give.
+    self._mode = 0o666 & ~_umask()
 
   def url(self, name: str) -> str:
     return os.path.join(self.root, name)
@@ -70,6 +87,7 @@ class LocalStorage:
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)}.",
                                dir=os.path.dirname(path))
     try:
+      os.fchmod(fd, self._mode)
       with os.fdopen(fd, "wb") as f:
         f.write(data)
       os.replace(tmp, path)

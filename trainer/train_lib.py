@@ -8,6 +8,7 @@ momentum update, resuming, monitoring, export. It must not read flags
 (trainer/task.py does).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,6 +25,7 @@ from trainer import config as config_lib
 from trainer import data
 from trainer import distribute
 from trainer import export
+from trainer import job_lock
 from trainer import random_streams
 from trainer.models import rbm as model_lib
 
@@ -432,7 +434,7 @@ class _State:
   manager: tf.train.CheckpointManager
 
 
-def _setup(config, data_dir, dirs, strategy) -> _Run:
+def _setup(config, data_dir, dirs, strategy, lock_job_dir=lambda: None) -> _Run:
   """Checks data, batch and job dir before anything is written (but the run
   config, on the chief, once all checks passed)."""
   spec = _load_spec(data_dir)
@@ -450,6 +452,8 @@ def _setup(config, data_dir, dirs, strategy) -> _Run:
         f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
         f"{strategy.num_replicas_in_sync}.")
   chief = _is_chief(strategy)
+  if chief:  # the only writer of the job folder: lock it before writing
+    lock_job_dir()
   check_run_config(dirs.checkpoint_dir, config, spec, write=chief)
   return _Run(config, data_dir, dirs, spec, strategy, chief, steps_per_epoch,
               config.max_steps or config.epochs * steps_per_epoch)
@@ -471,15 +475,47 @@ def _restore(run: _Run) -> _State:
                                    step=trainer.step, momentum=trainer.momentum,
                                    **({"chains": trainer.chains}
                                       if trainer.chains is not None else {}))
-  latest = tf.train.latest_checkpoint(run.dirs.checkpoint_dir)
   manager = tf.train.CheckpointManager(
       checkpoint, _checkpoint_write_dir(run.dirs.checkpoint_dir, run.strategy),
       max_to_keep=_KEEP_CHECKPOINTS)
+  latest = restore_newest_readable(checkpoint, run.dirs.checkpoint_dir)
   if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
     logging.info("resumed from %s at step %d", latest,
                  int(trainer.step.numpy()))
   return _State(rbm, trainer, checkpoint, manager)
+
+
+def restore_newest_readable(checkpoint: tf.train.Checkpoint,
+                            checkpoint_dir: str) -> str | None:
+  """Restores the newest checkpoint that reads whole; returns its path.
+
+  A machine that dies while saving (power cut, full disk) can leave the newest
+  checkpoint truncated; the older ones CheckpointManager keeps are then the
+  way back, so each unreadable one is logged (with why) and the next tried.
+  Its step is lower, so the run recomputes those steps and overwrites it.
+
+  Raises:
+    cli.JobError: there are checkpoints but none of them is readable.
+  """
+  state = tf.train.get_checkpoint_state(checkpoint_dir)
+  paths = list(reversed(state.all_model_checkpoint_paths)) if state else []
+  skipped = []
+  for path in paths:
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+      return path
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+      skipped.append(path)
+      logging.warning("checkpoint %s is unreadable (%s); trying the previous "
+                      "one: %s", path, reason,
+                      paths[len(skipped)] if len(skipped) < len(paths)
+                      else "none left")
+  if skipped:
+    raise cli.JobError(
+        f"no checkpoint in {checkpoint_dir} is readable ({', '.join(skipped)}"
+        f"; the last: {reason}): move that folder away to start again.")
+  return None
 
 
 def _non_finite_error(run: _Run, trainer: CDTrainer, out, step):
@@ -493,6 +529,34 @@ def _non_finite_error(run: _Run, trainer: CDTrainer, out, step):
       f" It was not applied; the last good checkpoint "
       f"({tf.train.latest_checkpoint(run.dirs.checkpoint_dir)}) is kept. Lower "
       "--learning_rate, then rerun the same command to resume from it.")
+
+
+def _check_monitored(run: _Run, trainer: CDTrainer, monitor, step) -> None:
+  """Before a checkpoint: the monitored quantities must be finite too.
+
+  An update can stay finite while the model has diverged (at
+  --learning_rate=1e37 the weights are finite and every free energy is inf);
+  such a state is neither saved nor exported. Only the chief monitors.
+
+  Raises:
+    NonFiniteError: naming each non-finite quantity and the kept checkpoint.
+  """
+  if monitor is None:
+    return
+  values = {f"free energy ({k})": v
+            for k, v in monitor.free_energies().items()}
+  for split, windows in monitor.subsets.items():
+    values[f"pseudo-log-likelihood ({split})"] = float(
+        monitor._pll(windows, monitor.flips[split]))  # pylint: disable=protected-access
+  bad = [f"{k} = {v}" for k, v in values.items() if not np.isfinite(v)]
+  if bad:
+    config = run.config
+    raise NonFiniteError(
+        f"step {step}: training diverged: {', '.join(bad)} (--learning_rate="
+        f"{config.learning_rate}, --weight_decay={config.weight_decay}). This "
+        f"state was not saved; the last good checkpoint ("
+        f"{tf.train.latest_checkpoint(run.dirs.checkpoint_dir)}) is kept. "
+        "Lower --learning_rate, then rerun the same command to resume from it.")
 
 
 def _loop(run: _Run, state: _State, iterator, monitor) -> float:
@@ -537,6 +601,7 @@ def _loop(run: _Run, state: _State, iterator, monitor) -> float:
                            "momentum": float(trainer.momentum.numpy()),
                            "learning_rate": config.learning_rate})
     if step % config.steps_per_checkpoint == 0 or last:
+      _check_monitored(run, trainer, monitor, step)
       state.manager.save(checkpoint_number=step)
   return recon
 
@@ -588,9 +653,18 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
       model shape, or no output directory. Nothing is written.
     NonFiniteError: an update went NaN/Inf; it was not applied and the last
       good checkpoint is kept.
+    job_lock.JobLocked: another run is training in the same checkpoint folder.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
-  run = _setup(config, data_dir, dirs, strategy)
+  with contextlib.ExitStack() as held:
+    def lock_job_dir():  # one writer per job folder (job_lock.py)
+      held.callback(job_lock.acquire(dirs.checkpoint_dir, job_dir).release)
+    return _train(config, data_dir, dirs, strategy, lock_job_dir)
+
+
+def _train(config, data_dir, dirs, strategy, lock_job_dir) -> dict:
+  """train_and_evaluate; `_setup` locks the job folder once checks pass."""
+  run = _setup(config, data_dir, dirs, strategy, lock_job_dir)
   state = _restore(run)
   start_step = int(state.trainer.step.numpy())
   dataset = training_batches(data_dir, run.spec, config, start_step,
