@@ -153,6 +153,16 @@ def _load_rnn_rbm(info, params, dataset, params_path) -> LoadedModel:
                      train_frames=int(stats.get("frames", 0)))
 
 
+def model_kind(model_dir: str) -> str:
+  """RBM or RNN_RBM from model_dir/model.json alone (RBM when unreadable:
+  `load_model` then reports what is wrong)."""
+  try:
+    with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE)) as f:
+      return json.loads(f.read()).get("model", RBM)
+  except (tf.errors.OpError, ValueError, AttributeError):
+    return RBM
+
+
 def load_model(model_dir: str) -> LoadedModel:
   """Loads a model written by `save_model` or `save_rnn_rbm`.
 

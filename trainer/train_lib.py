@@ -590,6 +590,11 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
       good checkpoint is kept.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
+  from trainer import sequence_train_lib  # pylint: disable=g-import-not-at-top
+  sequence_train_lib.check_data_for_model(config, data_dir)
+  if config.model == "rnn_rbm":
+    return sequence_train_lib.train_and_evaluate(config, data_dir, dirs,
+                                                 strategy)
   run = _setup(config, data_dir, dirs, strategy)
   state = _restore(run)
   start_step = int(state.trainer.step.numpy())
