@@ -50,7 +50,7 @@ class BenchmarkConfig:
       "--num_hidden=200 --cd_k=10 --epochs=30 --learning_rate=0.01 "
       "--momentum --batch_size=100", "trainer.task flags of the window RBM.")
   rnn_rbm_flags: str = cli.setting(
-      "--pretrain_rnn_epochs=30 --epochs=200",
+      "--pretrain_rnn_epochs=100 --epochs=100",
       "trainer.task flags of the RNN-RBM, on top of --model=rnn_rbm "
       "--init_from=the frame RBM (its own defaults otherwise).")
   eval_flags: str = cli.setting(

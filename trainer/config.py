@@ -103,6 +103,9 @@ class TrainConfig:
       0, "rnn_rbm: first train a plain RNN to predict the next frame (exact "
       "cross-entropy) for this many epochs and copy its weights in, as the "
       "paper does (0: no RNN pretraining).")
+  pretrain_rnn_learning_rate: float = setting(
+      0.01, "rnn_rbm: Adam's learning rate of that RNN pretraining (the "
+      "RNN learns from scratch: a larger step than the RNN-RBM's).")
   validate_every_epochs: int = setting(
       5, "rnn_rbm: every this many epochs, estimate the NLL per frame of a "
       "fixed subset of eval frames by a short AIS and keep the best "
@@ -131,6 +134,9 @@ class TrainConfig:
     for name in ("sequence_length", "clip_norm", "pretrain_rnn_epochs"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
+    if not self.pretrain_rnn_learning_rate > 0:
+      raise ValueError("--pretrain_rnn_learning_rate="
+                       f"{self.pretrain_rnn_learning_rate} must be > 0.")
     if self.validation_ais_betas < 2:
       raise ValueError(f"--validation_ais_betas={self.validation_ais_betas} "
                        "must be >= 2.")

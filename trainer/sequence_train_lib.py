@@ -355,7 +355,8 @@ def _pretrain_rnn(run: _Run, model) -> None:
     rnn = rnn_rbm_lib.FrameRNN(run.spec.n_columns, config.num_hidden_recurrent,
                                run.frame_means, seed=config.seed)
   params = [rnn.w_vu, rnn.w_uu, rnn.w_uv, rnn.b_u, rnn.u0, rnn.output_bias]
-  opt = Adam(run.strategy, params, config.learning_rate, config.lr_schedule,
+  opt = Adam(run.strategy, params, config.pretrain_rnn_learning_rate,
+             config.lr_schedule,
              steps, config.clip_norm, "pretrain")
   strategy = run.strategy
 
