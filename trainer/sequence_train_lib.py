@@ -450,8 +450,9 @@ def _loop(run: _Run, state: _State, iterator, writer) -> dict:
         scalars["validation/nll_per_frame"] = nll
         if nll < float(state.best_nll.numpy()):
           state.best_nll.assign(nll)
-          if run.chief:
-            state.best.save(checkpoint_number=step)
+          # Every worker saves (saving mirrored state runs collectives); the
+          # non-chiefs into their scratch dir. Each computes the same nll.
+          state.best.save(checkpoint_number=step)
     logging.info("step %d/%d epoch %d %s", step, run.total_steps, epoch,
                  " ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
     if writer is not None:
