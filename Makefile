@@ -96,6 +96,14 @@ evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs a
 	$(PY) -m trainer.evaluate --model_dir=$(JOB_DIR)/model --data_dir=$(DATASET) \
 	  $(EVAL_FLAGS) | tee $(JOB_DIR)/evaluation.json
 
+# The chorales benchmark (issue 10): frame RBM, window RBM and RNN-RBM on a
+# quarter-note grid, 88 keys; a rerun reuses what is in $(BENCH_DIR).
+BENCH_DIR ?= $(OUT)/chorales-benchmark
+BENCH_FLAGS ?=
+.PHONY: chorales-benchmark
+chorales-benchmark: $(INSTALLED) data ## nats/frame of the frame RBM, window RBM and RNN-RBM on the chorales (+ Bernoulli), one table
+	$(PY) -m benchmarks.chorales_benchmark --corpus=$(CORPUS) --workdir=$(BENCH_DIR) $(BENCH_FLAGS)
+
 bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, and the seed's own loop
 	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)
 

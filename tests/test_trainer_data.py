@@ -37,3 +37,42 @@ def test_corrupt_dataset_json_is_a_clear_error(tmp_path):
   (tmp_path / records.SPEC_FILENAME).write_text("{not json")
   with pytest.raises(ValueError, match="not valid JSON"):
     data.load_dataset_spec(str(tmp_path))
+
+
+def test_whole_pieces_read_back_with_their_lengths(tmp_path):
+  pieces = fake_dataset.cycle_pieces([5, 9, 3, 20, 1], seed=1)
+  spec = fake_dataset.write_piece_dataset(str(tmp_path), pieces, pieces[:1])
+  assert data.is_whole_pieces(spec) and data.num_frames(spec, "train") == 38
+  got = []
+  for frames, lengths in data.make_sequence_dataset(str(tmp_path), "train", 2):
+    assert frames.shape[1] == max(lengths.numpy())  # padded to the longest
+    for f, n in zip(frames.numpy(), lengths.numpy()):
+      assert not f[n:].any()  # padding is silence
+      got.append(f[:n].astype(np.uint8).tobytes())
+  assert sorted(got) == sorted(p.tobytes() for p in pieces)
+
+
+def test_crops_are_contiguous_keyed_and_padded_to_the_crop_length(tmp_path):
+  pieces = fake_dataset.cycle_pieces([30, 4], seed=2)
+  fake_dataset.write_piece_dataset(str(tmp_path), pieces, pieces, num_shards=1)
+
+  def crops(seed):
+    return [(f.numpy(), n.numpy()) for f, n in data.make_sequence_dataset(
+        str(tmp_path), "train", 2, crop_length=8, seed=seed)]
+  [(frames, lengths)] = crops(0)
+  assert frames.shape == (2, 8, 12) and list(lengths) == [8, 4]
+  assert any(np.array_equal(frames[0], pieces[0][o:o + 8])
+             for o in range(30 - 8 + 1))
+  np.testing.assert_array_equal(frames[1, :4], pieces[1])
+  np.testing.assert_array_equal(crops(0)[0][0], frames)  # same seed, same crop
+  offsets = {crops(s)[0][0][0].tobytes() for s in range(6)}
+  assert len(offsets) > 1  # the seed moves the crop
+
+
+def test_fixed_windows_read_as_sequences_of_their_frames(tmp_path):
+  train = fake_dataset.structured_windows(6, seed=1)
+  fake_dataset.write_dataset(str(tmp_path), train, train[:2], num_shards=1)
+  frames, lengths = next(iter(data.make_sequence_dataset(str(tmp_path),
+                                                         "train", 6)))
+  assert list(lengths.numpy()) == [fake_dataset.SMALL_TIMESTEPS] * 6
+  np.testing.assert_array_equal(frames.numpy(), train.astype(np.float32))

@@ -33,6 +33,24 @@ GENERATION_INITS = ("random", "zeros", "data")
 MAX_GIBBS_STEPS = 2**20 - 1
 # CD-k: 2k + 2 streams per step within random_streams.STREAMS_PER_STEP.
 MAX_CD_K = 500
+MODELS = ("rbm", "rnn_rbm")
+LR_SCHEDULES = ("constant", "cosine")
+# Each model's defaults for the fields both models share, applied by
+# trainer/task.py to the flags the user did not give (`model_defaults`). The
+# RBM's are the dataclass's own (tuned for samples, README "Sample quality");
+# the RNN-RBM's are the Theano
+# tutorial's sizes and CD-15, with Adam, cosine decay and whole pieces in
+# batches of 8 as in the issue's reference run.
+MODEL_DEFAULTS = {
+    "rbm": {},
+    "rnn_rbm": {"num_hidden": 150, "cd_k": 15, "learning_rate": 1e-3,
+                "batch_size": 8, "lr_schedule": "cosine",
+                # The window RBM's tuned momentum and weight decay are not
+                # the RNN-RBM's: it trains with Adam.
+                "momentum": False, "weight_decay": 0.0},
+}
+# The RNN-RBM's own settings: an RBM run refuses non-default values.
+RNN_RBM_ONLY = ("init_from", "pretrain_rnn_epochs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +64,12 @@ class TrainConfig:
       "seed": "the seed's model: 50 hidden units, no momentum, no weight "
               "decay"}
 
+  model: str = setting(
+      "rbm", "rbm: the window RBM (the seed's). rnn_rbm: the RNN-RBM "
+      "(Boulanger-Lewandowski et al. 2012) on sequences of frames; its "
+      "defaults differ (MODEL_DEFAULTS: --num_hidden=150 --cd_k=15 "
+      "--learning_rate=0.001 --batch_size=8 --lr_schedule=cosine) where "
+      "those flags are not given.", choices=MODELS)
   # 50 units (the seed) leave the samples diffuse: 2.6x the data's notes per
   # second at 1/3 of its note length; 200 with momentum and weight decay (and
   # the sampling defaults below) bring notes/s, note length, polyphony, range
@@ -53,7 +77,8 @@ class TrainConfig:
   # (README, "Sample quality"; the pitch-class goal is still missed).
   # Training takes ~1.7x the seed's CPU time.
   num_hidden: int = setting(
-      200, "Hidden units (the seed used 50: --preset=seed).")
+      200, "Hidden units (the seed used 50: --preset=seed; --model=rnn_rbm: "
+      "150).")
   learning_rate: float = setting(
       0.005, "Step size on the mean CD statistic over the global batch.")
   batch_size: int = setting(
@@ -85,10 +110,42 @@ class TrainConfig:
   log_every_steps: int = setting(200, "A progress line every this many steps.")
   summary_every_steps: int = setting(
       1000, "TensorBoard scalars/images every this many steps.")
+  # --- the RNN-RBM (--model=rnn_rbm) ---
+  num_hidden_recurrent: int = setting(
+      100, "rnn_rbm: units of the RNN state u(t).")
+  sequence_length: int = setting(
+      100, "rnn_rbm: training crops of at most this many frames (a random "
+      "window of each piece per epoch); 0: whole sequences.")
+  lr_schedule: str = setting(
+      "constant", "rnn_rbm: constant, or cosine decay of --learning_rate to 0 "
+      "over the run (Adam).", choices=LR_SCHEDULES)
+  clip_norm: float = setting(
+      10.0, "rnn_rbm: clip the gradient's global norm to this (0: no "
+      "clipping).")
+  init_from: str | None = setting(
+      None, "rnn_rbm: a model/ folder of a frame RBM (--model=rbm trained on "
+      "1-step windows, preprocess.main --num_timesteps=1, same notes and "
+      "grid) whose W, b_v, b_h start the RNN-RBM, as the paper pretrains; "
+      "W_uv, W_uh then start at zero.")
+  pretrain_rnn_epochs: int = setting(
+      0, "rnn_rbm: first train a plain RNN to predict the next frame (exact "
+      "cross-entropy) for this many epochs and copy its weights in, as the "
+      "paper does (0: no RNN pretraining).")
+  pretrain_rnn_learning_rate: float = setting(
+      0.01, "rnn_rbm: Adam's learning rate of that RNN pretraining (the "
+      "RNN learns from scratch: a larger step than the RNN-RBM's).")
+  validate_every_epochs: int = setting(
+      5, "rnn_rbm: every this many epochs, estimate the NLL per frame of a "
+      "fixed subset of eval frames by a short AIS and keep the best "
+      "checkpoint; the best, not the last, is exported (early stopping).")
+  validation_ais_betas: int = setting(
+      300, "rnn_rbm: AIS betas of that cheap validation estimate (it is "
+      "biased, but the same at every check).")
 
   def __post_init__(self):
     positive = ("num_hidden", "batch_size", "epochs", "cd_k",
-                "steps_per_checkpoint", "log_every_steps", "summary_every_steps")
+                "steps_per_checkpoint", "log_every_steps", "summary_every_steps",
+                "num_hidden_recurrent", "validate_every_epochs")
     for name in positive:
       if getattr(self, name) < 1:
         raise ValueError(f"--{name}={getattr(self, name)} must be >= 1.")
@@ -100,6 +157,28 @@ class TrainConfig:
         raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
     if self.cd_k > MAX_CD_K:
       raise ValueError(f"--cd_k={self.cd_k}: at most {MAX_CD_K} Gibbs steps.")
+    if self.model not in MODELS:
+      raise ValueError(f"--model={self.model!r}; use one of {MODELS}.")
+    for name in ("sequence_length", "clip_norm", "pretrain_rnn_epochs"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
+    if not self.pretrain_rnn_learning_rate > 0:
+      raise ValueError("--pretrain_rnn_learning_rate="
+                       f"{self.pretrain_rnn_learning_rate} must be > 0.")
+    if self.validation_ais_betas < 2:
+      raise ValueError(f"--validation_ais_betas={self.validation_ais_betas} "
+                       "must be >= 2.")
+    if self.model == "rbm":
+      for name in RNN_RBM_ONLY:
+        if getattr(self, name) != _DEFAULTS[name]:
+          raise ValueError(f"--{name} is a setting of --model=rnn_rbm; this "
+                           "run trains --model=rbm.")
+    elif self.persistent or self.momentum:
+      raise ValueError("--model=rnn_rbm trains with Adam and CD-k: drop "
+                       "--persistent and --momentum.")
+    if self.model == "rnn_rbm" and 2 * self.cd_k + 1 > 1024:
+      raise ValueError(f"--cd_k={self.cd_k}: the RNN-RBM uses 2k + 1 streams "
+                       "per step, at most 1024.")
 
   def momentum_at(self, epoch: int) -> float:
     """The momentum of `epoch` (0-based)."""
@@ -113,8 +192,21 @@ class TrainConfig:
     num_hidden sizes W; persistent adds the chains variable, whose rows are
     the global batch.
     """
+    if self.model == "rnn_rbm":
+      return ("model", "num_hidden", "num_hidden_recurrent")
     return ("num_hidden", "persistent") + (
         ("batch_size",) if self.persistent else ())
+
+
+def model_defaults(model: str, given) -> dict:
+  """MODEL_DEFAULTS[model] minus the fields in `given` (the flags the user
+  passed): what trainer/task.py hands to cli.config_from_flags."""
+  if model not in MODEL_DEFAULTS:
+    raise ValueError(f"--model={model!r}; use one of {MODELS}.")
+  return {k: v for k, v in MODEL_DEFAULTS[model].items() if k not in given}
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +350,13 @@ class GeneratePaths:
 
   model_dir: str | None = setting(None, "The model/ folder trainer.task wrote.")
   output: str | None = setting(None, "A local folder or gs://BUCKET/PREFIX.")
+
+
+# An RNN-RBM needs one AIS run per frame: fewer chains and betas than one
+# RBM's single log Z (16 x 1,500 were within ~0.001 nats/frame of 6,000 betas
+# on the chorales, issue 10). trainer/evaluate.py applies them to the flags
+# not given.
+RNN_RBM_AIS_DEFAULTS = {"num_chains": 16, "num_betas": 1500}
 
 
 @dataclasses.dataclass(frozen=True)

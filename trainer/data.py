@@ -126,3 +126,96 @@ def make_dataset(data_dir: str, split: str, batch_size: int,
   ds = ds.map(lambda s: decode_windows(s, spec.n_visible),
               num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --- sequences (the RNN-RBM): whole pieces or fixed windows as frames --------
+
+
+def is_whole_pieces(spec: records.DatasetSpec) -> bool:
+  """True for `preprocess.main --num_timesteps=0` datasets (one piece each)."""
+  return spec.num_timesteps == 0
+
+
+def num_frames(spec: records.DatasetSpec, split: str) -> int:
+  """Frames (time steps) in `split`: counts.steps for whole pieces, else
+  windows x num_timesteps."""
+  if is_whole_pieces(spec):
+    return int(spec.counts.get("steps", {}).get(split, 0))
+  return num_windows(spec, split) * spec.num_timesteps
+
+
+def decode_sequence(serialized, n_columns: int, num_timesteps: int):
+  """One serialized Example -> (frames [T, n_columns] float32, T int32).
+
+  Whole pieces carry their length in `num_steps`; a fixed window (no such
+  feature) has `num_timesteps` frames.
+  """
+  parsed = tf.io.parse_single_example(serialized, {
+      "window": tf.io.FixedLenFeature([], tf.string),
+      "num_steps": tf.io.FixedLenFeature([], tf.int64,
+                                         default_value=num_timesteps)})
+  length = tf.cast(parsed["num_steps"], tf.int32)
+  packed = tf.io.decode_raw(parsed["window"], tf.uint8)
+  shifts = tf.constant([7, 6, 5, 4, 3, 2, 1, 0], tf.uint8)
+  bits = tf.reshape(tf.bitwise.bitwise_and(
+      tf.bitwise.right_shift(packed[:, None], shifts), 1), [-1])
+  bits = bits[:length * n_columns]
+  return tf.cast(tf.reshape(bits, [length, n_columns]), tf.float32), length
+
+
+def random_crop(frames, length, crop_length: int, seed):
+  """At most `crop_length` consecutive frames from a random offset, keyed by
+  `seed` ([2] int64) alone; shorter sequences are kept whole."""
+  extra = tf.maximum(length - crop_length, 0)
+  offset = tf.random.stateless_uniform([], seed, 0, extra + 1, dtype=tf.int32)
+  new_length = tf.minimum(length, crop_length)
+  return frames[offset:offset + new_length], new_length
+
+
+def make_sequence_dataset(data_dir: str, split: str, batch_size: int,
+                          spec: records.DatasetSpec | None = None, *,
+                          crop_length: int = 0, shuffle: bool = False,
+                          seed: int = 0, drop_remainder: bool = False,
+                          repeat: bool = False) -> tf.data.Dataset:
+  """Padded batches of sequences: (frames [B, T, n_columns], lengths [B]).
+
+  Whole pieces are variable length (padded with silence to the longest of
+  the batch, or to crop_length when cropping); fixed windows are sequences
+  of num_timesteps frames. crop_length > 0 cuts each sequence to at most that
+  many frames at an offset keyed by (seed, position in the order), so a seed
+  gives the same crops every run. Deterministic, like `make_dataset`.
+
+  Raises:
+    ValueError: the split has no sequences.
+  """
+  spec = spec or load_dataset_spec(data_dir)
+  files = split_files(data_dir, split)
+  if not files or num_windows(spec, split) == 0:
+    raise ValueError(
+        f"{data_dir} has no {split} sequences (dataset.json counts "
+        f"{num_windows(spec, split)} in {len(files)} shard(s)); check the "
+        "preprocessing errors-*.jsonl, or --eval_fraction if this is eval.")
+  n_columns, num_timesteps = spec.n_columns, spec.num_timesteps
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(files)),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if shuffle:
+    ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    ds = ds.repeat()
+  ds = ds.map(lambda s: decode_sequence(s, n_columns, num_timesteps),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  padded_length = None
+  if crop_length:
+    ds = ds.enumerate().map(
+        lambda i, x: random_crop(x[0], x[1], crop_length,
+                                 tf.stack([tf.cast(seed, tf.int64), i])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # A static time axis: the trainer's keyed noise stays unrolled.
+    padded_length = crop_length
+  ds = ds.padded_batch(batch_size, padded_shapes=([padded_length, n_columns],
+                                                  []),
+                       drop_remainder=drop_remainder)
+  return ds.prefetch(tf.data.AUTOTUNE)

@@ -21,6 +21,8 @@ from trainer import data
 from trainer import export
 
 _BATCH_SIZE = 1000
+# RNN-RBM: sequences per AIS call (memory: sequences x frames x chains x V).
+_SEQUENCE_BATCH = 8
 
 
 class LayoutError(cli.UsageError):
@@ -115,6 +117,13 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
   """
   loaded = export.load_model(model_dir)
   spec = data.load_dataset_spec(data_dir)
+  if loaded.kind == export.RNN_RBM:
+    return evaluate_rnn_rbm(loaded, spec, model_dir, data_dir, split,
+                            ais_config)
+  if data.is_whole_pieces(spec):
+    raise LayoutError(
+        f"{data_dir} holds whole pieces (--num_timesteps=0) but the model in "
+        f"{model_dir} is a window RBM: evaluate it on windows of its layout.")
   check_same_layout(loaded.dataset, spec, model_dir, data_dir)
   windows = data.make_dataset(data_dir, split, _BATCH_SIZE, spec)
 
@@ -143,3 +152,74 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
       "baseline_train_windows": trained_on,
       "gain_per_frame": (per_window - baseline_per_window) / frames,
   }
+
+
+def check_same_frames(model_spec: records.DatasetSpec,
+                      data_spec: records.DatasetSpec, model_dir: str,
+                      data_dir: str) -> None:
+  """An RNN-RBM reads any sequences whose FRAMES mean the same: encoding,
+  notes and grid must match (window length and stride need not)."""
+  fields = ("encoding", "low_note", "high_note", "steps_per_quarter")
+  diffs = [f for f in fields
+           if getattr(model_spec, f) != getattr(data_spec, f)]
+  if diffs:
+    show = lambda s: ", ".join(f"{f}={getattr(s, f)}" for f in diffs)
+    raise LayoutError(
+        f"the RNN-RBM in {model_dir} was trained on frames with "
+        f"{show(model_spec)} but {data_dir}/dataset.json has {show(data_spec)}"
+        ": evaluate on data preprocessed with the model's notes and grid.")
+
+
+def evaluate_rnn_rbm(loaded: export.LoadedModel, spec: records.DatasetSpec,
+                     model_dir: str, data_dir: str, split: str,
+                     ais_config: config_lib.AISConfig) -> dict:
+  """log p(v(t) | v(<t)) per frame of `split`, each frame's log Z(t) by AIS.
+
+  Sequences are whole pieces or fixed windows, each scored from the RNN's
+  initial state. The frames' AIS runs are independent, so their variances
+  add: log_z_stderr is the standard error of loglik_per_frame. The baseline
+  is independent Bernoulli units with the (smoothed) means of the training
+  frames, stored in model.json.
+
+  Returns:
+    The keys of `evaluate` (loglik_per_window and its baseline only for
+    fixed windows; per sequence for whole pieces: loglik_per_sequence).
+  """
+  check_same_frames(loaded.dataset, spec, model_dir, data_dir)
+  model = loaded.rnn_rbm
+  means, trained_on = loaded.frame_means, loaded.train_frames
+  base = ais.base_rate_biases(means, trained_on)
+  p = ais.smoothed_means(means, trained_on)
+  log_p, log_q = np.log(p), np.log1p(-p)
+  nll = variance = frames = baseline = 0.0
+  sequences = 0
+  for batch, lengths in data.make_sequence_dataset(data_dir, split,
+                                                   _SEQUENCE_BATCH, spec):
+    out = model.nll_ais(batch, lengths, ais_config, base, row_start=sequences)
+    nll += out["nll_sum"]
+    variance += out["nll_variance"]
+    frames += out["num_frames"]
+    v = batch.numpy().astype(np.float64)
+    mask = (np.arange(v.shape[1])[None, :] < lengths.numpy()[:, None])
+    baseline += float(((v @ log_p + (1 - v) @ log_q) * mask).sum())
+    sequences += int(batch.shape[0])
+  per_frame = -nll / frames
+  result = {
+      "model": export.RNN_RBM, "model_dir": model_dir, "data_dir": data_dir,
+      "split": split, "sequences": sequences, "frames": int(frames),
+      "num_timesteps": spec.num_timesteps,
+      "log_z_stderr": float(np.sqrt(variance) / frames),
+      "ais_chains": ais_config.num_chains, "ais_betas": ais_config.num_betas,
+      "ais_seed": ais_config.seed,
+      "loglik_per_frame": per_frame,
+      "baseline_loglik_per_frame": baseline / frames,
+      "baseline_train_frames": trained_on,
+      "gain_per_frame": per_frame - baseline / frames,
+  }
+  if spec.num_timesteps:
+    result["windows"] = sequences
+    result["loglik_per_window"] = -nll / sequences
+    result["baseline_loglik_per_window"] = baseline / sequences
+  else:
+    result["loglik_per_sequence"] = -nll / sequences
+  return result

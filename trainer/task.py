@@ -1,6 +1,7 @@
-r"""Train the RBM: contrastive divergence under tf.distribute.
+r"""Train the RBM (or the RNN-RBM): contrastive divergence under tf.distribute.
 
     python -m trainer.task --data_dir=out/dataset --job_dir=out/job
+    python -m trainer.task --model=rnn_rbm --data_dir=PIECES --job_dir=out/rnn
 
 Defaults are the seed's (50 hidden, CD-1, lr 0.005, batch 100, 200 epochs).
 On Vertex AI, --job_dir may be left out: AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and
@@ -21,7 +22,12 @@ cli.define_flags(config_lib.TrainConfig)
 def main(argv):
   del argv  # cli.run rejects stray arguments
   dirs = cli.config_from_flags(config_lib.TrainDirs)
-  config = cli.config_from_flags(config_lib.TrainConfig)
+  # Each model's defaults for the flags the user did not give (config.py).
+  flags = cli.flags.FLAGS
+  given = {name for name in flags if flags[name].present}
+  config = cli.config_from_flags(
+      config_lib.TrainConfig,
+      **config_lib.model_defaults(flags.model, given))
   # TensorFlow only once the flags are known to be good.
   from trainer import train_lib  # pylint: disable=g-import-not-at-top
   metrics = train_lib.train_and_evaluate(

@@ -656,9 +656,17 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     job_lock.JobLocked: another run is training in the same checkpoint folder.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
+  from trainer import sequence_train_lib  # pylint: disable=g-import-not-at-top
+  sequence_train_lib.check_data_for_model(config, data_dir)
   with contextlib.ExitStack() as held:
     def lock_job_dir():  # one writer per job folder (job_lock.py)
       held.callback(job_lock.acquire(dirs.checkpoint_dir, job_dir).release)
+    if config.model == "rnn_rbm":
+      strategy = strategy or distribute.make_strategy()
+      if _is_chief(strategy):  # the only writer of the job folder
+        lock_job_dir()
+      return sequence_train_lib.train_and_evaluate(config, data_dir, dirs,
+                                                   strategy)
     return _train(config, data_dir, dirs, strategy, lock_job_dir)
 
 

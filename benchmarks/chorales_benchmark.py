@@ -1,0 +1,161 @@
+r"""The chorales benchmark: nats per frame of the frame RBM, the window RBM and
+the RNN-RBM on the demo corpus (issue 10).
+
+    python -m benchmarks.chorales_benchmark --corpus=data/chorales \
+        --workdir=out/chorales-benchmark          # make chorales-benchmark
+
+Quarter-note grid (--steps_per_quarter=1), roll encoding, 88 keys (MIDI
+21..108), the pipeline's hash split. Everything goes through the CLIs a user
+runs, as separate processes; a rerun reuses the datasets and models already
+in --workdir (training resumes or is done; delete a folder to redo it):
+  1. preprocess.main three times: 1-step windows (frames), --window_steps
+     windows with stride 1, and whole pieces (--num_timesteps=0), training
+     files transposed by -K..K semitones (--transpose);
+  2. trainer.task: the frame RBM on frames; the window RBM on windows; the
+     RNN-RBM on whole pieces, starting from the frame RBM (--init_from) and a
+     pretrained RNN;
+  3. trainer.evaluate on each model's eval split;
+then prints one table (nats per frame, negative log-likelihood: lower is
+better) with the independent-Bernoulli baseline and the training times, and
+writes it to WORKDIR/results.json. Published figures on JSB Chorales
+(Boulanger-Lewandowski et al. 2012): NADE 7.19, RNN-RBM 6.27, RNN-NADE 5.56.
+The corpus and split differ from theirs (music21's chorales, our hash split),
+so the comparison is indicative.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+from common import cli
+
+GRID = ["--encoding=roll", "--steps_per_quarter=1", "--low_note=21",
+        "--high_note=109"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+  corpus: str = cli.setting("data/chorales", "Folder of the MIDI corpus.")
+  workdir: str = cli.setting("out/chorales-benchmark",
+                             "Datasets, models and results go here.")
+  window_steps: int = cli.setting(4, "Frames per window of the window RBM.")
+  transpose: int = cli.setting(
+      6, "preprocess.main --transpose for every training split: copies "
+      "shifted by -K..K semitones. The chorales are in their own keys (JSB "
+      "Chorales are all in C): without it the RNN-RBM overfits the 314 "
+      "training pieces (eval NLL plateaus at ~10.6 nats/frame).")
+  frame_rbm_flags: str = cli.setting(
+      "--num_hidden=150 --cd_k=15 --epochs=2 --learning_rate=0.01 "
+      "--momentum --batch_size=100",
+      "trainer.task flags of the frame RBM (its --num_hidden must be the "
+      "RNN-RBM's: it starts the RNN-RBM).")
+  window_rbm_flags: str = cli.setting(
+      "--num_hidden=200 --cd_k=10 --epochs=3 --learning_rate=0.01 "
+      "--momentum --batch_size=100", "trainer.task flags of the window RBM "
+      "(epochs of the transposed data: 13x the pieces).")
+  rnn_rbm_flags: str = cli.setting(
+      "--pretrain_rnn_epochs=3 --epochs=30 --validate_every_epochs=2",
+      "trainer.task flags of the RNN-RBM, on top of --model=rnn_rbm "
+      "--init_from=the frame RBM (its own defaults otherwise).")
+  eval_flags: str = cli.setting(
+      "", "trainer.evaluate flags for every model (e.g. --ais_betas=...).")
+
+
+def _run(args, log_path):
+  """Runs a CLI, its output appended to log_path; returns (stdout, seconds)."""
+  start = time.perf_counter()
+  with open(log_path, "a") as log:
+    log.write("$ " + " ".join(args) + "\n")
+    log.flush()
+    result = subprocess.run([sys.executable, "-m", *args], stdout=subprocess.PIPE,
+                            stderr=log, text=True, check=False)
+  if result.returncode:
+    raise cli.JobError(f"{args[0]} failed (exit {result.returncode}); see "
+                       f"{log_path}")
+  return result.stdout, time.perf_counter() - start
+
+
+def _preprocess(config, name, steps, log):
+  out = os.path.join(config.workdir, name)
+  if not os.path.exists(os.path.join(out, "dataset.json")):
+    window = ([f"--num_timesteps={steps}", "--stride=1"] if steps else
+              ["--num_timesteps=0"])
+    _run(["preprocess.main", f"--input={config.corpus}/*.mid",
+          f"--output_dir={out}", "--overwrite", *GRID, *window,
+          f"--transpose={config.transpose}"], log)
+  return out
+
+
+def _train(config, name, data_dir, flags, log):
+  job = os.path.join(config.workdir, name)
+  timing = os.path.join(job, "train_seconds.json")
+  if os.path.exists(os.path.join(job, "model", "model.json")):
+    with open(timing) as f:
+      return os.path.join(job, "model"), json.load(f)["seconds"]
+  _, seconds = _run(["trainer.task", f"--data_dir={data_dir}",
+                     f"--job_dir={job}", *flags.split()], log)
+  with open(timing, "w") as f:
+    json.dump({"seconds": seconds}, f)
+  return os.path.join(job, "model"), seconds
+
+
+def _evaluate(config, model_dir, data_dir, log):
+  path = os.path.join(os.path.dirname(model_dir), "evaluation.json")
+  if not os.path.exists(path):
+    out, _ = _run(["trainer.evaluate", f"--model_dir={model_dir}",
+                   f"--data_dir={data_dir}", *config.eval_flags.split()], log)
+    with open(path, "w") as f:
+      f.write(out)
+  with open(path) as f:
+    return json.load(f)
+
+
+def main(argv):
+  del argv
+  config = cli.config_from_flags(BenchmarkConfig)
+  if not os.path.isdir(config.corpus):
+    raise cli.UsageError(f"--corpus={config.corpus} is not a folder: run "
+                         "`make data` or pass the demo corpus' folder.")
+  os.makedirs(config.workdir, exist_ok=True)
+  log = os.path.join(config.workdir, "log.txt")
+  frames = _preprocess(config, "frames", 1, log)
+  windows = _preprocess(config, "windows", config.window_steps, log)
+  pieces = _preprocess(config, "pieces", 0, log)
+  rows = []
+  frame_model, t = _train(config, "frame_rbm", frames, config.frame_rbm_flags,
+                          log)
+  rows.append(("frame RBM", frame_model, frames, t))
+  window_model, t = _train(config, "window_rbm", windows,
+                           config.window_rbm_flags, log)
+  rows.append((f"window RBM ({config.window_steps} frames)", window_model,
+               windows, t))
+  rnn_model, t = _train(
+      config, "rnn_rbm", pieces, f"--model=rnn_rbm --init_from={frame_model} "
+      + config.rnn_rbm_flags, log)
+  rows.append(("RNN-RBM", rnn_model, pieces, t))
+  results = []
+  for name, model_dir, data_dir, seconds in rows:
+    e = _evaluate(config, model_dir, data_dir, log)
+    results.append({
+        "model": name, "nll_per_frame": -e["loglik_per_frame"],
+        "stderr": e["log_z_stderr"] / (config.window_steps if "window" in name
+                                       else 1),
+        "baseline_nll_per_frame": -e["baseline_loglik_per_frame"],
+        "train_seconds": seconds, "model_dir": model_dir})
+  with open(os.path.join(config.workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  print(f"{'model':28s} {'NLL nats/frame':>16s} {'Bernoulli':>10s} "
+        f"{'train':>8s}")
+  for r in results:
+    print(f"{r['model']:28s} {r['nll_per_frame']:9.3f} ± {r['stderr']:.3f} "
+          f"{r['baseline_nll_per_frame']:10.3f} "
+          f"{r['train_seconds'] / 60:7.1f}m")
+  print("published (JSB Chorales): NADE 7.19, RNN-RBM 6.27, RNN-NADE 5.56")
+
+
+if __name__ == "__main__":
+  cli.define_flags(BenchmarkConfig)
+  cli.run(main)

@@ -1,0 +1,226 @@
+"""The RNN-RBM through the pipeline: training (learning, replicas, resume,
+per-model defaults), evaluation against the exact per-frame log Z, and clear
+errors for data of the wrong kind."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import flags
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import fake_dataset
+from trainer import config as config_lib
+from trainer import data
+from trainer import evaluate_lib
+from trainer import export
+from trainer import sequence_train_lib
+from trainer import task
+from trainer import train_lib
+from trainer.models import rnn_rbm
+
+ONE = ["/cpu:0"]
+TWO = ["/cpu:0", "/cpu:1"]
+C = fake_dataset.PIECE_SPEC.n_columns
+
+
+def tiny_config(**overrides):
+  values = dict(model="rnn_rbm", num_hidden=8, num_hidden_recurrent=10,
+                cd_k=3, learning_rate=0.01, batch_size=8, epochs=30,
+                sequence_length=16, validate_every_epochs=5,
+                validation_ais_betas=100, steps_per_checkpoint=10)
+  values.update(overrides)
+  return config_lib.TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def pieces_dir(tmp_path_factory):
+  d = str(tmp_path_factory.mktemp("pieces"))
+  rng = np.random.default_rng(0)
+  fake_dataset.write_piece_dataset(
+      d, fake_dataset.cycle_pieces(rng.integers(10, 40, 40), seed=1),
+      fake_dataset.cycle_pieces(rng.integers(10, 40, 8), seed=2))
+  return d
+
+
+@pytest.fixture(scope="module")
+def trained(pieces_dir, tmp_path_factory):
+  job = str(tmp_path_factory.mktemp("job"))
+  metrics = train_lib.train_and_evaluate(tiny_config(), pieces_dir, job)
+  return job, metrics
+
+
+def eval_batch(pieces_dir):
+  return next(iter(data.make_sequence_dataset(pieces_dir, "eval", 100)))
+
+
+def test_training_learns_and_exports_the_best_validated_state(pieces_dir,
+                                                              trained):
+  job, metrics = trained
+  loaded = export.load_model(os.path.join(job, "model"))
+  assert loaded.kind == export.RNN_RBM
+  v, lengths = eval_batch(pieces_dir)
+  untrained = rnn_rbm.RNNRBM(C, 8, 10, unit_means=loaded.frame_means)
+  before = untrained.nll_exact(v, lengths)
+  after = loaded.rnn_rbm.nll_exact(v, lengths)
+  # The cycle is predictable from the previous frame: far below the frame
+  # marginals (untrained: b_v = logit of the means).
+  assert after < before - 3.0, (before, after)
+  assert metrics["step"] == 150 and loaded.step == metrics["exported_step"]
+  assert np.isfinite(metrics["best_validation_nll_per_frame"])
+  tags = set()
+  for path in tf.io.gfile.glob(os.path.join(job, "tensorboard", "events*")):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      tags.update(v.tag for v in event.summary.value)
+  assert {"free_energy_gap", "validation/nll_per_frame",
+          "learning_rate"} <= tags
+
+
+def test_evaluation_agrees_with_the_exact_per_frame_log_partition(pieces_dir,
+                                                                 trained):
+  model_dir = os.path.join(trained[0], "model")
+  result = evaluate_lib.evaluate(
+      model_dir, pieces_dir, "eval",
+      config_lib.AISConfig(num_chains=16, num_betas=1500))
+  v, lengths = eval_batch(pieces_dir)
+  exact = -export.load_model(model_dir).rnn_rbm.nll_exact(v, lengths)
+  assert abs(result["loglik_per_frame"] - exact) < 0.05, (result, exact)
+  assert result["frames"] == int(lengths.numpy().sum())
+  assert result["loglik_per_frame"] > result["baseline_loglik_per_frame"] + 2
+  assert 0 < result["log_z_stderr"] < 0.05
+
+
+def one_update(devices, batch, lengths, init):
+  strategy = tf.distribute.MirroredStrategy(devices)
+  config = tiny_config(weight_decay=1e-3, clip_norm=0.5)
+  with strategy.scope():
+    model = rnn_rbm.RNNRBM(C, 6, 5)
+  for name, value in init.items():
+    getattr(model, name).assign(value)
+  trainer = sequence_train_lib.SequenceTrainer(strategy, model, config, 10)
+  ds = strategy.experimental_distribute_dataset(
+      tf.data.Dataset.from_tensors((batch, lengths)).repeat(2))
+  it = iter(ds)
+  for _ in range(2):  # twice: Adam's moments carry over
+    out = trainer.train_step(next(it))
+  assert bool(out["finite"])
+  return [getattr(model, n).numpy() for n in export.RNN_RBM_PARAMS], float(
+      out["free_energy_gap"])
+
+
+def test_two_replicas_compute_the_same_update_as_one():
+  rng = np.random.default_rng(0)
+  pieces = fake_dataset.cycle_pieces([12, 5, 9, 12, 3, 7, 12, 10], seed=4)
+  batch = np.zeros((8, 12, C), np.float32)
+  for i, p in enumerate(pieces):
+    batch[i, :len(p)] = p
+  lengths = tf.constant([len(p) for p in pieces], tf.int32)
+  model = rnn_rbm.RNNRBM(C, 6, 5)
+  init = {n: rng.normal(0, 0.3, getattr(model, n).shape).astype(np.float32)
+          for n in export.RNN_RBM_PARAMS}
+  one, gap1 = one_update(ONE, tf.constant(batch), lengths, init)
+  two, gap2 = one_update(TWO, tf.constant(batch), lengths, init)
+  assert gap1 == pytest.approx(gap2, rel=1e-5, abs=1e-5)
+  for a, b in zip(one, two):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  assert not np.allclose(one[0], init["weights"])  # it did update
+
+
+def latest_weights(job):
+  model = rnn_rbm.RNNRBM(C, 8, 10)
+  latest = tf.train.latest_checkpoint(os.path.join(job, "checkpoints"))
+  tf.train.Checkpoint(model=model).read(latest).expect_partial()
+  return {n: getattr(model, n).numpy() for n in export.RNN_RBM_PARAMS}
+
+
+def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(pieces_dir,
+                                                                  tmp_path):
+  # 5 steps an epoch: stop mid-epoch (step 13), with a validation in between.
+  run = lambda job, steps: train_lib.train_and_evaluate(
+      tiny_config(max_steps=steps, validate_every_epochs=2), pieces_dir,
+      str(tmp_path / job))
+  run("a", 30)
+  run("b", 13)
+  run("b", 30)
+  straight, resumed = latest_weights(str(tmp_path / "a")), latest_weights(
+      str(tmp_path / "b"))
+  for name in export.RNN_RBM_PARAMS:
+    np.testing.assert_allclose(straight[name], resumed[name], atol=1e-6,
+                               err_msg=name)
+
+
+def test_init_from_a_frame_rbm_and_rnn_pretraining(pieces_dir, tmp_path):
+  # A frame RBM of this data's frames: 1-step windows of the same notes/grid.
+  frames_dir = str(tmp_path / "frames")
+  pieces = fake_dataset.cycle_pieces([20] * 10, seed=5)
+  frames = np.concatenate(pieces)[:, None, :]
+  fake_dataset.write_dataset(frames_dir, frames, frames[:10],
+                             spec=fake_dataset.PIECE_SPEC)
+  train_lib.train_and_evaluate(config_lib.TrainConfig(
+      num_hidden=8, max_steps=20, batch_size=10), frames_dir,
+                               str(tmp_path / "frame_rbm"))
+  frame_rbm = export.load_model(str(tmp_path / "frame_rbm" / "model")).rbm
+  config = tiny_config(init_from=str(tmp_path / "frame_rbm" / "model"),
+                       pretrain_rnn_epochs=3, max_steps=1)
+  run = sequence_train_lib._setup(config, pieces_dir, train_lib.resolve_dirs(
+      str(tmp_path / "job")), tf.distribute.MirroredStrategy(ONE))
+  state = sequence_train_lib._restore(run)
+  np.testing.assert_array_equal(state.model.weights.numpy(),
+                                frame_rbm.weights.numpy())
+  assert not np.any(state.model.w_uh.numpy())  # starts as the frame RBM
+  assert np.any(state.model.w_uv.numpy())  # the pretrained RNN's output map
+  with pytest.raises(train_lib.SetupError, match="num_hidden=8.*--num_hidden=9"):
+    sequence_train_lib._setup(
+        tiny_config(num_hidden=9, init_from=config.init_from), pieces_dir,
+        train_lib.resolve_dirs(str(tmp_path / "job2")),
+        tf.distribute.MirroredStrategy(ONE))
+
+
+def test_model_defaults_apply_to_flags_not_given():
+  assert config_lib.model_defaults("rnn_rbm", given={"cd_k"}) == {
+      "num_hidden": 150, "learning_rate": 1e-3, "batch_size": 8,
+      "lr_schedule": "cosine"}
+  assert config_lib.model_defaults("rbm", given=set()) == {}
+  with pytest.raises(ValueError, match="--init_from.*--model=rnn_rbm"):
+    config_lib.TrainConfig(init_from="x")
+  with pytest.raises(ValueError, match="--persistent"):
+    config_lib.TrainConfig(model="rnn_rbm", persistent=True)
+
+
+@pytest.fixture
+def parsed_flags():
+  def parse(*argv):
+    flags.FLAGS(["trainer.task", *argv])
+  yield parse
+  flags.FLAGS.unparse_flags()
+
+
+def test_task_applies_the_rnn_rbm_defaults(pieces_dir, tmp_path, parsed_flags,
+                                           capsys):
+  parsed_flags(f"--data_dir={pieces_dir}", f"--job_dir={tmp_path}",
+               "--model=rnn_rbm", "--cd_k=2", "--max_steps=2",
+               "--num_hidden_recurrent=4", "--validation_ais_betas=10")
+  task.main(["trainer.task"])
+  assert json.loads(capsys.readouterr().out)["step"] == 2
+  config = export.load_model(str(tmp_path / "model")).config
+  assert (config["num_hidden"], config["cd_k"], config["batch_size"],
+          config["lr_schedule"]) == (150, 2, 8, "cosine")
+
+
+@pytest.mark.slow
+def test_wrong_dataset_for_the_model_is_a_one_line_error(pieces_dir, tmp_path):
+  done = subprocess.run(
+      [sys.executable, "-m", "trainer.task", f"--data_dir={pieces_dir}",
+       f"--job_dir={tmp_path / 'job'}"],
+      capture_output=True, text=True, timeout=120, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert done.returncode == 2, done.stderr[-2000:]
+  lines = [line for line in done.stderr.splitlines()
+           if line.startswith("trainer.task: error: ")]
+  assert len(lines) == 1 and "--model=rnn_rbm" in lines[0], done.stderr[-2000:]
+  assert "Traceback" not in done.stderr
+  assert not os.path.exists(tmp_path / "job")
