@@ -90,6 +90,11 @@ def files(folder):
   return out
 
 
+def read_lines(path) -> list:
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
 def matrix(data: bytes) -> np.ndarray:
   return pianoroll.midi_to_matrix(pianoroll.parse_midi(data),
                                   DATASET.roll_spec, num_steps=FRAMES)
@@ -102,13 +107,14 @@ def test_same_bytes_whatever_the_shards_calls_or_blocks(model_dir, tmp_path,
   assert summary["written"] == N and summary["empty"] < N // 2
   reference = files(one)
   assert len(reference) == N
-  manifest = [json.loads(l) for l in open(os.path.join(one, "manifest.jsonl"))]
+  manifest = read_lines(os.path.join(one, "manifest.jsonl"))
   assert [m["id"] for m in manifest] == list(range(N))
   # FRAMES quarter notes at 120 bpm.
   assert {m["duration_s"] for m in manifest} == {FRAMES * 0.5}
   pieces = [matrix(data) for data in reference.values()]
   assert len({p.tobytes() for p in pieces}) == N  # every sample its own
-  settings = json.load(open(os.path.join(one, "generation.json")))
+  with open(os.path.join(one, "generation.json")) as f:
+    settings = json.load(f)
   assert settings["num_frames"] == FRAMES
   assert settings["gibbs_steps_per_frame"] == 3
 
@@ -153,7 +159,7 @@ def test_a_crashed_run_resumes_to_the_same_bytes(model_dir, tmp_path,
   assert summary["already_present"] == 2 * BLOCK - 1
   assert summary["written"] == N - 2 * BLOCK + 1
   assert files(out) == files(whole)
-  assert len(open(os.path.join(out, "manifest.jsonl")).readlines()) == N
+  assert len(read_lines(os.path.join(out, "manifest.jsonl"))) == N
 
 
 def test_the_primer_is_continued(tmp_path):
@@ -274,7 +280,7 @@ def test_cli_end_to_end_and_its_one_line_errors(model_dir, tmp_path):
   done = run_cli(f"--model_dir={model_dir}", f"--output={out}",
                  "--num_samples=3", "--gibbs_steps_per_frame=2")
   assert done.returncode == 0, done.stderr[-2000:]
-  manifest = [json.loads(l) for l in open(os.path.join(out, "manifest.jsonl"))]
+  manifest = read_lines(os.path.join(out, "manifest.jsonl"))
   # The default length: 32 bars of 4/4 on the model's quarter-note grid.
   assert [m["duration_s"] for m in manifest] == [64.0] * 3
   for args, words in ((["--num_windows=2"], "--num_frames"),

@@ -18,6 +18,7 @@ a * ATTEMPT_FRAMES on, never reached by attempt a - 1.
 This module must not write files: generate_lib does.
 """
 
+import concurrent.futures
 import dataclasses
 
 import numpy as np
@@ -149,8 +150,17 @@ class RNNRBMGenerator:
     self.u_start = self.model.initial_state(BLOCK, primer)
 
   def sample(self, blocks: list, attempt: int) -> np.ndarray:
-    """Pieces [len(blocks) * BLOCK, num_frames, columns] (uint8)."""
-    return np.concatenate([self._block(b, attempt) for b in blocks])
+    """Pieces [len(blocks) * BLOCK, num_frames, columns] (uint8).
+
+    Blocks run in threads of their own: a frame's ops are too small for
+    TensorFlow to spread one block over the cores, and TensorFlow releases
+    the GIL. Each block runs the same graph on the same shapes as alone.
+    """
+    if len(blocks) == 1:
+      return self._block(blocks[0], attempt)
+    with concurrent.futures.ThreadPoolExecutor(len(blocks)) as pool:
+      pieces = list(pool.map(lambda b: self._block(b, attempt), blocks))
+    return np.concatenate(pieces)
 
   def _block(self, block: int, attempt: int) -> np.ndarray:
     config, u = self.config, self.u_start
