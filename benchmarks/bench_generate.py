@@ -61,8 +61,9 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
 
   The model has the tutorial's initial weights and visible biases for 4
   notes of 88 per frame (a chorale's density, which sets the writing cost);
-  the sampler's ops are dense, so its speed does not depend on the values. Wall and CPU seconds are both
-  reported: on a shared machine the wall time says more about the others.
+  the sampler's ops are dense, so its speed does not depend on the values.
+  Wall and CPU seconds are both reported: on a shared machine the wall time
+  says more about the other jobs than about this one.
   """
   # pylint: disable=g-import-not-at-top
   from preprocess import records

@@ -275,6 +275,7 @@ def run_cli(*args):
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_its_one_line_errors(model_dir, tmp_path):
   out = str(tmp_path / "cli")
   done = run_cli(f"--model_dir={model_dir}", f"--output={out}",
@@ -293,3 +294,12 @@ def test_cli_end_to_end_and_its_one_line_errors(model_dir, tmp_path):
     assert len(ours) == 1, bad.stderr
     assert ours[0].startswith("trainer.generate: error: ") and words in ours[0]
     assert "Traceback" not in bad.stderr
+
+
+def test_a_window_rbms_settings_file_is_as_before():
+  # generation.json decides whether a rerun resumes: an RBM job started
+  # before the RNN-RBM's flags existed must still match.
+  settings = generate_lib.GenerateConfig().settings()
+  assert "num_frames" not in settings
+  assert "gibbs_steps_per_frame" not in settings
+  assert "num_frames" in config().settings()
