@@ -63,6 +63,12 @@ def _check_window_rbm(config, loaded: export.LoadedModel) -> None:
         f"RNN-RBM models; this window RBM takes --gibbs_steps (per window).")
 
 
+# The window RBM's levers and the value at which each does nothing. An
+# RNN-RBM takes them only at that value, and records that value (not the
+# window RBM's tuned defaults) in generation.json.
+_WINDOW_LEVERS = {"num_windows": 1, "overlap": 0, "articulate_threshold": 0.0}
+
+
 def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
   """An RNN-RBM: refuse the window RBM's levers, naming what to use."""
   spec = loaded.dataset.roll_spec
@@ -71,7 +77,9 @@ def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
         f"--gibbs_steps={config.gibbs_steps} counts a window RBM's steps; "
         f"this model is an RNN-RBM: pass --gibbs_steps_per_frame="
         f"{config.gibbs_steps} (default 25).")
-  if _given(config, "num_windows") or _given(config, "overlap"):
+  if any(_given(config, name) and getattr(config, name) != neutral
+         for name, neutral in _WINDOW_LEVERS.items()
+         if name != "articulate_threshold"):
     raise RNNRBMGenerateError(
         f"--num_windows/--overlap chain a window RBM's windows; an RNN-RBM "
         f"makes one piece frame by frame: pass --num_frames=N (e.g. "
@@ -81,7 +89,7 @@ def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
         "--init=data/--data_dir start a window RBM's chains from training "
         "windows; an RNN-RBM's frames follow its RNN: pass --primer=FILE.mid "
         "to start from music.")
-  if config.articulate_threshold:
+  if _given(config, "articulate_threshold") and config.articulate_threshold:
     raise RNNRBMGenerateError(
         f"--articulate_threshold={config.articulate_threshold} is for window "
         "RBMs (an RNN-RBM feeds each sampled frame to its RNN): pass 0 "
@@ -89,7 +97,12 @@ def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
 
 
 def prepare(loaded: export.LoadedModel, config):
-  """The sampler for `loaded`, and the config with its length filled in.
+  """The sampler for `loaded`, and the config it runs with.
+
+  For an RNN-RBM the config gets num_frames (default: 32 bars), the window
+  levers at their neutral values, and temperature 1 (the model's own
+  distribution) unless --temperature was given: the window RBM's tuned
+  temperature does not carry over.
 
   Returns:
     (config, None) for a window RBM (generate_lib builds its Generator);
@@ -102,10 +115,11 @@ def prepare(loaded: export.LoadedModel, config):
     _check_window_rbm(config, loaded)
     return config, None
   _check_rnn_rbm(config, loaded)
-  if not config.num_frames:
-    spq = loaded.dataset.roll_spec.steps_per_quarter
-    config = dataclasses.replace(
-        config, num_frames=config_lib.DEFAULT_BARS * 4 * spq)
+  spq = loaded.dataset.roll_spec.steps_per_quarter
+  config = dataclasses.replace(
+      config, **_WINDOW_LEVERS,
+      num_frames=config.num_frames or config_lib.DEFAULT_BARS * 4 * spq,
+      temperature=config.temperature if _given(config, "temperature") else 1.0)
   primer = (load_primer(config.primer, loaded.dataset.roll_spec)
             if config.primer else None)
   return config, RNNRBMGenerator(loaded, config, primer)
