@@ -32,6 +32,78 @@ flags.DEFINE_string("model_dir", "out/job/model", "A trained model/ folder.")
 flags.DEFINE_integer("num_samples", 10000, "Samples per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("gibbs_steps", None, "Default: generation's default.")
+
+
+def _rate(n, fn):
+  start = time.perf_counter()
+  result = fn()
+  return n / (time.perf_counter() - start), result
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  # pylint: disable=g-import-not-at-top  # after the flags are parsed
+  from preprocess import pianoroll
+  from tests import gcs_emulator
+  from trainer import export
+  from trainer import generate_lib
+  if not os.path.exists(os.path.join(FLAGS.model_dir, "model.json")):
+    raise app.UsageError(f"--model_dir={FLAGS.model_dir} has no model.json; "
+                         "run `make train` first.")
+  loaded = export.load_model(FLAGS.model_dir)
+  spec = loaded.dataset.roll_spec
+  n = FLAGS.num_samples
+  steps = {} if FLAGS.gibbs_steps is None else {"gibbs_steps": FLAGS.gibbs_steps}
+  config = generate_lib.GenerateConfig(num_samples=n, **steps)
+  workdir = tempfile.mkdtemp(prefix="bench-generate-")
+  try:
+    # Warm-up (tracing, imports), not timed.
+    generate_lib.generate(
+        FLAGS.model_dir, os.path.join(workdir, "warm"),
+        generate_lib.GenerateConfig(num_samples=min(n, 256), **steps))
+    local_rate, _ = _rate(n, lambda: generate_lib.generate(
+        FLAGS.model_dir, os.path.join(workdir, "local"), config))
+
+    with gcs_emulator.running_emulator(own_process=True):
+      bucket = gcs_emulator.new_bucket()
+      gcs_rate, _ = _rate(n, lambda: generate_lib.generate(
+          FLAGS.model_dir, f"gs://{bucket}/bench", config))
+
+    generator = generate_lib.Generator(loaded, config, None, None)
+    blocks = generate_lib.shard_blocks(config)
+    sample_rate, pieces = _rate(n, lambda: [
+        p for b in blocks for p in generator.sample([b], 0)][:n])
+    decode_rate, _ = _rate(n, lambda: [
+        pianoroll.matrix_to_midi_bytes(p, spec) for p in pieces])
+    pretty_rate, _ = _rate(n, lambda: [
+        pianoroll.midi_to_bytes(pianoroll.matrix_to_midi(p, spec))
+        for p in pieces])
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+  def verdict(rate, goal):
+    return f"goal >= {goal}: {'PASS' if rate >= goal else 'MISS'}"
+  print(f"{n} samples, {config.gibbs_steps} Gibbs steps, init={config.init}, "
+        f"{os.cpu_count()} cores")
+  print(f"generate -> local disk:          {local_rate:8.0f} samples/s "
+        f"({verdict(local_rate, 1000)})")
+  print(f"generate -> GCS emulator:        {gcs_rate:8.0f} samples/s "
+        f"({verdict(gcs_rate, 200)})")
+  print(f"  breakdown: Gibbs sampling only {sample_rate:8.0f} samples/s")
+  print(f"  breakdown: decode + MIDI bytes {decode_rate:8.0f} samples/s "
+        "(our direct writer)")
+  print(f"baseline: bare pretty_midi write {pretty_rate:8.0f} samples/s")
+  print(f"ratio generate-local / bare pretty_midi write: "
+        f"{local_rate / pretty_rate:.2f}x; our writer / pretty_midi: "
+        f"{decode_rate / pretty_rate:.2f}x")
+  if FLAGS.rnn_rbm_samples:
+    report_rnn_rbm(measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
+                                   FLAGS.rnn_rbm_gibbs_steps))
+
+
+# --- The RNN-RBM (issue 10) ------------------------------------------------
+
 flags.DEFINE_integer("rnn_rbm_samples", 1024, "RNN-RBM pieces per measurement "
                      "(0: skip the RNN-RBM).", lower_bound=0)
 flags.DEFINE_integer("rnn_rbm_frames", 128, "Frames per RNN-RBM piece (128: "
@@ -40,12 +112,6 @@ flags.DEFINE_integer("rnn_rbm_gibbs_steps", 25, "Gibbs steps per frame (the "
                      "Theano tutorial's 25).", lower_bound=1)
 # The Theano tutorial's RNN-RBM: 88 keys, 150 hidden, 100 recurrent units.
 RNN_RBM_SHAPE = (88, 150, 100)
-
-
-def _rate(n, fn):
-  start = time.perf_counter()
-  result = fn()
-  return n / (time.perf_counter() - start), result
 
 
 def _timed(fn):
@@ -118,68 +184,6 @@ def report_rnn_rbm(r: dict) -> None:
         "CPU per piece")
   print(f"RNN-RBM generate -> local disk: {r['local_rate']:8.1f} pieces/s; "
         f"{1000 * r['local_cpu_per_piece']:.1f} ms CPU per piece")
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  # pylint: disable=g-import-not-at-top  # after the flags are parsed
-  from preprocess import pianoroll
-  from tests import gcs_emulator
-  from trainer import export
-  from trainer import generate_lib
-  if not os.path.exists(os.path.join(FLAGS.model_dir, "model.json")):
-    raise app.UsageError(f"--model_dir={FLAGS.model_dir} has no model.json; "
-                         "run `make train` first.")
-  loaded = export.load_model(FLAGS.model_dir)
-  spec = loaded.dataset.roll_spec
-  n = FLAGS.num_samples
-  steps = {} if FLAGS.gibbs_steps is None else {"gibbs_steps": FLAGS.gibbs_steps}
-  config = generate_lib.GenerateConfig(num_samples=n, **steps)
-  workdir = tempfile.mkdtemp(prefix="bench-generate-")
-  try:
-    # Warm-up (tracing, imports), not timed.
-    generate_lib.generate(
-        FLAGS.model_dir, os.path.join(workdir, "warm"),
-        generate_lib.GenerateConfig(num_samples=min(n, 256), **steps))
-    local_rate, _ = _rate(n, lambda: generate_lib.generate(
-        FLAGS.model_dir, os.path.join(workdir, "local"), config))
-
-    with gcs_emulator.running_emulator(own_process=True):
-      bucket = gcs_emulator.new_bucket()
-      gcs_rate, _ = _rate(n, lambda: generate_lib.generate(
-          FLAGS.model_dir, f"gs://{bucket}/bench", config))
-
-    generator = generate_lib.Generator(loaded, config, None, None)
-    blocks = generate_lib.shard_blocks(config)
-    sample_rate, pieces = _rate(n, lambda: [
-        p for b in blocks for p in generator.sample([b], 0)][:n])
-    decode_rate, _ = _rate(n, lambda: [
-        pianoroll.matrix_to_midi_bytes(p, spec) for p in pieces])
-    pretty_rate, _ = _rate(n, lambda: [
-        pianoroll.midi_to_bytes(pianoroll.matrix_to_midi(p, spec))
-        for p in pieces])
-  finally:
-    shutil.rmtree(workdir, ignore_errors=True)
-
-  def verdict(rate, goal):
-    return f"goal >= {goal}: {'PASS' if rate >= goal else 'MISS'}"
-  print(f"{n} samples, {config.gibbs_steps} Gibbs steps, init={config.init}, "
-        f"{os.cpu_count()} cores")
-  print(f"generate -> local disk:          {local_rate:8.0f} samples/s "
-        f"({verdict(local_rate, 1000)})")
-  print(f"generate -> GCS emulator:        {gcs_rate:8.0f} samples/s "
-        f"({verdict(gcs_rate, 200)})")
-  print(f"  breakdown: Gibbs sampling only {sample_rate:8.0f} samples/s")
-  print(f"  breakdown: decode + MIDI bytes {decode_rate:8.0f} samples/s "
-        "(our direct writer)")
-  print(f"baseline: bare pretty_midi write {pretty_rate:8.0f} samples/s")
-  print(f"ratio generate-local / bare pretty_midi write: "
-        f"{local_rate / pretty_rate:.2f}x; our writer / pretty_midi: "
-        f"{decode_rate / pretty_rate:.2f}x")
-  if FLAGS.rnn_rbm_samples:
-    report_rnn_rbm(measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
-                                   FLAGS.rnn_rbm_gibbs_steps))
 
 
 if __name__ == "__main__":
