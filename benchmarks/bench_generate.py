@@ -28,7 +28,10 @@ above), 10,000 samples:
   * the baseline: pretty_midi's bare write rate for the same pieces
     (PrettyMIDI objects built and written to memory; nothing else).
 Goals (issue 4): >= 1,000 samples/s to local disk on 2 cores; >= 200
-samples/s to the emulator. Run from the repository's root (tests/ holds the
+samples/s to the emulator. Then the RNN-RBM at the Theano tutorial's shape
+(measure_rnn_rbm): 32-bar pieces (128 frames, 25 Gibbs steps per frame) per
+second, sampler alone and end to end, with CPU seconds (goal, issue 10:
+>= 100 pieces/s on 2 cores). Run from the repository's root (tests/ holds the
 emulator helper; benchmarks are not installed). tests/test_benchmarks.py runs
 it at a tiny size (--num_samples, --gibbs_steps) so that it cannot rot.
 """
@@ -222,6 +225,93 @@ def main(argv):
   print(f"ratio generate-local / bare pretty_midi write: "
         f"{local_rate / pretty_rate:.2f}x; our writer / pretty_midi: "
         f"{decode_rate / pretty_rate:.2f}x")
+  if FLAGS.rnn_rbm_samples:
+    report_rnn_rbm(measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
+                                   FLAGS.rnn_rbm_gibbs_steps))
+
+
+# --- The RNN-RBM (issue 10) ------------------------------------------------
+
+flags.DEFINE_integer("rnn_rbm_samples", 1024, "RNN-RBM pieces per measurement "
+                     "(0: skip the RNN-RBM).", lower_bound=0)
+flags.DEFINE_integer("rnn_rbm_frames", 128, "Frames per RNN-RBM piece (128: "
+                     "32 bars on a quarter-note grid).", lower_bound=1)
+flags.DEFINE_integer("rnn_rbm_gibbs_steps", 25, "Gibbs steps per frame (the "
+                     "Theano tutorial's 25).", lower_bound=1)
+# The Theano tutorial's RNN-RBM: 88 keys, 150 hidden, 100 recurrent units.
+RNN_RBM_SHAPE = (88, 150, 100)
+
+
+def _timed(fn):
+  """(wall seconds, CPU seconds of this process, fn())."""
+  wall, cpu = time.perf_counter(), time.process_time()
+  result = fn()
+  return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
+                    shape=RNN_RBM_SHAPE) -> dict:
+  """RNN-RBM pieces/s: the sampler alone, and trainer.generate to local disk.
+
+  The model has the tutorial's initial weights and visible biases for 4
+  notes of 88 per frame (a chorale's density, which sets the writing cost);
+  the sampler's ops are dense, so its speed does not depend on the values.
+  Wall and CPU seconds are both reported: on a shared machine the wall time
+  says more about the other jobs than about this one.
+  """
+  # pylint: disable=g-import-not-at-top
+  from preprocess import records
+  from trainer import export
+  from trainer import generate_lib
+  from trainer import generate_rnn_rbm
+  from trainer.models import rnn_rbm
+  n_visible, n_hidden, n_recurrent = shape
+  dataset = records.DatasetSpec(
+      encoding="roll", low_note=21, high_note=21 + n_visible,
+      steps_per_quarter=1, num_timesteps=0, stride=0, n_visible=0,
+      unit_means=[], counts={})
+  workdir = tempfile.mkdtemp(prefix="bench-generate-rnn-rbm-")
+  try:
+    model_dir = os.path.join(workdir, "model")
+    means = [4 / 88] * n_visible
+    export.save_rnn_rbm(model_dir, rnn_rbm.RNNRBM(
+        n_visible, n_hidden, n_recurrent, unit_means=means), dataset, {}, 0,
+                        means, 1)
+    config = generate_lib.GenerateConfig(
+        num_samples=num_samples, num_frames=num_frames,
+        gibbs_steps_per_frame=gibbs_steps)
+    _, generator = generate_rnn_rbm.prepare(export.load_model(model_dir),
+                                            config)
+    generator.sample([0], 0)  # warm-up: tracing, not timed
+    blocks = generate_lib.shard_blocks(config)
+    # In the job's calls (blocks_per_call blocks, each in its own thread).
+    step = config.blocks_per_call
+    sample_wall, sample_cpu, _ = _timed(lambda: [
+        generator.sample(blocks[i:i + step], 0)
+        for i in range(0, len(blocks), step)])
+    local_wall, local_cpu, _ = _timed(lambda: generate_lib.generate(
+        model_dir, os.path.join(workdir, "local"), config))
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+  # The sampler makes whole blocks: count what it computed.
+  computed = len(blocks) * generate_lib.BLOCK
+  return {"shape": shape, "samples": num_samples, "frames": num_frames,
+          "gibbs_steps": gibbs_steps, "sample_rate": computed / sample_wall,
+          "sample_cpu_per_piece": sample_cpu / computed,
+          "local_rate": num_samples / local_wall,
+          "local_cpu_per_piece": local_cpu / num_samples}
+
+
+def report_rnn_rbm(r: dict) -> None:
+  v, h, u = r["shape"]
+  goal = "PASS" if r["sample_rate"] >= 100 else "MISS"
+  print(f"RNN-RBM V={v} H={h} U={u}: {r['samples']} pieces of {r['frames']} "
+        f"frames x {r['gibbs_steps']} Gibbs steps per frame")
+  print(f"RNN-RBM Gibbs sampling only:    {r['sample_rate']:8.1f} pieces/s "
+        f"(goal >= 100: {goal}); {1000 * r['sample_cpu_per_piece']:.1f} ms "
+        "CPU per piece")
+  print(f"RNN-RBM generate -> local disk: {r['local_rate']:8.1f} pieces/s; "
+        f"{1000 * r['local_cpu_per_piece']:.1f} ms CPU per piece")
 
 
 if __name__ == "__main__":

@@ -55,11 +55,15 @@ def test_bench_generate_runs(tmp_path):
   model_dir = make_model(str(tmp_path))
   done = subprocess.run(
       [sys.executable, "-m", "benchmarks.bench_generate",
-       f"--model_dir={model_dir}", "--num_samples=130", "--gibbs_steps=2"],
+       f"--model_dir={model_dir}", "--num_samples=130", "--gibbs_steps=2",
+       "--rnn_rbm_samples=130", "--rnn_rbm_frames=3",
+       "--rnn_rbm_gibbs_steps=2"],
       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert done.returncode == 0, done.stderr[-3000:]
   for line in ("generate -> local disk:", "generate -> GCS emulator:",
                "baseline: bare pretty_midi write", "bars/s",
                "useful / matmul FLOP/s, defaults vs seed preset"):
+    assert line in done.stdout, done.stdout
+  for line in ("RNN-RBM Gibbs sampling only:", "RNN-RBM generate -> local disk:"):
     assert line in done.stdout, done.stdout

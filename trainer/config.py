@@ -38,9 +38,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # Each model's defaults for the fields both models share, applied by
 # trainer/task.py to the flags the user did not give (`model_defaults`). The
 # RBM's are the dataclass's own (tuned for samples, README "Sample quality");
-# the RNN-RBM's are the Theano
-# tutorial's sizes and CD-15, with Adam, cosine decay and whole pieces in
-# batches of 8 as in the reference run.
+# the RNN-RBM's are the Theano tutorial's sizes and CD-15, with Adam, cosine
+# decay and whole pieces in batches of 8 as in the reference run.
 MODEL_DEFAULTS = {
     "rbm": {},
     "rnn_rbm": {"num_hidden": 150, "cd_k": 15, "learning_rate": 1e-3,
@@ -51,6 +50,13 @@ MODEL_DEFAULTS = {
 }
 # The RNN-RBM's own settings: an RBM run refuses non-default values.
 RNN_RBM_ONLY = ("init_from", "pretrain_rnn_epochs")
+# RNN-RBM generation: Gibbs steps per frame (two streams each within the
+# model's 2^12 streams per frame, models/rnn_rbm.py; a test checks), and
+# frames per sample (a block of 128 samples holds 128 x frames x V bytes).
+MAX_FRAME_GIBBS_STEPS = 2**11 - 1
+MAX_NUM_FRAMES = 2**15
+# An RNN-RBM sample's default length: 32 bars of 4/4 on the model's grid.
+DEFAULT_BARS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,8 +288,16 @@ class GenerateConfig:
   overlap: int = setting(
       0, "Steps shared by consecutive windows (clamped); 0: a third of a "
       "window.")
+  num_frames: int = setting(
+      0, "RNN-RBM models: frames (grid steps) per sample, e.g. 128 = 32 bars "
+      "of 4/4 on a quarter-note grid; 0: 32 bars on the model's grid. A window "
+      "RBM's length is --num_windows.")
+  gibbs_steps_per_frame: int = setting(
+      25, "RNN-RBM models: Gibbs steps in each frame's RBM (the Theano "
+      "tutorial's 25). A window RBM's are --gibbs_steps.")
   primer: str | None = setting(
-      None, "A MIDI file whose end the first window continues (clamped).")
+      None, "A MIDI file to continue: a window RBM clamps its first window to "
+      "the file's end; an RNN-RBM runs its RNN over the whole file first.")
   data_dir: str | None = setting(
       None, "The preprocessed dataset, for --init=data.")
   num_shards: int = setting(1, "Workers splitting the job.")
@@ -331,6 +345,12 @@ class GenerateConfig:
     if not 0 <= self.articulate_threshold <= 1:
       raise ValueError(f"--articulate_threshold={self.articulate_threshold} "
                        "must be in [0, 1] (0: sample articulate units).")
+    if not 0 <= self.num_frames <= MAX_NUM_FRAMES:
+      raise ValueError(f"--num_frames={self.num_frames} must be in 0.."
+                       f"{MAX_NUM_FRAMES} (0: {DEFAULT_BARS} bars).")
+    if not 1 <= self.gibbs_steps_per_frame <= MAX_FRAME_GIBBS_STEPS:
+      raise ValueError(f"--gibbs_steps_per_frame={self.gibbs_steps_per_frame} "
+                       f"must be in 1..{MAX_FRAME_GIBBS_STEPS}.")
     if self.resample_empty < 0 or self.blocks_per_call < 1:
       raise ValueError("--resample_empty must be >= 0, blocks_per_call >= 1.")
 
@@ -341,6 +361,11 @@ class GenerateConfig:
                 "blocks_per_call", "soundfont"):
       fields.pop(key)
     fields["block"] = GENERATION_BLOCK  # the sampler's shapes decide the bytes
+    if not self.num_frames:
+      # A window RBM's (generation fills num_frames in for an RNN-RBM): its
+      # generation.json stays as before these fields, so older output resumes.
+      fields.pop("num_frames")
+      fields.pop("gibbs_steps_per_frame")
     return fields
 
 

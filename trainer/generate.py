@@ -3,6 +3,9 @@ r"""Generate samples from a trained RBM: thousands of MIDI files, locally or to 
     python -m trainer.generate --model_dir=out/job/model --output=out/samples \
         --num_samples=1000 [--previews]
 
+An RNN-RBM model (trainer.task --model=rnn_rbm) makes long pieces frame by
+frame: add --num_frames=N (default 32 bars) and optionally --primer=FILE.mid.
+
 Rerunning the same command resumes; `--num_shards/--shard_index` split one job
 across workers. The flags are trainer/config.py's GenerateConfig and
 GeneratePaths; the library is trainer/generate_lib.py.

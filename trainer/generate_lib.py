@@ -29,6 +29,7 @@ from preprocess import pianoroll
 from trainer import config as config_lib
 from trainer import data as data_lib
 from trainer import export
+from trainer import generate_rnn_rbm
 from trainer import random_streams
 from trainer import storage as storage_lib
 from trainer.models import rbm as model_lib
@@ -474,12 +475,16 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
   check_shard_size(config)
   loaded = export.load_model(model_dir)
   spec = loaded.dataset.roll_spec
-  overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)
-  primer = (_load_primer(config.primer, spec, overlap)
-            if config.primer else None)
-  data_windows = (_load_data_windows(config.data_dir, loaded.dataset)
-                  if config.init == "data" else None)
-  generator = Generator(loaded, config, primer, data_windows)
+  # An RNN-RBM has its own sampler (and fills in --num_frames); a window RBM
+  # gets None and the Generator above.
+  config, generator = generate_rnn_rbm.prepare(loaded, config)
+  if generator is None:
+    overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)
+    primer = (_load_primer(config.primer, spec, overlap)
+              if config.primer else None)
+    data_windows = (_load_data_windows(config.data_dir, loaded.dataset)
+                    if config.init == "data" else None)
+    generator = Generator(loaded, config, primer, data_windows)
 
   # Only once the model, primer and data are known to work.
   store = storage_lib.open_storage(output)

@@ -30,6 +30,12 @@ from preprocess import pianoroll
 # pitches) is then about as wide as its audio player.
 _STEP_PIXELS = 8
 _PITCH_PIXELS = 3
+# Long pieces (an RNN-RBM's minutes) get fewer pixels per step, down to 1, so
+# a roll stays about a screen wide (128 steps keep 8 px).
+_MAX_ROLL_PIXELS = 1024
+# Audio of the first this many seconds: a preview, not the piece (a WAV is
+# 2.6 MB a minute, and synthesis time grows with the length).
+MAX_AUDIO_SECONDS = 120.0
 _SAMPLE_RATE = 22050
 GENERATOR_TAG = "<meta name='generator' content='rbm-music previews'>"
 STATE_FILE = "previews/gallery.json"
@@ -78,14 +84,21 @@ def roll_png(matrix: np.ndarray, spec: pianoroll.RollSpec) -> bytes:
   if spec.encoding == "onoff":
     image = np.maximum(image, matrix[:, spec.n_pitches:].astype(np.uint8) * 255)
   image = np.flipud(image.T)
-  image = np.kron(image, np.ones((_PITCH_PIXELS, _STEP_PIXELS), np.uint8))
+  step_pixels = max(1, min(_STEP_PIXELS, _MAX_ROLL_PIXELS // max(1, len(matrix))))
+  image = np.kron(image, np.ones((_PITCH_PIXELS, step_pixels), np.uint8))
   image = np.pad(image, 1, constant_values=60)  # a frame
   return tf.io.encode_png(image[..., None]).numpy()
 
 
 def wav_bytes(midi: bytes, soundfont: str | None = None) -> bytes:
-  """Mono 16-bit WAV of `midi`: FluidSynth with `soundfont`, else sine tones."""
+  """Mono 16-bit WAV of `midi`'s first MAX_AUDIO_SECONDS: FluidSynth with
+  `soundfont`, else sine tones."""
   pm = pianoroll.parse_midi(midi)
+  for instrument in pm.instruments:  # cut before synthesis: it is the cost
+    instrument.notes = [n for n in instrument.notes
+                        if n.start < MAX_AUDIO_SECONDS]
+    for note in instrument.notes:
+      note.end = min(note.end, MAX_AUDIO_SECONDS)
   if soundfont:
     # pretty_midi 0.2.11 renamed sf2_path to synthesizer; 0.2.10 has only
     # sf2_path (setup.py allows both).
@@ -168,12 +181,24 @@ def _render_samples(store, state: dict, spec, soundfont) -> list:
     files.append((f"previews/{stem}.png",
                   roll_png(_padded(matrix, state["num_steps"], spec), spec)))
     files.append((f"previews/{stem}.wav", wav_bytes(midi, soundfont)))
+    cut = (f" (audio: first {MAX_AUDIO_SECONDS:.0f} s)"
+           if record["duration_s"] > MAX_AUDIO_SECONDS else "")
     rows.append(_figure(stem, f"{stem}: {record['notes']} notes, "
                         f"{record['duration_s']} s"
-                        f"{' (empty)' if record['empty'] else ''}",
+                        f"{' (empty)' if record['empty'] else ''}{cut}",
                         f"../{record['path']}"))
   store.write_many(files, create_only=False)
   return rows
+
+
+def _settings_line(config) -> str:
+  if getattr(config, "num_frames", 0):  # an RNN-RBM's (generate_rnn_rbm.py)
+    return (f"seed {config.seed}, RNN-RBM, {config.num_frames} frames of "
+            f"{config.gibbs_steps_per_frame} Gibbs steps, temperature "
+            f"{config.temperature}" + (", after a primer" if config.primer
+                                       else ""))
+  return (f"seed {config.seed}, {config.gibbs_steps} Gibbs steps "
+          f"from {config.init}, {config.num_windows} window(s)")
 
 
 def write_previews(store, records: list, spec: pianoroll.RollSpec,
@@ -195,8 +220,7 @@ def write_previews(store, records: list, spec: pianoroll.RollSpec,
            "num_steps": max(lengths + [1]), "tempo": config.tempo,
            "program": config.program, "velocity": config.velocity,
            "renderer": renderer,
-           "settings": f"seed {config.seed}, {config.gibbs_steps} Gibbs steps "
-                       f"from {config.init}, {config.num_windows} window(s)"}
+           "settings": _settings_line(config)}
   rows = _render_samples(store, state, spec, soundfont)
   store.write(STATE_FILE, json.dumps(state, indent=1).encode(),
               create_only=False)

@@ -508,7 +508,7 @@ class RNNRBM(tf.Module):
 
   def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
                gibbs_steps: int = 25, primer=None, u_start=None,
-               frame_start=0):
+               frame_start=0, temperature: float = 1.0):
     """Samples frame by frame: G Gibbs steps in frame t's RBM, then the RNN.
 
     Each frame's chain starts from silence (the tutorial's zeros). Sample
@@ -523,6 +523,8 @@ class RNNRBM(tf.Module):
       primer: [P, V] frames run through the RNN first (ignored with u_start).
       u_start: [num_samples, U] state to continue from.
       frame_start: index of the first frame made (keys the noise).
+      temperature: both conditionals use sigmoid(pre-activation / T); 1 is
+        the model's own distribution (dividing by 1 is exact: same bytes).
     Returns:
       (frames [num_samples, num_frames, V] float32 binary, u_last [N, U]).
     """
@@ -536,7 +538,8 @@ class RNNRBM(tf.Module):
         self.w_uh, self.w_vu, self.w_uu, self.b_u, tf.cast(u_start, tf.float32),
         tf.constant(num_frames, tf.int32), tf.constant(gibbs_steps, tf.int32),
         tf.constant(seed, tf.int64), tf.constant(row_start, tf.int64),
-        tf.constant(frame_start, tf.int64))
+        tf.constant(frame_start, tf.int64),
+        tf.constant(temperature, tf.float32))
 
 
 @tf.function
@@ -587,7 +590,8 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
 
 @tf.function
 def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
-                     num_frames, gibbs_steps, seed, row_start, frame_start):
+                     num_frames, gibbs_steps, seed, row_start, frame_start,
+                     temperature):
   """The loop of `RNNRBM.generate`."""
   rows = tf.shape(u)[0]
   out = tf.TensorArray(tf.float32, size=num_frames)
@@ -598,9 +602,10 @@ def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
     v = tf.zeros([rows, weights.shape[0]])
     for g in tf.range(gibbs_steps):
       stream = base + 2 * tf.cast(g, tf.int64)
-      h = bernoulli(tf.sigmoid(tf.matmul(v, weights) + bh_t), seed, stream,
-                    row_start)
-      v = bernoulli(tf.sigmoid(tf.matmul(h, weights, transpose_b=True) + bv_t),
+      h = bernoulli(tf.sigmoid((tf.matmul(v, weights) + bh_t) / temperature),
+                    seed, stream, row_start)
+      v = bernoulli(tf.sigmoid(
+          (tf.matmul(h, weights, transpose_b=True) + bv_t) / temperature),
                     seed, stream + 1, row_start)
     out = out.write(t, v)
     u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
