@@ -64,7 +64,8 @@ def test_same_bytes_whatever_the_shards_or_batching(model_dir, tmp_path):
   assert summary["written"] == N and summary["empty"] < N
   reference = files(one)
   assert len(reference) == N
-  manifest = [json.loads(l) for l in open(os.path.join(one, "manifest.jsonl"))]
+  with open(os.path.join(one, "manifest.jsonl")) as f:
+    manifest = [json.loads(line) for line in f]
   assert [m["id"] for m in manifest] == list(range(N))
   assert all(m["crc32c"] and m["bytes"] > 0 for m in manifest)
 
@@ -135,7 +136,8 @@ def test_kill_and_rerun_gives_exactly_the_uninterrupted_files(model_dir, tmp_pat
   assert len(files(killed)) == 4000
   assert files(killed) == files(whole)
   assert not glob.glob(os.path.join(killed, ".tmp-*"))
-  lines = open(os.path.join(killed, "manifest.jsonl")).read().splitlines()
+  with open(os.path.join(killed, "manifest.jsonl")) as f:
+    lines = f.read().splitlines()
   assert len(lines) == 4000
 
 

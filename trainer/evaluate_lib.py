@@ -91,14 +91,15 @@ def _check_finite(model_dir: str, result, neg_free_energy: float) -> None:
 
 
 def evaluate(model_dir: str, data_dir: str, split: str = "eval",
-             ais_config: config_lib.AISConfig = config_lib.AISConfig()) -> dict:
+             ais_config: config_lib.AISConfig | None = None) -> dict:
   """Mean log-likelihood per window and per frame on DATA_DIR's `split`.
 
   Args:
     model_dir: a model/ folder written by trainer.task (local or gs://).
     data_dir: a preprocess.main output folder with the model's layout.
     split: "eval" or "train".
-    ais_config: chains, betas and seed of the log Z estimate.
+    ais_config: chains, betas and seed of the log Z estimate (None: the
+      defaults).
 
   Returns:
     JSON-ready dict: log_z, log_z_stderr (this is also the standard error of
@@ -115,6 +116,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
     export.NonFiniteModelError: the model's parameters, log Z or free
       energies are NaN/Inf.
   """
+  ais_config = ais_config or config_lib.AISConfig()
   loaded = export.load_model(model_dir)
   spec = data.load_dataset_spec(data_dir)
   if loaded.kind == export.RNN_RBM:

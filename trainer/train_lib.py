@@ -706,7 +706,7 @@ def _train(config, data_dir, dirs, strategy, lock_job_dir) -> dict:
 
 
 def _duration(seconds: float) -> str:
-  seconds = int(round(seconds))
+  seconds = round(seconds)
   hours, rest = divmod(seconds, 3600)
   return (f"{hours}h{rest // 60:02d}m" if hours else
           f"{rest // 60}m{rest % 60:02d}s")
