@@ -197,8 +197,11 @@ def _settings_line(config) -> str:
             f"{config.gibbs_steps_per_frame} Gibbs steps, temperature "
             f"{config.temperature}" + (", after a primer" if config.primer
                                        else ""))
+  threshold = (f", articulate threshold {config.articulate_threshold}"
+               if config.articulate_threshold else "")
   return (f"seed {config.seed}, {config.gibbs_steps} Gibbs steps "
-          f"from {config.init}, {config.num_windows} window(s)")
+          f"from {config.init}, {config.num_windows} window(s), temperature "
+          f"{config.temperature}{threshold}")
 
 
 def write_previews(store, records: list, spec: pianoroll.RollSpec,
