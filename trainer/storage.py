@@ -10,6 +10,7 @@ Nothing here knows about music.
 
 import base64
 import concurrent.futures
+import contextlib
 import os
 import tempfile
 
@@ -109,10 +110,8 @@ class LocalStorage:
 
   def delete(self, names: list) -> None:
     for name in names:
-      try:
+      with contextlib.suppress(FileNotFoundError):
         os.remove(self.url(name))
-      except FileNotFoundError:
-        pass
       # Remove folders left empty (GCS has none to leave behind).
       folder = os.path.dirname(self.url(name))
       while os.path.abspath(folder) != os.path.abspath(self.root):
@@ -193,10 +192,8 @@ class GCSStorage:
   def delete(self, names: list) -> None:
     from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
     for name in names:
-      try:
+      with contextlib.suppress(exceptions.NotFound):
         self._bucket.blob(self._key(name)).delete()
-      except exceptions.NotFound:
-        pass
 
 
 def open_storage(url: str):
