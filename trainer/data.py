@@ -56,11 +56,26 @@ def check_record_sizes(data_dir: str, spec: records.DatasetSpec) -> None:
   expected = -(-spec.n_visible // 8)
   for split in SPLITS:
     for path in split_files(data_dir, split):
-      for record in tf.data.TFRecordDataset(path).take(1):
-        example = tf.train.Example.FromString(record.numpy())
-        got = len(example.features.feature["window"].bytes_list.value[0])
-        if got != expected:
-          raise _size_error(path, got, spec, expected)
+      record = _first_record(path)
+      if record is None:
+        continue
+      example = tf.train.Example.FromString(record)
+      got = len(example.features.feature["window"].bytes_list.value[0])
+      if got != expected:
+        raise _size_error(path, got, spec, expected)
+
+
+def _first_record(path: str) -> bytes | None:
+  """A TFRecord file's first record (length, crc, data), read with gfile.
+
+  Not with tf.data: this runs before the trainer builds its strategy, and
+  MultiWorkerMirroredStrategy must come before any TensorFlow op runs.
+  """
+  with tf.io.gfile.GFile(path, "rb") as f:
+    header = f.read(12)  # uint64 length, uint32 masked crc of the length
+    if len(header) < 12:
+      return None
+    return f.read(int.from_bytes(header[:8], "little"))
 
 
 def split_files(data_dir: str, split: str) -> list[str]:

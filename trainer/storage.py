@@ -11,6 +11,7 @@ Nothing here knows about music.
 import base64
 import contextlib
 import concurrent.futures
+import contextlib
 import os
 import tempfile
 
