@@ -9,7 +9,6 @@ Nothing here knows about music.
 """
 
 import base64
-import contextlib
 import concurrent.futures
 import contextlib
 import os
