@@ -31,7 +31,10 @@ def tiny_config(**overrides):
   values = dict(model="rnn_rbm", num_hidden=8, num_hidden_recurrent=10,
                 cd_k=3, learning_rate=0.01, batch_size=8, epochs=30,
                 sequence_length=16, validate_every_epochs=5,
-                validation_ais_betas=100, steps_per_checkpoint=10)
+                validation_ais_betas=100, steps_per_checkpoint=10,
+                # The window RBM's tuned momentum and weight decay are not
+                # the RNN-RBM's (config.MODEL_DEFAULTS).
+                momentum=False, weight_decay=0.0)
   values.update(overrides)
   return config_lib.TrainConfig(**values)
 
@@ -183,7 +186,7 @@ def test_init_from_a_frame_rbm_and_rnn_pretraining(pieces_dir, tmp_path):
 def test_model_defaults_apply_to_flags_not_given():
   assert config_lib.model_defaults("rnn_rbm", given={"cd_k"}) == {
       "num_hidden": 150, "learning_rate": 1e-3, "batch_size": 8,
-      "lr_schedule": "cosine"}
+      "lr_schedule": "cosine", "momentum": False, "weight_decay": 0.0}
   assert config_lib.model_defaults("rbm", given=set()) == {}
   with pytest.raises(ValueError, match="--init_from.*--model=rnn_rbm"):
     config_lib.TrainConfig(init_from="x")
