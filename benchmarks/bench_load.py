@@ -265,7 +265,9 @@ def run_load(config: LoadConfig, workdir: str) -> bool:
   print(f"corpus: {matched} files ({config.num_hostile} hostile: {kinds}) built in "
         f"{time.perf_counter() - start:.0f} s")
 
-  quarter_glob = os.path.join(corpus, "piece-00*.mid")  # a slice for the memory check
+  # A slice of the corpus for the memory check: pieces 0..999 (or all, when
+  # fewer), against the whole corpus.
+  quarter_glob = os.path.join(corpus, "piece-000*.mid")
   small = preprocess(quarter_glob, os.path.join(workdir, "dataset-small"),
                      config.direct_workers)
   full = preprocess(os.path.join(corpus, "*.mid"), os.path.join(workdir, "dataset"),
