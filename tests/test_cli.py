@@ -86,3 +86,16 @@ def test_success_runs_main(tmp_path):
   out = _run(f"--path={tmp_path / 'in.txt'}", "--preset=seed")
   assert out.returncode == 0, out.stderr
   assert "count=50" in out.stdout and "fast=True" in out.stdout
+
+
+def test_no_package_lets_pyfluidsynth_print_to_stdout():
+  # pyfluidsynth prints "'fluidsynth' was found at ..." on import when CI is
+  # set, and pretty_midi imports it: the CLIs' JSON on stdout would break.
+  code = ("import importlib, sys; importlib.import_module(sys.argv[1]); "
+          "import pretty_midi")
+  for package in ("common", "preprocess", "trainer", "deploy"):
+    out = subprocess.run([sys.executable, "-c", code, package], cwd=_ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, CI="true"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "", (package, out.stdout)
