@@ -104,7 +104,7 @@ BENCH_FLAGS ?=
 chorales-benchmark: $(INSTALLED) data ## nats/frame of the frame RBM, window RBM and RNN-RBM on the chorales (+ Bernoulli), one table
 	$(PY) -m benchmarks.chorales_benchmark --corpus=$(CORPUS) --workdir=$(BENCH_DIR) $(BENCH_FLAGS)
 
-bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, and the seed's own loop
+bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, the seed's own loop, and the RNN-RBM step (frames/s, fraction of matmul FLOP/s)
 	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------

@@ -15,9 +15,16 @@ Measured in one run:
     per epoch and song: np.array, trim, reshape; one session.run per slice of
     at most 100 windows from window 1, fed as the int matrix it is) on the
     same corpus: its examples/s, the matmul-rate cap relative to it, and ours
-    against it.
+    against it;
+  * the RNN-RBM: frames/s of sequence_train_lib.SequenceTrainer's step (the
+    one the trainer runs: CD-k, Adam, gradient clipping; 1 replica, in-memory
+    data) at the Theano tutorial's shape (V=88, H=150, U=100, 100 sequences
+    x 100 frames, CD-15), and its useful FLOP/s
+    (models/rnn_rbm.flops_per_cd_frame) as a fraction of the matmul rate on
+    the same step's matmul shapes.
 Goals (issue 3): >= 50% of the matmul rate at the large shape; >= 5x the
-seed's loop at the seed's shape; 2 replicas >= 0.8x of 1 replica.
+seed's loop at the seed's shape; 2 replicas >= 0.8x of 1 replica. Issue 10:
+the RNN-RBM at >= 30% of the matmul rate.
 --tiny runs the same code at tiny shapes (tests/test_benchmarks.py's smoke
 run; its figures mean nothing).
 """
@@ -51,8 +58,11 @@ def _define_flags():
 # root (benchmarks are not installed).
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (V, H, B) of each measured shape.
-SHAPES = {"seed": (2340, 50, 100), "large": (2340, 1024, 1024)}
-TINY_SHAPES = {"seed": (96, 4, 8), "large": (96, 8, 16)}
+# "rnn_rbm": (V, H, U, sequences, frames, k) of the RNN-RBM.
+SHAPES = {"seed": (2340, 50, 100), "large": (2340, 1024, 1024),
+          "rnn_rbm": (88, 150, 100, 100, 100, 15)}
+TINY_SHAPES = {"seed": (96, 4, 8), "large": (96, 8, 16),
+               "rnn_rbm": (12, 6, 5, 4, 5, 2)}
 
 
 def _timed(fn, seconds: float, warmup: int = 2) -> tuple:
@@ -183,6 +193,77 @@ def matmul_rate(tf, n_visible, n_hidden, batch, seconds) -> float:
   def run():
     loop().numpy()
     return 20 * 3 * 2 * n_visible * n_hidden * batch
+
+  flops, elapsed = _timed(run, seconds)
+  return flops / elapsed
+
+
+def rnn_trainer_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
+                     seconds) -> float:
+  """Frames/s of SequenceTrainer.train_loop (1 replica) on an in-memory batch
+  of `batch` sequences of `frames` frames, unpinned as the trainer runs."""
+  # pylint: disable=g-import-not-at-top  # main imports TF after the flags
+  from trainer import config as config_lib
+  from trainer import sequence_train_lib
+  from trainer.models import rnn_rbm
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  # The CLI's --model=rnn_rbm defaults (Adam 1e-3, cosine, clip 10, no
+  # momentum or weight decay), at this shape.
+  config = config_lib.TrainConfig(**{
+      **config_lib.MODEL_DEFAULTS["rnn_rbm"], "model": "rnn_rbm",
+      "num_hidden": n_hidden, "num_hidden_recurrent": n_recurrent,
+      "cd_k": k, "batch_size": batch, "sequence_length": frames})
+  with strategy.scope():
+    model = rnn_rbm.RNNRBM(n_visible, n_hidden, n_recurrent, seed=0)
+  trainer = sequence_train_lib.SequenceTrainer(strategy, model, config,
+                                               total_steps=10**6)
+  rolls = tf.reshape(_random_windows(tf, batch * frames, n_visible),
+                     [batch, frames, n_visible])
+  dataset = tf.data.Dataset.from_tensors(
+      (rolls, tf.fill([batch], tf.constant(frames, tf.int32)))).repeat()
+  # A step is ~11 GFLOP at the tutorial's shape: 2 steps per call.
+  return _train_loop_rate(tf, strategy, trainer, dataset, batch * frames,
+                          seconds, unpin=True, steps=2)
+
+
+def rnn_matmul_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
+                    seconds) -> float:
+  """fp32 FLOP/s of the RNN-RBM step's matmuls (flops_per_cd_frame's list),
+  back to back: the per-frame ones on all batch * frames rows at once, the
+  recurrence's forward and backward products per time step on [batch, U]."""
+  n, v, h, u = batch * frames, n_visible, n_hidden, n_recurrent
+  uniform = lambda *shape: tf.random.uniform(shape)
+  xv, xh, xu, ub = uniform(n, v), uniform(n, h), uniform(n, u), uniform(batch, u)
+  w, w_uv, w_uh, w_vu, w_uu = (uniform(v, h), uniform(u, v), uniform(u, h),
+                               uniform(v, u), uniform(u, u))
+  first = lambda x: tf.reduce_sum(x[0])
+
+  @tf.function
+  def step():
+    acc = tf.constant(0.0)
+    for _ in tf.range(k + 1):  # chain + free energies: v W, h W^T
+      acc += first(tf.matmul(xv, w)) + first(tf.matmul(xh, w, transpose_b=True))
+    for _ in tf.range(2):  # dF/dW of F(v) and F(v*)
+      acc += first(tf.matmul(xv, xh, transpose_a=True))
+    acc += (first(tf.matmul(xv, w_vu)) + first(tf.matmul(xu, w_uv)) +
+            first(tf.matmul(xv, w_uv, transpose_b=True)) +
+            first(tf.matmul(xu, xv, transpose_a=True)) +
+            first(tf.matmul(xv, xu, transpose_a=True)))  # 5 UV
+    acc += (first(tf.matmul(xu, w_uh)) +
+            first(tf.matmul(xh, w_uh, transpose_b=True)) +
+            first(tf.matmul(xu, xh, transpose_a=True)))  # 3 UH
+    acc += first(tf.matmul(xu, xu, transpose_a=True))  # dW_uu
+    for _ in tf.range(frames):  # the recurrence, forward and backward
+      acc += first(tf.matmul(ub, w_uu)) + first(
+          tf.matmul(ub, w_uu, transpose_b=True))
+    return acc
+
+  from trainer.models import rnn_rbm  # pylint: disable=g-import-not-at-top
+  per_step = n * rnn_rbm.flops_per_cd_frame(v, h, u, k)
+
+  def run():
+    step().numpy()
+    return per_step
 
   flops, elapsed = _timed(run, seconds)
   return flops / elapsed
@@ -320,6 +401,14 @@ def _measure(name: str, data_dir: str, seconds: float,
     return {name: matmul_rate(tf, v, h, b, seconds),
             f"useful_flops_per_example:{arg}":
                 model_lib.flops_per_cd_example(v, h, 1)}
+  if kind == "rnn_rbm":
+    return {name: rnn_trainer_rate(tf, *shapes["rnn_rbm"], seconds)}
+  if kind == "rnn_matmul_flops":
+    from trainer.models import rnn_rbm  # pylint: disable=g-import-not-at-top
+    v, h, u, _, _, k = shapes["rnn_rbm"]
+    return {name: rnn_matmul_rate(tf, *shapes["rnn_rbm"], seconds),
+            "useful_flops_per_frame:rnn_rbm":
+                rnn_rbm.flops_per_cd_frame(v, h, u, k)}
   if kind in ("maths", "step"):
     return breakdown_rates(tf, *shapes["seed"], seconds, only=kind)
   num_timesteps = data.load_dataset_spec(data_dir).num_timesteps
@@ -347,7 +436,8 @@ MEASUREMENTS = (
     "2_replicas+unpin:seed", "matmul_flops:seed", "maths", "step",
     "1_replica:large", "2_replicas:large", "1_replica+unpin:large",
     "2_replicas+unpin:large", "matmul_flops:large",
-    "seed_loop", "ours_on_songs", "ours_on_songs+unpin")
+    "seed_loop", "ours_on_songs", "ours_on_songs+unpin", "rnn_rbm",
+    "rnn_matmul_flops")
 
 
 def _in_subprocess(name: str, data_dir: str, seconds: float,
@@ -386,6 +476,7 @@ def main(argv):
                            "+unpin")):
     print(f"\n== {variant}")
     _report(r, suffix, shapes)
+  _report_rnn(r, shapes)
 
 
 def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
@@ -393,7 +484,8 @@ def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
   print(f"{'shape':>6} {'V':>5} {'H':>5} {'B':>5} {'1 replica ex/s':>15} "
         f"{'2 replicas ex/s':>16} {'2/1':>5} {'matmul GFLOP/s':>15} "
         f"{'useful GFLOP/s':>15} {'fraction':>8} {'matmul cap ex/s':>16}")
-  for shape, (v, h, b) in shapes.items():
+  for shape in ("seed", "large"):
+    v, h, b = shapes[shape]
     one = r[f"1_replica{suffix}:{shape}"]
     two = r[f"2_replicas{suffix}:{shape}"]
     mm = r[f"matmul_flops:{shape}"]
@@ -426,6 +518,21 @@ def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
   ]
   for label, value, goal in goals:
     print(f"{label}: {value:.2f} (goal >= {goal}: {_verdict(value >= goal)})")
+
+
+def _report_rnn(r: dict, shapes: dict = SHAPES) -> None:
+  """Prints the RNN-RBM's figures and its goal (issue 10)."""
+  v, h, u, b, t, k = shapes["rnn_rbm"]
+  frames, mm = r["rnn_rbm"], r["rnn_matmul_flops"]
+  useful = frames * r["useful_flops_per_frame:rnn_rbm"]
+  print(f"\n== RNN-RBM: sequence_train_lib.SequenceTrainer's step (CD-{k}, "
+        f"Adam, gradient clipping), 1 replica, V={v} H={h} U={u}, {b} "
+        f"sequences x {t} frames")
+  print(f"frames/s {frames:.0f} ({frames / t:.1f} sequences/s); useful "
+        f"{useful / 1e9:.1f} GFLOP/s of the same matmuls' {mm / 1e9:.1f} "
+        f"GFLOP/s")
+  print(f"RNN-RBM fraction of matmul rate: {useful / mm:.2f} "
+        f"(goal >= 0.3: {_verdict(useful / mm >= 0.3)})")
 
 
 if __name__ == "__main__":

@@ -233,6 +233,28 @@ def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None):
   return u_prev, states[:, -1]
 
 
+def flops_per_cd_frame(n_visible: int, n_hidden: int, n_hidden_recurrent: int,
+                       k: int) -> float:
+  """Useful FLOPs of one frame of `RNNRBM.cd_terms` and its gradient: matmuls
+  only, 2 FLOPs per MAC (V, H, U = n_visible, n_hidden, n_hidden_recurrent).
+
+  Forward, per frame: the RNN input projection v W_vu (VU), the recurrence
+  u W_uu (UU), the bias projections u W_uv (UV) and u W_uh (UH); the CD-k
+  chain h0, v1, h1, ..., v_k (2k VH: k products v W, k products h W^T); the
+  two free energies' v W and v* W (2 VH).
+  Backward (only the gradients the step needs; the data needs none): W from
+  both free energies (2 VH); W_uv and W_uh, and u(t-1) through them (2 UV +
+  2 UH); W_uu and u(t-1) through the recurrence (2 UU); W_vu (VU).
+
+      FLOPs = 2 [(2k + 4) VH + 5 UV + 3 UH + 3 UU]
+
+  Checked against the MatMul ops of SequenceTrainer.train_step's graph (2k +
+  15 of them, the unneeded gradients pruned by the tape).
+  """
+  v, h, u = n_visible, n_hidden, n_hidden_recurrent
+  return 2.0 * ((2 * k + 4) * v * h + 5 * u * v + 3 * u * h + 3 * u * u)
+
+
 def _normal(shape, seed, index, stddev):
   return tf.random.stateless_normal(shape, seed=[seed, index], stddev=stddev)
 
