@@ -129,7 +129,9 @@ class ConvertCorpus(beam.PTransform):
   """(path, size) pairs -> dict of PCollections.
 
   "train", "eval": serialized Examples; "errors": {path, reason, message} of
-  every failed file; "stats": exactly one stats record per input file.
+  every failed file; "stats": CombineStats accumulators, each the sum of one
+  bundle's stats records (every input file makes exactly one record); merge
+  them with stats.MergeStats.
   """
 
   def __init__(self, config: PreprocessConfig):
@@ -150,12 +152,19 @@ class ConvertCorpus(beam.PTransform):
         (read.bad, parsed.bad, windows.bad)
         | "DeadLetters" >> beam.Flatten()
         | "ToErrorRecord" >> beam.Map(steps.dead_letter_to_error))
+    # Each branch counts its records and adds them up per bundle where they
+    # are made (stats.BundleStats): only accumulators cross to the combine.
     stats = (
-        (windows.good | "FileStats" >> beam.Map(lambda fw: fw.stats),
-         errors | "ErrorStats" >> beam.Map(steps.error_stats),
-         other | "SkippedStats" >> beam.Map(steps.skipped_stats))
-        | "AllStats" >> beam.Flatten()
-        | "Count" >> beam.ParDo(stats_lib.CountStats()))
+        (windows.good | "FileStats" >> beam.Map(lambda fw: fw.stats)
+         | "CountFiles" >> beam.ParDo(stats_lib.CountStats())
+         | "SumFiles" >> beam.ParDo(stats_lib.BundleStats()),
+         errors | "ErrorStats" >> beam.Map(steps.error_stats)
+         | "CountErrors" >> beam.ParDo(stats_lib.CountStats())
+         | "SumErrors" >> beam.ParDo(stats_lib.BundleStats()),
+         other | "SkippedStats" >> beam.Map(steps.skipped_stats)
+         | "CountSkipped" >> beam.ParDo(stats_lib.CountStats())
+         | "SumSkipped" >> beam.ParDo(stats_lib.BundleStats()))
+        | "AllStats" >> beam.Flatten())
     return {
         records.TRAIN_PREFIX: windows.good | "TrainExamples" >> beam.FlatMap(
             lambda fw: fw.train),
@@ -205,7 +214,7 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
       for split in (records.TRAIN_PREFIX, records.EVAL_PREFIX)
   }
   _ = (converted["stats"]
-       | "CombineStats" >> beam.CombineGlobally(stats_lib.CombineStats())
+       | "CombineStats" >> beam.CombineGlobally(stats_lib.MergeStats())
        | "WriteDatasetJson" >> beam.Map(
            write_dataset_json, output_dir, config,
            beam.pvalue.AsList(shards[records.TRAIN_PREFIX]),
@@ -220,9 +229,12 @@ def _log_counters(result) -> None:
         MetricsFilter().with_namespace(stats_lib.NAMESPACE))["counters"]
   except Exception:  # pylint: disable=broad-except  # not every runner has them
     return
-  for c in sorted(counters, key=lambda c: c.key.metric.name):
+  totals = {}  # a counter is counted by up to three steps (files, errors, skips)
+  for c in counters:
     value = c.committed if c.committed is not None else c.attempted
-    logging.info("counter %s = %s", c.key.metric.name, value)
+    totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (value or 0)
+  for name in sorted(totals):
+    logging.info("counter %s = %s", name, totals[name])
 
 
 def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,

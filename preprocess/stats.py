@@ -9,6 +9,8 @@ same file.
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms import window as beam_window
+from apache_beam.utils import windowed_value
 
 from preprocess import records
 from preprocess.config import PreprocessConfig
@@ -83,6 +85,40 @@ class CombineStats(beam.CombineFn):
 
   def extract_output(self, acc):
     return acc
+
+
+class BundleStats(beam.DoFn):
+  """Adds up the stats records of a bundle; emits one accumulator per bundle.
+
+  A converted file's record holds its unit sums (n_visible numbers). A runner
+  that does not pre-combine before the global combine (DirectRunner) held one
+  per file: peak memory grew with the corpus (1.85 GB for 20,000 files,
+  against 0.23 GB without them; `make bench-load`). Summing here, inside the
+  stage that makes the records, sends a few accumulators instead.
+  """
+
+  def start_bundle(self):
+    self._combine = CombineStats()
+    self._acc = None
+
+  def process(self, stats):
+    if self._acc is None:
+      self._acc = self._combine.create_accumulator()
+    self._acc = self._combine.add_input(self._acc, stats)
+
+  def finish_bundle(self):
+    if self._acc is not None:
+      yield windowed_value.WindowedValue(
+          self._acc, beam_window.GlobalWindow().max_timestamp(),
+          [beam_window.GlobalWindow()])
+      self._acc = None
+
+
+class MergeStats(CombineStats):
+  """CombineStats over BundleStats' accumulators."""
+
+  def add_input(self, acc, partial):
+    return self.merge_accumulators([acc, partial])
 
 
 def make_dataset_spec(acc: dict, config: PreprocessConfig) -> records.DatasetSpec:
