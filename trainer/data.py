@@ -234,3 +234,33 @@ def make_sequence_dataset(data_dir: str, split: str, batch_size: int,
                                                   []),
                        drop_remainder=drop_remainder)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# Epoch e's shuffle seed is seed * EPOCH_SEED_STRIDE + e: distinct for every
+# (seed, epoch) of any realistic run.
+EPOCH_SEED_STRIDE = 2**20
+
+
+def resumable_epochs(make_epoch, seed: int, start_step: int,
+                     steps_per_epoch: int) -> tf.data.Dataset:
+  """Batches from global step `start_step` on, for ever, epoch after epoch.
+
+  make_epoch(shuffle_seed) gives one epoch's batches (shuffled with that
+  seed, its remainder dropped), so step s always sees the same batch and a
+  run resumed at step N continues exactly as an uninterrupted one; resuming
+  mid-epoch skips (reads) at most one epoch.
+  """
+  start_epoch, offset = divmod(start_step, steps_per_epoch)
+
+  def epoch(e):
+    batches = make_epoch(seed * EPOCH_SEED_STRIDE + e)
+    return batches.skip(tf.where(e == start_epoch, tf.constant(offset, tf.int64),
+                                 tf.constant(0, tf.int64)))
+
+  ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
+  options = tf.data.Options()
+  # The files are opened inside flat_map, where tf.data cannot shard by file:
+  # with several workers each reads every file and keeps its share of batches.
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.DATA)
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

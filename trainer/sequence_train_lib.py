@@ -42,8 +42,6 @@ from trainer import export
 from trainer import train_lib
 from trainer.models import rnn_rbm as rnn_rbm_lib
 
-# Epoch e of seed s orders and crops with s * stride + e (as train_lib).
-_EPOCH_SEED_STRIDE = 2**20
 _KEEP_CHECKPOINTS = 3
 BEST_SUBDIR = "best"
 # The validation subset: the first eval sequences, cut to this many frames
@@ -175,21 +173,12 @@ def training_batches(data_dir, spec, config, start_step: int,
   """Global batches (frames, lengths) from `start_step` on; epoch e's order
   and crops are keyed by (seed, e), so step s always sees the same batch and
   a resumed run continues exactly."""
-  start_epoch, offset = divmod(start_step, steps_per_epoch)
-
-  def epoch(e):
-    batches = data.make_sequence_dataset(
-        data_dir, "train", config.batch_size, spec,
-        crop_length=config.sequence_length, shuffle=True,
-        seed=config.seed * _EPOCH_SEED_STRIDE + e, drop_remainder=True)
-    return batches.skip(tf.where(e == start_epoch, tf.constant(offset, tf.int64),
-                                 tf.constant(0, tf.int64)))
-
-  ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
-  options = tf.data.Options()
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.DATA)
-  return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+  return data.resumable_epochs(
+      lambda shuffle_seed: data.make_sequence_dataset(
+          data_dir, "train", config.batch_size, spec,
+          crop_length=config.sequence_length, shuffle=True, seed=shuffle_seed,
+          drop_remainder=True),
+      config.seed, start_step, steps_per_epoch)
 
 
 def frame_statistics(data_dir, spec) -> tuple[np.ndarray, int]:

@@ -37,8 +37,6 @@ _SAMPLE_CHAINS = 4
 # Piano-roll images are upscaled so a 15-step window is visible in TensorBoard.
 _IMAGE_TIME_SCALE, _IMAGE_PITCH_SCALE = 8, 2
 _WEIGHT_IMAGES = 16
-# Epoch e of seed s shuffles with s * stride + e: distinct for any e < stride.
-_EPOCH_SEED_STRIDE = 2**20
 _KEEP_CHECKPOINTS = 3
 
 
@@ -290,22 +288,11 @@ def training_batches(data_dir: str, spec: records.DatasetSpec,
   always sees the same batch: a run resumed at step N continues exactly as an
   uninterrupted run would. Resuming mid-epoch skips (reads) at most one epoch.
   """
-  start_epoch, offset = divmod(start_step, steps_per_epoch)
-
-  def epoch(e):
-    batches = data.make_dataset(
-        data_dir, "train", config.batch_size, spec, shuffle=True,
-        seed=config.seed * _EPOCH_SEED_STRIDE + e, drop_remainder=True)
-    return batches.skip(tf.where(e == start_epoch, tf.constant(offset, tf.int64),
-                                 tf.constant(0, tf.int64)))
-
-  ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
-  options = tf.data.Options()
-  # The files are opened inside flat_map, where tf.data cannot shard by file:
-  # with several workers each reads every file and keeps its share of batches.
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.DATA)
-  return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+  return data.resumable_epochs(
+      lambda shuffle_seed: data.make_dataset(
+          data_dir, "train", config.batch_size, spec, shuffle=True,
+          seed=shuffle_seed, drop_remainder=True),
+      config.seed, start_step, steps_per_epoch)
 
 
 # --- monitoring ----------------------------------------------------------------
