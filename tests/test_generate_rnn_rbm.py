@@ -17,6 +17,7 @@ from trainer import config as config_lib
 from trainer import export
 from trainer import generate_lib
 from trainer import generate_rnn_rbm
+from trainer import primer as primer_lib
 from trainer import previews
 from trainer.models import rnn_rbm
 
@@ -192,8 +193,7 @@ def test_bad_primers_are_one_line_usage_errors(model_dir, tmp_path):
   silent.write_bytes(midi_builders.make_midi([]))
   for path, words in ((bad, "not a readable MIDI"), (smpte, "SMPTE"),
                       (silent, "no notes")):
-    with pytest.raises(generate_rnn_rbm.RNNRBMGenerateError,
-                       match=words) as e:
+    with pytest.raises(primer_lib.PrimerError, match=words) as e:
       generate_lib.generate(model_dir, str(out), config(primer=str(path)))
     assert "\n" not in str(e.value) and f"--primer={path}" in str(e.value)
   with pytest.raises(FileNotFoundError, match="--primer="):

@@ -30,6 +30,7 @@ from trainer import config as config_lib
 from trainer import data as data_lib
 from trainer import export
 from trainer import generate_rnn_rbm
+from trainer import primer as primer_lib
 from trainer import random_streams
 from trainer import storage as storage_lib
 from trainer.models import rbm as model_lib
@@ -202,16 +203,7 @@ def _describe(piece: np.ndarray, spec: pianoroll.RollSpec, config) -> dict:
 
 
 def _load_primer(path: str, spec, overlap_needed: int) -> np.ndarray:
-  try:
-    with tf.io.gfile.GFile(path, "rb") as f:
-      data = f.read()
-  except tf.errors.NotFoundError:
-    raise FileNotFoundError(f"--primer={path} does not exist.") from None
-  try:
-    matrix = pianoroll.midi_to_matrix(pianoroll.parse_midi(data), spec)
-  except Exception as e:  # pylint: disable=broad-except  # any parse failure
-    raise GenerateError(
-        f"--primer={path} is not a readable MIDI file: {e}") from None
+  matrix = primer_lib.load_primer(path, spec)
   if len(matrix) < overlap_needed:
     raise GenerateError(
         f"--primer={path} has {len(matrix)} steps in the model's range; at "

@@ -22,12 +22,11 @@ import concurrent.futures
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from common import cli
-from preprocess import pianoroll
 from trainer import config as config_lib
 from trainer import export
+from trainer import primer as primer_lib
 
 BLOCK = config_lib.GENERATION_BLOCK
 # Frames per model call: bounds a block's float32 frames to 128 x 512 x V.
@@ -120,38 +119,9 @@ def prepare(loaded: export.LoadedModel, config):
       config, **_WINDOW_LEVERS,
       num_frames=config.num_frames or config_lib.DEFAULT_BARS * 4 * spq,
       temperature=config.temperature if _given(config, "temperature") else 1.0)
-  primer = (load_primer(config.primer, loaded.dataset.roll_spec)
+  primer = (primer_lib.load_primer(config.primer, loaded.dataset.roll_spec)
             if config.primer else None)
   return config, RNNRBMGenerator(loaded, config, primer)
-
-
-def load_primer(path: str, spec: pianoroll.RollSpec) -> np.ndarray:
-  """[P, columns] frames of a MIDI file, encoded as the model's data.
-
-  Raises:
-    FileNotFoundError: no such file.
-    RNNRBMGenerateError: SMPTE-timed, unreadable, or no step on the grid.
-  """
-  try:
-    with tf.io.gfile.GFile(path, "rb") as f:
-      data = f.read()
-  except tf.errors.NotFoundError:
-    raise FileNotFoundError(f"--primer={path} does not exist.") from None
-  from preprocess import steps  # pylint: disable=g-import-not-at-top  # Beam
-  try:
-    steps.check_time_division(data)
-  except steps.SmpteTiming as e:
-    raise RNNRBMGenerateError(f"--primer={path}: {e}") from None
-  try:
-    matrix = pianoroll.midi_to_matrix(pianoroll.parse_midi(data), spec)
-  except Exception as e:  # pylint: disable=broad-except  # any parse failure
-    reason = (str(e).splitlines() or [type(e).__name__])[0]
-    raise RNNRBMGenerateError(
-        f"--primer={path} is not a readable MIDI file: {reason}") from None
-  if not len(matrix):
-    raise RNNRBMGenerateError(f"--primer={path} has no notes: nothing to "
-                              "continue (omit --primer to start from u0).")
-  return matrix.astype(np.float32)
 
 
 class RNNRBMGenerator:
