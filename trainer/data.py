@@ -109,6 +109,17 @@ def decode_windows(serialized, n_visible: int) -> tf.Tensor:
   return tf.cast(bits, tf.float32)
 
 
+def _nonempty_split(data_dir: str, split: str, spec, what: str) -> list:
+  """The split's shards; ValueError naming the fix when it holds nothing."""
+  files = split_files(data_dir, split)
+  if not files or num_windows(spec, split) == 0:
+    raise ValueError(
+        f"{data_dir} has no {split} {what} (dataset.json counts "
+        f"{num_windows(spec, split)} in {len(files)} shard(s)); check the "
+        "preprocessing errors-*.jsonl, or --eval_fraction if this is eval.")
+  return files
+
+
 def make_dataset(data_dir: str, split: str, batch_size: int,
                  spec: records.DatasetSpec | None = None, *,
                  shuffle: bool = False, repeat: bool = False, seed: int = 0,
@@ -121,12 +132,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int,
       or --eval_fraction=0 and split="eval").
   """
   spec = spec or load_dataset_spec(data_dir)
-  files = split_files(data_dir, split)
-  if not files or num_windows(spec, split) == 0:
-    raise ValueError(
-        f"{data_dir} has no {split} windows (dataset.json counts "
-        f"{num_windows(spec, split)} in {len(files)} shard(s)); check the "
-        "preprocessing errors-*.jsonl, or --eval_fraction if this is eval.")
+  files = _nonempty_split(data_dir, split, spec, "windows")
   ds = tf.data.Dataset.from_tensor_slices(files)
   if shuffle:
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -204,12 +210,7 @@ def make_sequence_dataset(data_dir: str, split: str, batch_size: int,
     ValueError: the split has no sequences.
   """
   spec = spec or load_dataset_spec(data_dir)
-  files = split_files(data_dir, split)
-  if not files or num_windows(spec, split) == 0:
-    raise ValueError(
-        f"{data_dir} has no {split} sequences (dataset.json counts "
-        f"{num_windows(spec, split)} in {len(files)} shard(s)); check the "
-        "preprocessing errors-*.jsonl, or --eval_fraction if this is eval.")
+  files = _nonempty_split(data_dir, split, spec, "sequences")
   n_columns, num_timesteps = spec.n_columns, spec.num_timesteps
   ds = tf.data.Dataset.from_tensor_slices(files)
   if shuffle:
