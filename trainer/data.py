@@ -109,6 +109,22 @@ def decode_windows(serialized, n_visible: int) -> tf.Tensor:
   return tf.cast(bits, tf.float32)
 
 
+def _records(files: list, shuffle: bool, seed: int, shuffle_buffer: int,
+             repeat: bool) -> tf.data.Dataset:
+  """The serialized records of `files`, shuffled by file and by record.
+
+  Deterministic even when shuffled: a seed gives the same order every run.
+  """
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(files)),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if shuffle:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  return ds.repeat() if repeat else ds
+
+
 def _nonempty_split(data_dir: str, split: str, spec, what: str) -> list:
   """The split's shards; ValueError naming the fix when it holds nothing."""
   files = split_files(data_dir, split)
@@ -133,16 +149,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int,
   """
   spec = spec or load_dataset_spec(data_dir)
   files = _nonempty_split(data_dir, split, spec, "windows")
-  ds = tf.data.Dataset.from_tensor_slices(files)
-  if shuffle:
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  # Deterministic even when shuffled: a seed gives the same order every run.
-  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(files)),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if shuffle:
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
+  ds = _records(files, shuffle, seed, shuffle_buffer, repeat)
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   ds = ds.map(lambda s: decode_windows(s, spec.n_visible),
               num_parallel_calls=tf.data.AUTOTUNE)
@@ -212,15 +219,7 @@ def make_sequence_dataset(data_dir: str, split: str, batch_size: int,
   spec = spec or load_dataset_spec(data_dir)
   files = _nonempty_split(data_dir, split, spec, "sequences")
   n_columns, num_timesteps = spec.n_columns, spec.num_timesteps
-  ds = tf.data.Dataset.from_tensor_slices(files)
-  if shuffle:
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(files)),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if shuffle:
-    ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
+  ds = _records(files, shuffle, seed, 100_000, repeat)
   ds = ds.map(lambda s: decode_sequence(s, n_columns, num_timesteps),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   padded_length = None
