@@ -4,8 +4,9 @@ the RNN-RBM on the demo corpus (issue 10).
     python -m benchmarks.chorales_benchmark --corpus=data/chorales \
         --workdir=out/chorales-benchmark          # make chorales-benchmark
 
-Quarter-note grid (--steps_per_quarter=1), roll encoding, 88 keys (MIDI
-21..108), the pipeline's hash split. Everything goes through the CLIs a user
+Quarter-note grid (--steps_per_quarter=1) sampled at the beats
+(--quantize=sample), roll encoding, 88 keys (MIDI 21..108), the pipeline's
+hash split. Everything goes through the CLIs a user
 runs, as separate processes; a rerun reuses the datasets and models already
 in --workdir (training resumes or is done; delete a folder to redo it):
   1. preprocess.main three times: 1-step windows (frames), --window_steps
@@ -32,8 +33,10 @@ import time
 
 from common import cli
 
-GRID = ["--encoding=roll", "--steps_per_quarter=1", "--low_note=21",
-        "--high_note=109"]
+# --quantize=sample: a frame holds the notes sounding on its beat, as in JSB
+# Chorales (rounding would put a voice's two 8ths into one frame).
+GRID = ["--encoding=roll", "--steps_per_quarter=1", "--quantize=sample",
+        "--low_note=21", "--high_note=109"]
 
 
 @dataclasses.dataclass(frozen=True)

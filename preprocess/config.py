@@ -33,6 +33,12 @@ class PreprocessConfig:
   high_note: int = cli.setting(102, "Highest MIDI pitch kept, exclusive.")
   steps_per_quarter: int = cli.setting(
       4, "Grid steps per quarter note (4 = 16th notes).")
+  # pianoroll.QUANTIZE says when each is right.
+  quantize: str = cli.setting(
+      "round", "round: onsets and ends to the nearest step, every note kept "
+      "(fine grids, performed MIDI); sample: a step holds the notes sounding "
+      "at its grid point (coarse grids; the JSB Chorales convention).",
+      choices=pianoroll.QUANTIZE)
   # One window is one visible vector of the model; 0 keeps every piece
   # whole, as one variable-length sequence (for a temporal model).
   num_timesteps: int = cli.setting(
@@ -79,7 +85,7 @@ class PreprocessConfig:
   @property
   def roll_spec(self) -> pianoroll.RollSpec:
     return pianoroll.RollSpec(self.encoding, self.low_note, self.high_note,
-                              self.steps_per_quarter)
+                              self.steps_per_quarter, self.quantize)
 
   @property
   def whole_pieces(self) -> bool:

@@ -47,12 +47,14 @@ class DatasetSpec:
   counts: dict
   transpose: int = 0
   eval_fraction: float = 0.1
+  # Older dataset.json files have no quantize: they were rounded.
+  quantize: str = "round"
   format_version: int = FORMAT_VERSION
 
   @property
   def roll_spec(self) -> pianoroll.RollSpec:
     return pianoroll.RollSpec(self.encoding, self.low_note, self.high_note,
-                              self.steps_per_quarter)
+                              self.steps_per_quarter, self.quantize)
 
   @property
   def n_columns(self) -> int:
@@ -82,7 +84,7 @@ class DatasetSpec:
                        "preprocess.main to rebuild it.") from None
     known = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(n for n in known - set(fields) if n not in (
-        "transpose", "eval_fraction", "format_version"))
+        "transpose", "eval_fraction", "quantize", "format_version"))
     if missing:
       raise ValueError(f"{source} lacks {missing}; it was not written by "
                        "preprocess.main, or by an older version. Re-run it.")

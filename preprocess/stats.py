@@ -134,7 +134,8 @@ def make_dataset_spec(acc: dict, config: PreprocessConfig) -> records.DatasetSpe
       high_note=config.high_note, steps_per_quarter=config.steps_per_quarter,
       num_timesteps=config.num_timesteps, stride=config.stride,
       n_visible=config.n_visible, unit_means=unit_means, counts=counts,
-      transpose=config.transpose, eval_fraction=config.eval_fraction)
+      transpose=config.transpose, eval_fraction=config.eval_fraction,
+      quantize=config.quantize)
 
 
 def summary(counts: dict, output_dir: str) -> str:

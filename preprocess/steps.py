@@ -192,7 +192,8 @@ def parse_file(path_and_data: tuple, config: PreprocessConfig) -> ParsedFile:
     # KeyError, IndexError...) on bad bytes: all mean the same to us.
     raise CorruptMidi(f"{type(e).__name__}: {e}") from e
   notes, drum_notes = pianoroll.extract_notes(pm, config.steps_per_quarter,
-                                              config.include_drums)
+                                              config.include_drums,
+                                              config.quantize)
   if not len(notes):
     if drum_notes:
       raise OnlyDrums(f"{drum_notes} drum notes and no other notes "

@@ -26,7 +26,7 @@ def test_default_spec_is_the_seeds_layout():
 
 @pytest.mark.parametrize("kwargs", [
     {"encoding": "bits"}, {"low_note": 50, "high_note": 50},
-    {"high_note": 129}, {"steps_per_quarter": 0}])
+    {"high_note": 129}, {"steps_per_quarter": 0}, {"quantize": "floor"}])
 def test_bad_spec_is_rejected_with_the_value(kwargs):
   with pytest.raises(ValueError, match=str(next(iter(kwargs.values())))):
     pianoroll.RollSpec(**kwargs)
@@ -74,6 +74,37 @@ def test_steps_per_quarter_one_is_a_quarter_note_grid():
   m = encode_bytes(data, pianoroll.RollSpec(steps_per_quarter=1))
   assert m.shape == (3, 156)
   assert m[:, 36].tolist() == [1, 1, 0] and m[:, 40].tolist() == [0, 0, 1]
+
+
+# One voice moving in 8ths on a quarter-note grid: C D | E F | G (quarter).
+EIGHTHS = [(60, 0, 0.5), (62, 0.5, 1), (64, 1, 1.5), (65, 1.5, 2), (67, 2, 3)]
+
+
+def test_round_keeps_every_note_and_rounds_halves_up():
+  m = encode_bytes(midi_builders.make_midi(EIGHTHS),
+                   pianoroll.RollSpec("roll", 60, 72, 1, "round"))
+  # Every off-beat 8th moves to the next beat, beside that beat's note
+  # (half-to-even would keep D on beat 0 and move F: [[0, 2], [4], [5, 7]]).
+  assert [np.flatnonzero(row).tolist() for row in m] == [[0], [2, 4], [5, 7]]
+
+
+def test_sample_holds_what_sounds_at_each_grid_point():
+  m = encode_bytes(midi_builders.make_midi(EIGHTHS),
+                   pianoroll.RollSpec("roll", 60, 72, 1, "sample"))
+  assert [np.flatnonzero(row).tolist() for row in m] == [[0], [4], [7]]
+  notes, _ = pianoroll.extract_notes(
+      pianoroll.parse_midi(midi_builders.make_midi(EIGHTHS)), 1,
+      quantize="sample")
+  # The off-beat 8ths span no grid point: no step.
+  assert sorted((p, e - s) for p, s, e in notes.as_tuples()) == [
+      (60, 1), (62, 0), (64, 1), (65, 0), (67, 1)]
+
+
+def test_quantize_modes_agree_on_a_grid_aligned_file():
+  data = midi_builders.make_midi(midi_builders.scale(12) + [(72, 1, 4)])
+  np.testing.assert_array_equal(
+      encode_bytes(data, pianoroll.RollSpec(quantize="sample")),
+      encode_bytes(data, ONOFF))
 
 
 def test_drums_are_excluded_by_default_and_counted():

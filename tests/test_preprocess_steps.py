@@ -55,6 +55,24 @@ def test_windows_are_cut_serialised_and_counted():
       fw.stats["unit_sum"], full[:30].reshape(2, -1).sum(axis=0))
 
 
+def test_quantize_setting_reaches_the_windows_and_the_spec():
+  # A voice of 8ths on a quarter-note grid, 4 beats: one note per frame when
+  # sampled at the beats, two when rounded.
+  eighths = [(60 + i, i / 2, (i + 1) / 2) for i in range(8)]
+  polyphony = {}
+  for mode in ("round", "sample"):
+    config = config_lib.PreprocessConfig(
+        eval_fraction=0.0, encoding="roll", steps_per_quarter=1,
+        num_timesteps=3, stride=3, quantize=mode)
+    ex = records.parse_example(
+        steps.file_to_windows(parsed(eighths, config), config).train[0])
+    polyphony[mode] = records.unpack_window(ex["window"], 3, 78).sum(axis=1)
+    assert stats.make_dataset_spec(
+        stats.CombineStats().create_accumulator(), config).quantize == mode
+  assert polyphony["sample"].tolist() == [1, 1, 1]
+  assert polyphony["round"].tolist() == [1, 2, 2]
+
+
 def test_silent_windows_are_dropped_and_counted():
   notes = [(60, 0, 1), (62, 11, 12)]  # steps 0-3 and 44-47: window 1 silent
   fw = steps.file_to_windows(parsed(notes), CONFIG)
