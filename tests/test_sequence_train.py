@@ -185,8 +185,9 @@ def test_init_from_a_frame_rbm_and_rnn_pretraining(pieces_dir, tmp_path):
 
 def test_model_defaults_apply_to_flags_not_given():
   assert config_lib.model_defaults("rnn_rbm", given={"cd_k"}) == {
-      "num_hidden": 150, "learning_rate": 1e-3, "batch_size": 8,
-      "lr_schedule": "cosine", "momentum": False, "weight_decay": 0.0}
+      "num_hidden": 150, "learning_rate": 3e-3, "batch_size": 8,
+      "lr_schedule": "cosine", "epochs": 30, "pretrain_rnn_epochs": 3,
+      "validate_every_epochs": 2, "momentum": False, "weight_decay": 0.0}
   assert config_lib.model_defaults("rbm", given=set()) == {}
   with pytest.raises(ValueError, match="--init_from.*--model=rnn_rbm"):
     config_lib.TrainConfig(init_from="x")
