@@ -28,6 +28,12 @@ MOMENTUM_EARLY, MOMENTUM_LATE, MOMENTUM_SWITCH_EPOCH = 0.5, 0.9, 5
 # settings.
 GENERATION_BLOCK = 128
 GENERATION_INITS = ("random", "zeros", "data")
+CANDIDATE_SCORES = ("pitch_class", "free_energy")
+# --candidates: each is a full Gibbs chain per window.
+MAX_CANDIDATES = 64
+# Generation chains (attempt * windows + window) below this
+# (random_streams.CANDIDATE_CHAINS, a test checks).
+MAX_GENERATION_CHAINS = 2**24
 # Gibbs steps per generated window: two streams each, within the
 # random_streams.GENERATION_CHAIN_STREAMS of one chain (a test checks).
 MAX_GIBBS_STEPS = 2**20 - 1
@@ -279,6 +285,11 @@ class GenerateConfig:
       "units stay sampled). Sampled, articulate units that fire with a small "
       "probability all along a held note re-strike it every few steps (0: "
       "sample them, the seed's).")
+  play_threshold: float = setting(
+      0.0, "When > 0, the last Gibbs step sets each play unit where "
+      "p(play | h) >= this value instead of sampling it (0: sampled). "
+      "Sampled play units with a middling probability sound as isolated "
+      "16th-note blips.")
   # Issue 9: a sample is at least 8 bars. With the default overlap (a third
   # of a 15-step window: 5 steps) n windows are 15 + 10 (n - 1) steps, so 13
   # is the fewest that reach 8 bars (128 16th notes): 135 steps, 8.4 bars.
@@ -288,6 +299,19 @@ class GenerateConfig:
   overlap: int = setting(
       0, "Steps shared by consecutive windows (clamped); 0: a third of a "
       "window.")
+  # Issue 9: the window RBM sees 15 steps, so chained windows drift in key
+  # across their seams (pitch-class overlap 0.77 against the data, goal
+  # 0.85). Best of K continuations by agreement with the piece's pitch-class
+  # profile keeps its tonal context (README, "Sample quality").
+  candidates: int = setting(
+      1, "Window RBMs: continuations sampled for each window after the "
+      "first; the one whose --candidate_score is best is kept (1: no choice, "
+      "the seed's). Costs K times the Gibbs steps of those windows.")
+  candidate_score: str = setting(
+      "pitch_class", "How --candidates are ranked: pitch_class (agreement "
+      "of the candidate's new steps' pitch-class distribution with the piece "
+      "so far, -KL; for any MIDI, it needs only pitches) or free_energy (the "
+      "model's own: lowest F(v) of the window).", choices=CANDIDATE_SCORES)
   num_frames: int = setting(
       0, "RNN-RBM models: frames (grid steps) per sample, e.g. 128 = 32 bars "
       "of 4/4 on a quarter-note grid; 0: 32 bars on the model's grid. A window "
@@ -345,12 +369,25 @@ class GenerateConfig:
     if not 0 <= self.articulate_threshold <= 1:
       raise ValueError(f"--articulate_threshold={self.articulate_threshold} "
                        "must be in [0, 1] (0: sample articulate units).")
+    if not 0 <= self.play_threshold <= 1:
+      raise ValueError(f"--play_threshold={self.play_threshold} must be in "
+                       "[0, 1] (0: sample play units).")
     if not 0 <= self.num_frames <= MAX_NUM_FRAMES:
       raise ValueError(f"--num_frames={self.num_frames} must be in 0.."
                        f"{MAX_NUM_FRAMES} (0: {DEFAULT_BARS} bars).")
     if not 1 <= self.gibbs_steps_per_frame <= MAX_FRAME_GIBBS_STEPS:
       raise ValueError(f"--gibbs_steps_per_frame={self.gibbs_steps_per_frame} "
                        f"must be in 1..{MAX_FRAME_GIBBS_STEPS}.")
+    if not 1 <= self.candidates <= MAX_CANDIDATES:
+      raise ValueError(f"--candidates={self.candidates} must be in 1.."
+                       f"{MAX_CANDIDATES}.")
+    if self.candidate_score not in CANDIDATE_SCORES:
+      raise ValueError(f"--candidate_score={self.candidate_score!r}; use one "
+                       f"of {CANDIDATE_SCORES}.")
+    if self.num_windows * (self.resample_empty + 1) > MAX_GENERATION_CHAINS:
+      raise ValueError(f"--num_windows={self.num_windows} x (--resample_empty="
+                       f"{self.resample_empty} + 1) chains must be <= "
+                       f"{MAX_GENERATION_CHAINS}.")
     if self.resample_empty < 0 or self.blocks_per_call < 1:
       raise ValueError("--resample_empty must be >= 0, blocks_per_call >= 1.")
 
@@ -366,6 +403,13 @@ class GenerateConfig:
       # generation.json stays as before these fields, so older output resumes.
       fields.pop("num_frames")
       fields.pop("gibbs_steps_per_frame")
+    if not self.play_threshold:
+      fields.pop("play_threshold")  # as before the field: older output resumes
+    if self.candidates == 1:
+      # No choice made: the score does not matter, and output written before
+      # these fields resumes.
+      fields.pop("candidates")
+      fields.pop("candidate_score")
     return fields
 
 
