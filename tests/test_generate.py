@@ -151,11 +151,13 @@ def test_windows_chain_through_the_clamped_overlap(model_dir, tmp_path):
   # A primer's tail is clamped: every piece starts with it.
   primer = pianoroll.midi_to_matrix(pianoroll.parse_midi(
       midi_builders.make_midi([(62, 0, 1), (65, 0.5, 2)])), SPEC)
-  gen = generate_lib.Generator(loaded, cfg, primer, None)
-  pieces = gen.sample([0], attempt=0)
-  np.testing.assert_array_equal(
-      pieces[:, :2],
-      np.broadcast_to(primer[-2:], (generate_lib.BLOCK, 2, SPEC.n_columns)))
+  for candidates in (1, 3):  # the primer's profile scores the first window
+    gen = generate_lib.Generator(loaded, dataclasses.replace(
+        cfg, candidates=candidates), primer, None)
+    pieces = gen.sample([0], attempt=0)
+    np.testing.assert_array_equal(
+        pieces[:, :2],
+        np.broadcast_to(primer[-2:], (generate_lib.BLOCK, 2, SPEC.n_columns)))
 
 
 def test_primer_errors(model_dir, tmp_path):
