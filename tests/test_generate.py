@@ -403,3 +403,14 @@ def test_candidate_errors():
   # output resumes.
   assert "candidates" not in config().settings()
   assert "play_threshold" not in config().settings()
+
+
+@pytest.mark.parametrize("score", ["pitch_class", "free_energy"])
+def test_candidates_do_not_depend_on_the_blocks_of_a_call(model_dir, score):
+  loaded = export.load_model(model_dir)
+  gen = generate_lib.Generator(loaded, config(
+      num_windows=3, overlap=1, candidates=3, candidate_score=score), None,
+                               None)
+  together = gen.sample([0, 1], attempt=0)
+  np.testing.assert_array_equal(together[generate_lib.BLOCK:],
+                                gen.sample([1], attempt=0))

@@ -130,9 +130,13 @@ def _choose(weights, visible_bias, hidden_bias, candidates, projection,
   if by_free_energy:
     rbm = model_lib.RBMTensors(weights, visible_bias, hidden_bias)
     k, rows = tf.shape(candidates)[0], tf.shape(candidates)[1]
-    flat = tf.reshape(candidates, [k * rows, -1])
-    scores = -tf.reshape(rbm.free_energy(flat), [k, rows])
+    # Block by block, as the chains: a matmul's rounding depends on its
+    # shape, and a sample's choice must not depend on the call's blocks.
+    blocks = tf.reshape(candidates, [-1, BLOCK, candidates.shape[-1]])
+    scores = -tf.reshape(tf.map_fn(rbm.free_energy, blocks), [k, rows])
   else:
+    # Exact whatever the shape: binary units times 0/1 weights sum to
+    # integers; the rest is per row.
     scores = tf.map_fn(
         lambda c: model_lib.profile_agreement(c, projection, profile),
         candidates)
