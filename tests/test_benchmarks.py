@@ -66,7 +66,7 @@ def test_bench_generate_runs(tmp_path):
   for line in ("generate -> local disk:", "generate -> GCS emulator:",
                "baseline: bare pretty_midi write", "bars/s",
                "useful / matmul FLOP/s, defaults vs seed preset",
-               "13 window(s) x 4 candidate(s)"):
+               "13 window(s) x 4 candidate(s)", "useful GFLOP per CPU second"):
     assert line in done.stdout, done.stdout
   for line in ("RNN-RBM Gibbs sampling only:", "RNN-RBM generate -> local disk:"):
     assert line in done.stdout, done.stdout

@@ -270,9 +270,9 @@ class Generator:
         chosen = candidates[0]
       win = chosen.numpy().reshape(len(rows), t, c).astype(np.uint8)
       # Later windows repeat the clamped overlap: keep only what is new.
-      new_from = self.overlap if window > 0 else 0
-      pieces.append(win[:, new_from:])
-      profile += self._profile(win, new_from)
+      pieces.append(win[:, self.overlap:] if window > 0 else win)
+      # The profile counts each step once (a primer's tail is in it already).
+      profile += self._profile(win, self.overlap if context is not None else 0)
       context = win[:, -self.overlap:].reshape(len(rows), -1)
     return np.concatenate(pieces, axis=1)
 
