@@ -65,7 +65,8 @@ def test_bench_generate_runs(tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   for line in ("generate -> local disk:", "generate -> GCS emulator:",
                "baseline: bare pretty_midi write", "bars/s",
-               "useful / matmul FLOP/s, defaults vs seed preset"):
+               "useful / matmul FLOP per CPU second, defaults vs seed preset",
+               "13 window(s) x 4 candidate(s)", "per CPU second: useful"):
     assert line in done.stdout, done.stdout
   for line in ("RNN-RBM Gibbs sampling only:", "RNN-RBM generate -> local disk:"):
     assert line in done.stdout, done.stdout

@@ -16,7 +16,8 @@ SEED_TRAIN = dict(num_hidden=50, learning_rate=0.005, batch_size=100,
 SEED_GENERATE = dict(num_samples=1000, gibbs_steps=50, init="random", seed=0,
                      temperature=1.0, articulate_threshold=0.0, num_windows=1,
                      overlap=0, primer=None, num_shards=1, shard_index=0,
-                     resample_empty=0, tempo=120.0, program=0, velocity=80)
+                     resample_empty=0, tempo=120.0, program=0, velocity=80,
+                     candidates=1)  # one candidate: no choice, as before
 
 
 def _from_flags(config_cls, argv):

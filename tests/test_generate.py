@@ -1,5 +1,6 @@
 """Batch generation: determinism, resumability, GCS, chaining, errors."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -150,11 +151,13 @@ def test_windows_chain_through_the_clamped_overlap(model_dir, tmp_path):
   # A primer's tail is clamped: every piece starts with it.
   primer = pianoroll.midi_to_matrix(pianoroll.parse_midi(
       midi_builders.make_midi([(62, 0, 1), (65, 0.5, 2)])), SPEC)
-  gen = generate_lib.Generator(loaded, cfg, primer, None)
-  pieces = gen.sample([0], attempt=0)
-  np.testing.assert_array_equal(
-      pieces[:, :2],
-      np.broadcast_to(primer[-2:], (generate_lib.BLOCK, 2, SPEC.n_columns)))
+  for candidates in (1, 3):  # the primer's profile scores the first window
+    gen = generate_lib.Generator(loaded, dataclasses.replace(
+        cfg, candidates=candidates), primer, None)
+    pieces = gen.sample([0], attempt=0)
+    np.testing.assert_array_equal(
+        pieces[:, :2],
+        np.broadcast_to(primer[-2:], (generate_lib.BLOCK, 2, SPEC.n_columns)))
 
 
 def test_primer_errors(model_dir, tmp_path):
@@ -301,3 +304,113 @@ def test_sampling_lever_errors(tmp_path):
   loaded = bias_only_model(str(tmp_path), 0.5, 0.5, spec=roll)
   with pytest.raises(ValueError, match="needs an onoff model"):
     generate_lib.Generator(loaded, config(articulate_threshold=0.7), None, None)
+
+
+def test_play_threshold_decides_play_units_only(tmp_path):
+  loaded = bias_only_model(str(tmp_path), play_p=0.6, articulate_p=0.3)
+  play, articulate = shares(loaded, play_threshold=0.5)
+  assert play == 1 and abs(articulate - 0.3) < 0.05
+  play, articulate = shares(loaded, play_threshold=0.7,
+                            articulate_threshold=0.2)
+  assert play == 0 and articulate == 1
+
+
+def _pitch_classes(windows, skip):
+  """[rows, 12] sounding steps per pitch class from step `skip` on (numpy,
+  independent of generate_lib's projection)."""
+  play = windows[:, skip:, :SPEC.n_pitches].sum(axis=1).astype(np.float64)
+  out = np.zeros((len(windows), 12))
+  for column in range(SPEC.n_pitches):
+    out[:, (SPEC.low_note + column) % 12] += play[:, column]
+  return out
+
+
+def _minus_kl(counts, profile):
+  q = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-9)
+  p = (profile + 1) / (profile + 1).sum(axis=1, keepdims=True)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    terms = np.where(q > 0, q * np.log(q / p), 0.0)
+  return -terms.sum(axis=1)
+
+
+def test_candidates_keep_the_best_pitch_class_agreement(model_dir):
+  loaded = export.load_model(model_dir)
+  cfg = config(num_windows=2, overlap=1, candidates=3)
+  gen = generate_lib.Generator(loaded, cfg, None, None)
+  pieces = gen.sample([0], attempt=0)
+  first = pieces[:, :T]
+  # Window 1's candidates, drawn again from window 0's end: candidate 0 is
+  # what one candidate would have drawn (the same streams).
+  mask = np.zeros(loaded.rbm.n_visible, bool)
+  mask[:SPEC.n_columns] = True
+  values = np.zeros((generate_lib.BLOCK, loaded.rbm.n_visible), np.float32)
+  values[:, :SPEC.n_columns] = first[:, -1]
+  starts = np.zeros_like(values)
+  candidates = gen._chains([0], starts, mask, values, 1, 3).numpy().reshape(
+      3, generate_lib.BLOCK, T, SPEC.n_columns)
+  single = generate_lib.Generator(loaded, dataclasses.replace(
+      cfg, candidates=1), None, None).sample([0], attempt=0)
+  np.testing.assert_array_equal(single[:, :T], first)
+  np.testing.assert_array_equal(single[:, T:], candidates[0][:, 1:])
+  # The kept one scores best against window 0's profile (first on ties).
+  scores = np.stack([_minus_kl(_pitch_classes(c, 1), _pitch_classes(first, 0))
+                     for c in candidates])
+  best = np.argmax(scores, axis=0)
+  assert len(set(best)) > 1  # the rule did choose
+  np.testing.assert_array_equal(
+      pieces[:, T:], candidates[best, np.arange(generate_lib.BLOCK)][:, 1:])
+
+
+def test_more_candidates_stay_closer_to_the_opening(model_dir):
+  loaded = export.load_model(model_dir)
+
+  def drift(candidates):
+    pieces = generate_lib.Generator(loaded, config(
+        num_windows=4, overlap=1, candidates=candidates), None, None).sample(
+            [0], attempt=0)
+    opening = _pitch_classes(pieces[:, :T], 0)
+    rest = _pitch_classes(pieces[:, T:], 0)
+    return -_minus_kl(rest, opening).mean()
+  assert drift(8) < 0.7 * drift(1)
+
+
+def test_free_energy_candidates_keep_the_lowest_free_energy(model_dir):
+  loaded = export.load_model(model_dir)
+  cfg = config(num_windows=2, overlap=1, candidates=4,
+               candidate_score="free_energy")
+  pieces = generate_lib.Generator(loaded, cfg, None, None).sample([0], 0)
+  gen = generate_lib.Generator(loaded, cfg, None, None)
+  mask = np.zeros(loaded.rbm.n_visible, bool)
+  mask[:SPEC.n_columns] = True
+  values = np.zeros((generate_lib.BLOCK, loaded.rbm.n_visible), np.float32)
+  values[:, :SPEC.n_columns] = pieces[:, T - 1]
+  candidates = gen._chains([0], np.zeros_like(values), mask, values, 1, 4)
+  energies = np.stack([loaded.rbm.free_energy(c).numpy() for c in candidates])
+  window = np.concatenate([pieces[:, T - 1:T], pieces[:, T:]], axis=1)
+  kept = loaded.rbm.free_energy(
+      window.reshape(generate_lib.BLOCK, -1).astype(np.float32)).numpy()
+  np.testing.assert_allclose(kept, energies.min(axis=0), rtol=1e-5)
+
+
+def test_candidate_errors():
+  with pytest.raises(ValueError, match="--candidates=0"):
+    generate_lib.GenerateConfig(candidates=0)
+  with pytest.raises(ValueError, match="--candidates=65"):
+    generate_lib.GenerateConfig(candidates=65)
+  with pytest.raises(ValueError, match="--play_threshold=2"):
+    generate_lib.GenerateConfig(play_threshold=2)
+  # One candidate: generation.json as before these settings, so older
+  # output resumes.
+  assert "candidates" not in config().settings()
+  assert "play_threshold" not in config().settings()
+
+
+@pytest.mark.parametrize("score", ["pitch_class", "free_energy"])
+def test_candidates_do_not_depend_on_the_blocks_of_a_call(model_dir, score):
+  loaded = export.load_model(model_dir)
+  gen = generate_lib.Generator(loaded, config(
+      num_windows=3, overlap=1, candidates=3, candidate_score=score), None,
+                               None)
+  together = gen.sample([0, 1], attempt=0)
+  np.testing.assert_array_equal(together[generate_lib.BLOCK:],
+                                gen.sample([1], attempt=0))

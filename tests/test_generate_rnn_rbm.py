@@ -207,7 +207,9 @@ def test_flags_of_the_other_model_name_the_right_one(model_dir, tmp_path):
   for kw, words in (({"num_windows": 3}, "--num_frames"),
                     ({"gibbs_steps": 40}, "--gibbs_steps_per_frame=40"),
                     ({"init": "data", "data_dir": "d"}, "--primer"),
-                    ({"articulate_threshold": 0.5}, "pass 0")):
+                    ({"articulate_threshold": 0.5}, "pass 0"),
+                    ({"candidates": 8}, "--candidates=8"),
+                    ({"play_threshold": 0.5}, "leave them out")):
     with pytest.raises(generate_rnn_rbm.RNNRBMGenerateError, match=words):
       generate_lib.generate(model_dir, out, config(**kw))
   window_rbm = make_window_rbm(str(tmp_path / "rbm"))

@@ -67,3 +67,43 @@ def test_the_settings_fit_the_stream_table():
   # The regions do not meet within a run's reach.
   assert random_streams.generation_base(2**20) < random_streams.CHAIN_INIT
   assert int(random_streams.training_base(2**40)) < random_streams.CHAIN_INIT
+  # --candidates: every chain a job can reach stays below the next
+  # candidate's region, and the last candidate below CHAIN_INIT.
+  assert config_lib.MAX_GENERATION_CHAINS == random_streams.CANDIDATE_CHAINS
+  last = random_streams.generation_candidate(
+      config_lib.MAX_GENERATION_CHAINS - 1, config_lib.MAX_CANDIDATES - 1)
+  assert (random_streams.generation_base(last + 1) <=
+          random_streams.CHAIN_INIT - random_streams.CHAIN_INIT // 2)
+  assert random_streams.generation_candidate(5, 0) == 5
+
+
+def test_profile_agreement_is_minus_kl_to_the_smoothed_profile():
+  # 4 units onto 2 bins: units 0, 1 -> bin 0, unit 2 -> bin 1, unit 3 counts
+  # nowhere (a clamped unit).
+  projection = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], np.float32)
+  v = np.array([[1, 1, 1, 1],   # q = (2/3, 1/3)
+                [0, 0, 1, 0],   # q = (0, 1)
+                [0, 0, 0, 1]],  # nothing counted: q = 0, score 0
+               np.float32)
+  profile = np.array([[5, 1], [5, 1], [5, 1]], np.float32)
+  p = np.array([6, 2]) / 8.0  # prior 1 per bin
+  expected = [-(2 / 3 * np.log((2 / 3) / p[0]) + 1 / 3 * np.log((1 / 3) / p[1])),
+              -np.log(1 / p[1]), 0.0]
+  got = model_lib.profile_agreement(tf.constant(v), tf.constant(projection),
+                                    tf.constant(profile)).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  # The row that keeps the profile's balance agrees better than the one that
+  # moves to the rare bin.
+  assert got[0] > got[1]
+
+
+def test_best_of_takes_the_highest_score_per_row_first_on_ties():
+  candidates = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2)
+  scores = np.array([[0, 5, 1, 2],
+                     [3, 5, 0, 2],
+                     [1, 1, 2, 2]], np.float32)
+  chosen, index = model_lib.best_of(tf.constant(candidates),
+                                    tf.constant(scores))
+  np.testing.assert_array_equal(index.numpy(), [1, 0, 2, 0])
+  np.testing.assert_array_equal(
+      chosen.numpy(), candidates[[1, 0, 2, 0], np.arange(4)])

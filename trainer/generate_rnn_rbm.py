@@ -65,7 +65,10 @@ def _check_window_rbm(config, loaded: export.LoadedModel) -> None:
 # The window RBM's levers and the value at which each does nothing. An
 # RNN-RBM takes them only at that value, and records that value (not the
 # window RBM's tuned defaults) in generation.json.
-_WINDOW_LEVERS = {"num_windows": 1, "overlap": 0, "articulate_threshold": 0.0}
+_WINDOW_LEVERS = {"num_windows": 1, "overlap": 0, "articulate_threshold": 0.0,
+                  "play_threshold": 0.0, "candidates": 1}
+# Levers with their own message below.
+_OWN_MESSAGE = ("articulate_threshold", "play_threshold", "candidates")
 
 
 def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
@@ -78,7 +81,7 @@ def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
         f"{config.gibbs_steps} (default 25).")
   if any(_given(config, name) and getattr(config, name) != neutral
          for name, neutral in _WINDOW_LEVERS.items()
-         if name != "articulate_threshold"):
+         if name not in _OWN_MESSAGE):
     raise RNNRBMGenerateError(
         f"--num_windows/--overlap chain a window RBM's windows; an RNN-RBM "
         f"makes one piece frame by frame: pass --num_frames=N (e.g. "
@@ -93,6 +96,12 @@ def _check_rnn_rbm(config, loaded: export.LoadedModel) -> None:
         f"--articulate_threshold={config.articulate_threshold} is for window "
         "RBMs (an RNN-RBM feeds each sampled frame to its RNN): pass 0 "
         "(--temperature works for both).")
+  if ((_given(config, "candidates") and config.candidates != 1) or
+      config.play_threshold):
+    raise RNNRBMGenerateError(
+        f"--candidates={config.candidates}/--play_threshold="
+        f"{config.play_threshold} choose and decode a window RBM's windows; an "
+        "RNN-RBM carries its context in its RNN: leave them out.")
 
 
 def prepare(loaded: export.LoadedModel, config):

@@ -19,6 +19,7 @@ ones the project has always used (checked byte for byte, README "Development").
                                    of `monitor_base(t)`
   generation, chain c              c * GENERATION_CHAIN_STREAMS + 2s, + 2s + 1
   generation, initial state of c   CHAIN_INIT + c
+  generation, candidate k of c     chain c + k * CANDIDATE_CHAINS (k = 0 is c)
   AIS base-model samples           CHAIN_INIT
   AIS transition at beta index k   2k (hidden), 2k + 1 (visible)
 
@@ -33,6 +34,10 @@ STREAMS_PER_STEP = 1024
 # Streams per generation chain (one chain = one window of one attempt): two
 # per Gibbs step, so at most GENERATION_CHAIN_STREAMS // 2 - 1 steps.
 GENERATION_CHAIN_STREAMS = 2**21
+# Candidate k > 0 of a generation chain (--candidates) is the chain
+# c + k * CANDIDATE_CHAINS: chains c (attempt * windows + window) stay below it
+# (config checks), and 64 candidates reach 2^51 streams, far below CHAIN_INIT.
+CANDIDATE_CHAINS = 2**24
 # Initial states of chains (PCD, generation, AIS): far from the step streams.
 CHAIN_INIT = 2**62
 # Gibbs steps of each TensorBoard sample chain.
@@ -53,6 +58,14 @@ def monitor_base(step):
 def generation_base(chain: int) -> int:
   """First stream of generation chain `chain` = attempt * windows + window."""
   return chain * GENERATION_CHAIN_STREAMS
+
+
+def generation_candidate(chain: int, k: int) -> int:
+  """The chain of candidate k of generation chain `chain` (k = 0: itself, so
+  one candidate draws exactly the noise it always did)."""
+  if not 0 <= chain < CANDIDATE_CHAINS:
+    raise ValueError(f"generation chain {chain} must be < {CANDIDATE_CHAINS}.")
+  return chain + k * CANDIDATE_CHAINS
 
 
 def generation_init(chain: int) -> int:

@@ -112,7 +112,7 @@ class RBMMaths:
       threshold_mask: None, or bool [V]: on the LAST step these units are set
         to p(v=1|h) >= threshold instead of being sampled (e.g. onoff
         articulate units, which sampled re-strike held notes at random).
-      threshold: scalar in [0, 1], used with threshold_mask.
+      threshold: scalar or [V] in [0, 1], used with threshold_mask.
     """
     stream_base = tf.cast(stream_base, tf.int64)
     if clamp_mask is not None:
@@ -264,6 +264,52 @@ class RBM(RBMMaths, tf.Module):
       v_bias = visible_bias_from_means(unit_means)
     self.visible_bias = tf.Variable(v_bias, name="visible_bias")
     self.hidden_bias = tf.Variable(tf.zeros([self.n_hidden]), name="hidden_bias")
+
+
+def profile_agreement(v, projection, profile, prior: float = 1.0):
+  """How well each row's profile agrees with a running one: -KL(q || p).
+
+  q is the row's own profile, v @ projection normalised (e.g. the pitch-class
+  distribution of a window's sounding notes); p is `profile` (counts so far,
+  e.g. the piece's pitch classes up to this window) plus `prior` per bin,
+  normalised. Candidates that keep the piece's tonal context score near 0,
+  ones that move elsewhere score lower. KL rather than the log-likelihood of
+  the row's counts: a likelihood falls with every note, so it would prefer
+  sparse candidates; KL compares distributions only.
+
+  Args:
+    v: [rows, V] binary states.
+    projection: [V, P] non-negative: how much each unit adds to each bin (0
+      for units that must not count, e.g. clamped ones).
+    profile: [rows, P] non-negative counts.
+    prior: pseudo-count per bin (> 0), so p has no zeros.
+  Returns:
+    [rows] float32, <= 0; 0 for a row with nothing in its profile.
+  """
+  counts = tf.matmul(v, projection)
+  total = tf.reduce_sum(counts, axis=-1, keepdims=True)
+  q = counts / tf.maximum(total, 1e-9)
+  p = (profile + prior) / tf.reduce_sum(profile + prior, axis=-1,
+                                        keepdims=True)
+  # 0 log 0 = 0: bins the row does not use add nothing.
+  terms = tf.where(q > 0, q * (tf.math.log(tf.maximum(q, 1e-30)) -
+                               tf.math.log(p)), 0.0)
+  return -tf.reduce_sum(terms, axis=-1)
+
+
+def best_of(candidates, scores):
+  """Per row, the candidate with the highest score (ties: the first).
+
+  Args:
+    candidates: [K, rows, V] states (K alternatives for each row).
+    scores: [K, rows].
+  Returns:
+    (chosen [rows, V], index [rows] int32 of the chosen candidate).
+  """
+  index = tf.argmax(scores, axis=0, output_type=tf.int32)
+  chosen = tf.gather(tf.transpose(candidates, [1, 0, 2]), index[:, None],
+                     axis=1, batch_dims=1)[:, 0]
+  return chosen, index
 
 
 def flops_per_cd_example(n_visible: int, n_hidden: int, k: int = 1) -> float:
