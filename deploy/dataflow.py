@@ -48,7 +48,8 @@ def dataflow_config(run: config_lib.RunConfig) -> specs.DataflowConfig:
     temp = specs.bucket_url(FLAGS.bucket) + "/dataflow/tmp"
     staging = staging or specs.bucket_url(FLAGS.bucket) + "/dataflow/staging"
   return cli.config_from_flags(
-      specs.DataflowConfig, input=run.input, output_dir=run.output_dir,
+      specs.DataflowConfig, input=run.input, eval_input=run.eval_input,
+      valid_input=run.valid_input, output_dir=run.output_dir,
       temp_location=temp, staging_location=staging, setup_file=SETUP_FILE,
       job_name=FLAGS.job_name or time.strftime("rbm-preprocess-%Y%m%d-%H%M%S",
                                                time.gmtime()))
@@ -67,7 +68,7 @@ def main(argv):
   pipeline.beam_options(specs.dataflow_args(config) + extra)
   if FLAGS.dry_run:
     given = cli.flag_args(preprocess_config) + cli.flag_args(
-        run, skip=("input", "output_dir"))
+        run, skip=("input", "eval_input", "valid_input", "output_dir"))
     print(specs.shell_join(specs.preprocess_command(config, given, extra)))
     return
   print(f"Dataflow job {config.job_name} starting; watch it at "
