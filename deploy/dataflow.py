@@ -64,6 +64,10 @@ def main(argv):
   run = cli.config_from_flags(config_lib.RunConfig)
   preprocess_config = cli.config_from_flags(config_lib.PreprocessConfig)
   config = dataflow_config(run)
+  # A split given twice (--eval_input and --eval_fraction) fails here, not
+  # after the job was staged (run_pipeline applies the same rule).
+  config_lib.with_explicit_splits(preprocess_config, run.eval_input,
+                                  run.valid_input)
   # Unknown Beam options are an error now, not after a job was staged.
   pipeline.beam_options(specs.dataflow_args(config) + extra)
   if FLAGS.dry_run:

@@ -241,12 +241,17 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
       | "WriteErrors" >> beam.io.WriteToText(
           outputs.join(output_dir, records.ERRORS_PREFIX),
           file_name_suffix=".jsonl", num_shards=1))
+  # A run without a valid split writes no (empty) valid shards: its folder
+  # looks as before the valid split existed; dataset.json counts 0 valid.
+  written = [split for split in records.SPLITS
+             if split != records.VALID_PREFIX or config.valid_fraction or
+             valid_inputs]
   shards = {
       split: converted[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
           outputs.join(output_dir, split),
           file_name_suffix=records.TFRECORD_SUFFIX,
           num_shards=config.num_shards)
-      for split in records.SPLITS
+      for split in written
   }
   explicit = [split for split, globs in ((records.EVAL_PREFIX, eval_inputs),
                                          (records.VALID_PREFIX, valid_inputs))
@@ -255,7 +260,7 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
        | "CombineStats" >> beam.CombineGlobally(stats_lib.MergeStats())
        | "WriteDatasetJson" >> beam.Map(
            write_dataset_json, output_dir, config, explicit,
-           *[beam.pvalue.AsList(shards[split]) for split in records.SPLITS],
+           *[beam.pvalue.AsList(shards[split]) for split in written],
            beam.pvalue.AsList(error_files)))
 
 
