@@ -78,7 +78,8 @@ def bare_parse_seconds(blobs: list) -> tuple:
 def step_seconds(blobs: list, config: config_lib.PreprocessConfig) -> tuple:
   """CPU seconds of the pure steps: parse_file, then file_to_windows."""
   with Clock() as parse:
-    parsed = [steps.parse_file(b, config) for b in blobs]
+    parsed = [steps.parse_file((path, data, "train"), config)
+              for path, data in blobs]
   with Clock() as windows:
     for p in parsed:
       steps.file_to_windows(p, config)

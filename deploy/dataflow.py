@@ -48,7 +48,8 @@ def dataflow_config(run: config_lib.RunConfig) -> specs.DataflowConfig:
     temp = specs.bucket_url(FLAGS.bucket) + "/dataflow/tmp"
     staging = staging or specs.bucket_url(FLAGS.bucket) + "/dataflow/staging"
   return cli.config_from_flags(
-      specs.DataflowConfig, input=run.input, output_dir=run.output_dir,
+      specs.DataflowConfig, input=run.input, eval_input=run.eval_input,
+      valid_input=run.valid_input, output_dir=run.output_dir,
       temp_location=temp, staging_location=staging, setup_file=SETUP_FILE,
       job_name=FLAGS.job_name or time.strftime("rbm-preprocess-%Y%m%d-%H%M%S",
                                                time.gmtime()))
@@ -63,11 +64,15 @@ def main(argv):
   run = cli.config_from_flags(config_lib.RunConfig)
   preprocess_config = cli.config_from_flags(config_lib.PreprocessConfig)
   config = dataflow_config(run)
+  # A split given twice (--eval_input and --eval_fraction) fails here, not
+  # after the job was staged (run_pipeline applies the same rule).
+  config_lib.with_explicit_splits(preprocess_config, run.eval_input,
+                                  run.valid_input)
   # Unknown Beam options are an error now, not after a job was staged.
   pipeline.beam_options(specs.dataflow_args(config) + extra)
   if FLAGS.dry_run:
     given = cli.flag_args(preprocess_config) + cli.flag_args(
-        run, skip=("input", "output_dir"))
+        run, skip=("input", "eval_input", "valid_input", "output_dir"))
     print(specs.shell_join(specs.preprocess_command(config, given, extra)))
     return
   print(f"Dataflow job {config.job_name} starting; watch it at "

@@ -139,4 +139,6 @@ def dataflow_job(config: specs.DataflowConfig, preprocess_config,
   options = pipeline.beam_options(
       specs.dataflow_args(config) + list(extra_options))
   return pipeline.run_pipeline(list(config.input), config.output_dir,
-                               preprocess_config, options, overwrite=overwrite)
+                               preprocess_config, options, overwrite=overwrite,
+                               eval_inputs=list(config.eval_input),
+                               valid_inputs=list(config.valid_input))

@@ -511,6 +511,10 @@ class DataflowConfig:
       "", "Dataflow region (workers and job metadata), e.g. us-central1.")
   # gs:// globs of MIDI files.
   input: tuple = cli.setting((), "gs:// globs of MIDI files.", cli=False)
+  # gs:// globs of an explicit eval / valid split (preprocess/config.py).
+  eval_input: tuple = cli.setting((), "gs:// globs of eval files.", cli=False)
+  valid_input: tuple = cli.setting((), "gs:// globs of valid files.",
+                                   cli=False)
   # gs:// folder for the TFRecords and dataset.json.
   output_dir: str = cli.setting("", "gs:// dataset folder.", cli=False)
   temp_location: str = cli.setting(
@@ -531,14 +535,16 @@ class DataflowConfig:
       "default).")
 
   def __post_init__(self):
-    object.__setattr__(self, "input", tuple(self.input))
+    for name in ("input", "eval_input", "valid_input"):
+      object.__setattr__(self, name, tuple(getattr(self, name)))
     check_project(self.project)
     check_region(self.region)
     if not self.input:
       raise SpecError("--input is missing: gs:// globs of MIDI files, e.g. "
                       "--input='gs://BUCKET/corpus/*.mid'.")
-    for pattern in self.input:
-      check_gs_path("input", pattern, "/*.mid")
+    for name in ("input", "eval_input", "valid_input"):
+      for pattern in getattr(self, name):
+        check_gs_path(name, pattern, "/*.mid")
     check_gs_path("output_dir", self.output_dir, " for the dataset")
     check_gs_path("temp_location", self.temp_location,
                   " (or pass --bucket=NAME)")
@@ -586,9 +592,12 @@ def dataflow_args(config: DataflowConfig) -> list:
 def preprocess_command(config: DataflowConfig, preprocess_flags=(),
                        extra_options=()) -> list:
   """The `python -m preprocess.main ...` command equivalent to a launch."""
+  split_inputs = [f"--{name}={','.join(getattr(config, name))}"
+                  for name in ("eval_input", "valid_input")
+                  if getattr(config, name)]
   return (["python", "-m", "preprocess.main",
-           f"--input={','.join(config.input)}",
-           f"--output_dir={config.output_dir}"]
+           f"--input={','.join(config.input)}"] + split_inputs
+          + [f"--output_dir={config.output_dir}"]
           + list(preprocess_flags) + dataflow_args(config)
           + list(extra_options))
 

@@ -45,9 +45,17 @@ class PreprocessConfig:
       15, "Steps per window; 0: one example per piece, the whole sequence.")
   # = num_timesteps gives non-overlapping windows.
   stride: int = cli.setting(15, "Steps between window starts.")
-  # Files, not windows, are held out: a piece is in one split only.
+  # Files, not windows, are held out: a piece is in one split only. The
+  # hash is of the path relative to its glob's folder (steps.split_key), so
+  # a corpus splits the same wherever it lives.
   eval_fraction: float = cli.setting(
-      0.1, "Fraction of files held out for evaluation (by path hash).")
+      0.1, "Fraction of --input files held out as the test split, eval (by "
+      "a hash of the path below the glob's folder).")
+  # Model selection (early stopping, best export) reads valid when there is
+  # one; without it, it reads eval and the eval figure is optimistic.
+  valid_fraction: float = cli.setting(
+      0.0, "Fraction of --input files held out for validation, valid (model "
+      "selection), hashed like --eval_fraction.")
   transpose: int = cli.setting(
       0, "Augment training files with shifts -K..K semitones.")
   num_shards: int = cli.setting(
@@ -68,9 +76,15 @@ class PreprocessConfig:
     if self.stride < 1:
       raise cli.UsageError(f"--stride={self.stride} must be >= 1; use --stride="
                            f"{self.num_timesteps} for non-overlapping windows.")
-    if not 0.0 <= self.eval_fraction <= 1.0:
-      raise cli.UsageError(f"--eval_fraction={self.eval_fraction} must be in "
-                           "[0, 1].")
+    for name in ("eval_fraction", "valid_fraction"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise cli.UsageError(f"--{name}={getattr(self, name)} must be in "
+                             "[0, 1].")
+    if self.eval_fraction + self.valid_fraction > 1.0:
+      raise cli.UsageError(
+          f"--eval_fraction={self.eval_fraction} + --valid_fraction="
+          f"{self.valid_fraction} exceed 1: together they are the share of "
+          "files held out, the rest trains.")
     if not 0 <= self.transpose <= 12:
       raise cli.UsageError(f"--transpose={self.transpose} must be in 0..12 "
                            "semitones.")
@@ -104,6 +118,13 @@ class RunConfig:
 
   input: tuple = cli.setting(
       None, "Comma-separated globs of MIDI files (local or gs://).")
+  # A benchmark's own split (e.g. JSB Chorales' valid/ and test/ folders):
+  # these files go to that split whatever their hash (steps.assign_split).
+  eval_input: tuple = cli.setting(
+      (), "Comma-separated globs of the eval (test) split's files; --input "
+      "files then hash into train and valid only.")
+  valid_input: tuple = cli.setting(
+      (), "Comma-separated globs of the valid split's files.")
   output_dir: str = cli.setting(
       None, "Where the TFRecords and dataset.json go.")
   # Only files this project wrote are replaced (preprocess/outputs.py).
@@ -111,9 +132,10 @@ class RunConfig:
       False, "Replace a dataset already in --output_dir.")
 
   def __post_init__(self):
-    object.__setattr__(self, "input", tuple(self.input or ()))
-    for pattern in self.input:
-      check_cloud_path("--input", pattern)
+    for name in ("input", "eval_input", "valid_input"):
+      object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+      for pattern in getattr(self, name):
+        check_cloud_path(f"--{name}", pattern)
     check_cloud_path("--output_dir", self.output_dir or "")
 
 
@@ -140,3 +162,29 @@ def check_cloud_path(flag: str, path: str) -> None:
         f"{flag}={path[:cut]}... has a query string or fragment (not shown: "
         "it may hold a credential); give the plain gs://BUCKET/PATH, the "
         "pipeline authenticates by itself.")
+
+
+def with_explicit_splits(config: PreprocessConfig, eval_input=(),
+                         valid_input=()) -> PreprocessConfig:
+  """The config that hashes --input given explicit eval/valid globs.
+
+  With --eval_input, the eval split is those files alone: --input hashes
+  into train and valid only (eval_fraction 0). Likewise for --valid_input.
+  A fraction set as well would be ignored silently, so it is refused.
+
+  Raises:
+    cli.UsageError: an explicit split's glob together with its fraction.
+  """
+  defaults = {f.name: f.default for f in dataclasses.fields(PreprocessConfig)}
+  changes = {}
+  for split, globs in (("eval", eval_input), ("valid", valid_input)):
+    name = f"{split}_fraction"
+    if not globs:
+      continue
+    if getattr(config, name) not in (defaults[name], 0.0):
+      raise cli.UsageError(
+          f"--{name}={getattr(config, name)} and --{split}_input are both "
+          f"given: the {split} split is either the --{split}_input files or a "
+          f"hashed share of --input; drop one.")
+    changes[name] = 0.0
+  return dataclasses.replace(config, **changes)

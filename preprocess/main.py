@@ -1,6 +1,8 @@
 r"""Preprocess a MIDI corpus into TFRecord piano-roll windows (Apache Beam).
 
     python -m preprocess.main --input='data/chorales/*.mid' --output_dir=out/dataset
+    python -m preprocess.main --input='jsb/train/*.mid' \
+        --valid_input='jsb/valid/*.mid' --eval_input='jsb/test/*.mid' ...
 
 Flags not defined here go to Beam (--runner, --direct_num_workers, --project,
 --region, --temp_location, --setup_file, ...); DirectRunner by default. On
@@ -23,7 +25,9 @@ def main(argv):
   config = cli.config_from_flags(config_lib.PreprocessConfig)
   options = pipeline.beam_options(argv[1:])  # the flags absl did not know
   counts = pipeline.run_pipeline(list(run.input), run.output_dir, config,
-                                 options, overwrite=run.overwrite)
+                                 options, overwrite=run.overwrite,
+                                 eval_inputs=list(run.eval_input),
+                                 valid_inputs=list(run.valid_input))
   print(stats.summary(counts, run.output_dir))
 
 

@@ -1,7 +1,7 @@
 r"""The output folder: what this project wrote there, and nothing else.
 
 A dataset folder holds dataset.json, train-NNNNN-of-NNNNN.tfrecord,
-eval-NNNNN-of-NNNNN.tfrecord, errors-NNNNN-of-NNNNN.jsonl and a marker file,
+eval-/valid-NNNNN-of-NNNNN.tfrecord, errors-NNNNN-of-NNNNN.jsonl and a marker file,
 OUTPUTS_MARKER, written before the run starts. Only files with exactly those
 names, in a folder that holds the marker or a dataset.json, count as ours:
 --overwrite deletes those and never a file the user put there (a MIDI file
@@ -29,11 +29,12 @@ OUTPUTS_MARKER = ".preprocess-outputs"
 _MARKER_TEXT = (
     "This folder holds a dataset written by rbm-music's preprocess.main.\n"
     "preprocess.main --overwrite deletes only its own files here: dataset.json,"
-    "\n{train,eval}-NNNNN-of-NNNNN.tfrecord and errors-NNNNN-of-NNNNN.jsonl.\n")
+    "\n{train,eval,valid}-NNNNN-of-NNNNN.tfrecord and "
+    "errors-NNNNN-of-NNNNN.jsonl.\n")
 _SHARD = r"-\d{5,}-of-\d{5,}"  # Beam's default -SSSSS-of-NNNNN
 _OURS = re.compile("^(" + "|".join([
     re.escape(records.SPEC_FILENAME), re.escape(OUTPUTS_MARKER),
-    f"({records.TRAIN_PREFIX}|{records.EVAL_PREFIX}){_SHARD}"
+    f"({'|'.join(records.SPLITS)}){_SHARD}"
     + re.escape(records.TFRECORD_SUFFIX),
     f"{records.ERRORS_PREFIX}{_SHARD}" + re.escape(".jsonl")]) + ")$")
 
@@ -59,7 +60,7 @@ def previous_outputs(output_dir: str) -> list:
   """Paths in output_dir named as this pipeline names its outputs."""
   found = []
   for pattern in (records.SPEC_FILENAME, OUTPUTS_MARKER,
-                  f"{records.TRAIN_PREFIX}-*", f"{records.EVAL_PREFIX}-*",
+                  *[f"{split}-*" for split in records.SPLITS],
                   f"{records.ERRORS_PREFIX}-*"):
     # A missing local folder matches nothing; a missing bucket raises, which
     # is the right thing to tell the user before anything runs.
@@ -83,7 +84,7 @@ def _canonical(path: str) -> str:
   return os.path.realpath(path or ".").rstrip(os.sep) + os.sep
 
 
-def check_no_overlap(inputs, output_dir: str) -> None:
+def check_no_overlap(inputs, output_dir: str, flag: str = "--input") -> None:
   """Refuses an output folder that is, holds, or is read as, an input folder.
 
   Raises:
@@ -95,7 +96,7 @@ def check_no_overlap(inputs, output_dir: str) -> None:
     inside_recursive_input = out.startswith(folder) and "**" in pattern
     if out == folder or folder.startswith(out) or inside_recursive_input:
       raise OutputError(
-          f"--output_dir={output_dir} overlaps --input {pattern}: the dataset "
+          f"--output_dir={output_dir} overlaps {flag} {pattern}: the dataset "
           "would mix with (or be read as) the corpus; choose a folder outside "
           "the input folders, e.g. out/dataset.")
 

@@ -1,7 +1,8 @@
 r"""The preprocessing pipeline: a MIDI corpus -> TFRecord piano-roll windows.
 
-    globs -> match -> (path, size) -> bytes -> notes -> windows -> tf.train.Example
-                   \-> skipped       \-> dead letters (errors-*.jsonl)
+    globs -> match -> (path, size, key, split) -> bytes -> notes -> windows
+                   \-> skipped                  \-> dead letters (errors-*.jsonl)
+    windows -> tf.train.Example -> train-, eval-, valid-*.tfrecord
     every file -> one stats record -> dataset.json (counts + unit means)
 
 This module composes the Beam graph and runs it; the pieces live apart:
@@ -29,6 +30,7 @@ from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.runners.runner import PipelineState
 
 from common import cli
+from preprocess import config as config_lib
 from preprocess import outputs
 from preprocess import records
 from preprocess import stats as stats_lib
@@ -84,28 +86,48 @@ def beam_options(argv: list) -> PipelineOptions:
   return options
 
 
-def check_inputs(inputs: list) -> None:
+def check_inputs(inputs: list, flag: str = "--input") -> set:
   """Fails early unless every glob matches at least one file.
+
+  Returns:
+    The matched files (steps.file_identity), for check_split_overlap.
 
   Raises:
     InputError: naming the glob, and what would work.
   """
   if not inputs:
-    raise InputError("--input is empty: give one or more comma-separated "
+    raise InputError(f"{flag} is empty: give one or more comma-separated "
                      "globs, e.g. --input='data/chorales/*.mid'.")
+  matched = set()
   for pattern in inputs:
     if not steps.is_glob(pattern) and os.path.isdir(pattern):
       # A bare folder would match itself, be skipped as not MIDI, and yield an
       # empty dataset: almost certainly not what was meant.
       raise InputError(
-          f"--input {pattern!r} is a folder; give a glob of files, e.g. "
+          f"{flag} {pattern!r} is a folder; give a glob of files, e.g. "
           f"{os.path.join(pattern, '*.mid')!r}, or "
           f"{os.path.join(pattern, '**')!r} for every file below it.")
-    if not steps.match_pattern(pattern):
+    found = steps.match_pattern(pattern)
+    if not found:
       raise InputError(
-          f"--input glob {pattern!r} matches no file; check the path (local or "
+          f"{flag} glob {pattern!r} matches no file; check the path (local or "
           "gs://), quote the glob in the shell, and use DIR/** for every file "
           "below a folder.")
+    matched.update(steps.file_identity(path) for path, _ in found)
+  return matched
+
+
+def check_split_overlap(eval_files: set, valid_files: set) -> None:
+  """A file in both --eval_input and --valid_input: refused, not guessed.
+
+  (A file also in --input is fine: the explicit split wins over the hash.)
+  """
+  both = sorted(eval_files & valid_files)
+  if both:
+    raise InputError(
+        f"{both[0]} is matched by both --eval_input and --valid_input"
+        f"{f' (and {len(both) - 1} more files)' if len(both) > 1 else ''}; "
+        "a file belongs to one split: narrow one of the globs.")
 
 
 def check_runner_paths(inputs: list, output_dir: str,
@@ -119,16 +141,17 @@ def check_runner_paths(inputs: list, output_dir: str,
     raise InputError(
         f"--runner={runner} runs on remote workers, which cannot read or write "
         f"local paths {local}; upload the corpus (gsutil -m cp -r DIR "
-        "gs://BUCKET/corpus) and use gs:// for --input and --output_dir.")
+        "gs://BUCKET/corpus) and use gs:// for --input (--eval_input, "
+        "--valid_input) and --output_dir.")
 
 
 # --- The Beam graph. --------------------------------------------------------------
 
 
 class ConvertCorpus(beam.PTransform):
-  """(path, size) pairs -> dict of PCollections.
+  """steps.ListedFile (split assigned) -> dict of PCollections.
 
-  "train", "eval": serialized Examples; "errors": {path, reason, message} of
+  "train", "eval", "valid": serialized Examples; "errors": {path, reason, message} of
   every failed file; "stats": CombineStats accumulators, each the sum of one
   bundle's stats records (every input file makes exactly one record); merge
   them with stats.MergeStats.
@@ -165,40 +188,52 @@ class ConvertCorpus(beam.PTransform):
          | "CountSkipped" >> beam.ParDo(stats_lib.CountStats())
          | "SumSkipped" >> beam.ParDo(stats_lib.BundleStats()))
         | "AllStats" >> beam.Flatten())
-    return {
-        records.TRAIN_PREFIX: windows.good | "TrainExamples" >> beam.FlatMap(
-            lambda fw: fw.train),
-        records.EVAL_PREFIX: windows.good | "EvalExamples" >> beam.FlatMap(
-            lambda fw: fw.eval),
-        "errors": errors,
-        "stats": stats,
-    }
+    by_split = windows.good | "BySplit" >> beam.Partition(
+        lambda fw, _: records.SPLITS.index(fw.split), len(records.SPLITS))
+    out = {split: by_split[i] | f"{split.title()}Examples" >> beam.FlatMap(
+        lambda fw: fw.examples) for i, split in enumerate(records.SPLITS)}
+    out.update(errors=errors, stats=stats)
+    return out
 
 
-def write_dataset_json(acc, output_dir, config, *written_files):
+def write_dataset_json(acc, output_dir, config, explicit_splits,
+                       *written_files):
   """Writes dataset.json, once every shard and the errors file are final.
 
   `written_files` (the sinks' outputs, as side inputs) only make this step
   wait for them.
   """
   del written_files  # only an ordering dependency
-  return outputs.write_dataset_spec(stats_lib.make_dataset_spec(acc, config),
-                                    output_dir)
+  return outputs.write_dataset_spec(
+      stats_lib.make_dataset_spec(acc, config, explicit_splits), output_dir)
 
 
 def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
-                   config: PreprocessConfig) -> None:
-  """Adds the whole preprocessing graph, reads to writes, to `p`."""
+                   config: PreprocessConfig, eval_inputs=(),
+                   valid_inputs=()) -> None:
+  """Adds the whole preprocessing graph, reads to writes, to `p`.
+
+  `config` must already be config_lib.with_explicit_splits' (eval_fraction
+  0 when eval_inputs are given).
+  """
+  globs = ([(g, "") for g in inputs] +
+           [(g, records.EVAL_PREFIX) for g in eval_inputs] +
+           [(g, records.VALID_PREFIX) for g in valid_inputs])
   files = (
       p
-      | "Globs" >> beam.Create(inputs)
+      | "Globs" >> beam.Create(globs)
       # steps.match_pattern, not fileio.MatchAll: Beam's listing drops files
       # it cannot stat, which must be counted as unreadable.
-      | "Match" >> beam.FlatMap(steps.match_pattern)
-      # Overlapping globs list a file twice. Distinct groups by key, which
-      # also breaks fusion: without it every file of one glob would be read
-      # by the single worker that matched the glob.
-      | "Dedupe" >> beam.Distinct())
+      | "Match" >> beam.FlatMapTuple(steps.list_files)
+      # Overlapping globs list a file twice, perhaps under two keys: keep one
+      # listing, chosen whatever the order. The grouping also breaks fusion:
+      # without it every file of one glob would be read by the single worker
+      # that matched the glob.
+      | "ByFile" >> beam.Map(lambda f: (steps.file_identity(f.path), f))
+      | "Dedupe" >> beam.CombinePerKey(steps.preferred_listing)
+      | "Files" >> beam.Values()
+      | "Split" >> beam.Map(steps.assign_split, config.eval_fraction,
+                            config.valid_fraction))
   converted = files | "Convert" >> ConvertCorpus(config)
   error_files = (
       converted["errors"]
@@ -206,19 +241,26 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
       | "WriteErrors" >> beam.io.WriteToText(
           outputs.join(output_dir, records.ERRORS_PREFIX),
           file_name_suffix=".jsonl", num_shards=1))
+  # A run without a valid split writes no (empty) valid shards: its folder
+  # looks as before the valid split existed; dataset.json counts 0 valid.
+  written = [split for split in records.SPLITS
+             if split != records.VALID_PREFIX or config.valid_fraction or
+             valid_inputs]
   shards = {
       split: converted[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
           outputs.join(output_dir, split),
           file_name_suffix=records.TFRECORD_SUFFIX,
           num_shards=config.num_shards)
-      for split in (records.TRAIN_PREFIX, records.EVAL_PREFIX)
+      for split in written
   }
+  explicit = [split for split, globs in ((records.EVAL_PREFIX, eval_inputs),
+                                         (records.VALID_PREFIX, valid_inputs))
+              if globs]
   _ = (converted["stats"]
        | "CombineStats" >> beam.CombineGlobally(stats_lib.MergeStats())
        | "WriteDatasetJson" >> beam.Map(
-           write_dataset_json, output_dir, config,
-           beam.pvalue.AsList(shards[records.TRAIN_PREFIX]),
-           beam.pvalue.AsList(shards[records.EVAL_PREFIX]),
+           write_dataset_json, output_dir, config, explicit,
+           *[beam.pvalue.AsList(shards[split]) for split in written],
            beam.pvalue.AsList(error_files)))
 
 
@@ -239,38 +281,54 @@ def _log_counters(result) -> None:
 
 def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
                  pipeline_options: PipelineOptions | None = None,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, *, eval_inputs=(),
+                 valid_inputs=()) -> dict:
   """Runs preprocessing to completion and returns dataset.json's counts.
 
   Args:
-    inputs: globs of MIDI files, local or gs://.
-    output_dir: where train-*.tfrecord, eval-*.tfrecord, errors-*.jsonl and
+    inputs: globs of MIDI files, local or gs://; each file goes to the split
+      its key hashes to (steps.split_key, steps.split_of).
+    output_dir: where train-, eval-, valid-*.tfrecord, errors-*.jsonl and
       dataset.json go.
-    config: the window layout and limits.
+    config: the window layout, split fractions and limits.
     pipeline_options: Beam PipelineOptions (runner etc.); None: DirectRunner.
     overwrite: replace a dataset (only the files this project wrote) already
       in output_dir.
+    eval_inputs, valid_inputs: globs whose files go to eval / valid whatever
+      their hash (a benchmark's own split); with eval_inputs, `inputs` hash
+      into train and valid only.
 
   Returns:
     The counts written to dataset.json.
 
   Raises:
     cli.UsageError: an input glob matches nothing or is a bare folder, a gs://
-      path has a query string, a remote runner was given local paths, the
+      path has a query string, a file is in both eval_inputs and
+      valid_inputs, an explicit split's fraction is set too
+      (config_lib.with_explicit_splits), a remote runner was given local paths, the
       output folder overlaps the inputs, is a file or cannot be written
       (outputs.OutputError), or holds a dataset and overwrite is False
       (outputs.OutputExistsError).
     cli.JobError: the runner did not finish the job.
   """
-  RunConfig(input=tuple(inputs), output_dir=output_dir)  # checks the paths
+  RunConfig(input=tuple(inputs), output_dir=output_dir,  # checks the paths
+            eval_input=tuple(eval_inputs), valid_input=tuple(valid_inputs))
+  config = config_lib.with_explicit_splits(config, eval_inputs, valid_inputs)
   # PipelineOptions() would parse sys.argv: a library must not.
   options = pipeline_options or PipelineOptions([])
-  check_runner_paths(inputs, output_dir, options)
-  outputs.check_no_overlap(inputs, output_dir)
+  every_glob = list(inputs) + list(eval_inputs) + list(valid_inputs)
+  check_runner_paths(every_glob, output_dir, options)
+  for flag, globs in (("--input", inputs), ("--eval_input", eval_inputs),
+                      ("--valid_input", valid_inputs)):
+    outputs.check_no_overlap(globs, output_dir, flag)
   check_inputs(inputs)
+  check_split_overlap(check_inputs(eval_inputs, "--eval_input")
+                      if eval_inputs else set(),
+                      check_inputs(valid_inputs, "--valid_input")
+                      if valid_inputs else set())
   outputs.prepare_output_dir(output_dir, overwrite)
   p = beam.Pipeline(options=options)
-  build_pipeline(p, inputs, output_dir, config)
+  build_pipeline(p, inputs, output_dir, config, eval_inputs, valid_inputs)
   result = p.run()
   state = result.wait_until_finish()
   if state != PipelineState.DONE:

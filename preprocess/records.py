@@ -24,6 +24,10 @@ FORMAT_VERSION = 1
 SPEC_FILENAME = "dataset.json"
 TRAIN_PREFIX = "train"
 EVAL_PREFIX = "eval"
+# Held out for model selection (early stopping, best export), so that the
+# eval split stays an untouched test set.
+VALID_PREFIX = "valid"
+SPLITS = (TRAIN_PREFIX, EVAL_PREFIX, VALID_PREFIX)
 ERRORS_PREFIX = "errors"
 TFRECORD_SUFFIX = ".tfrecord"
 
@@ -47,6 +51,11 @@ class DatasetSpec:
   counts: dict
   transpose: int = 0
   eval_fraction: float = 0.1
+  # Older dataset.json files have no valid split.
+  valid_fraction: float = 0.0
+  # Splits filled from --eval_input/--valid_input globs rather than by hash
+  # (their *_fraction is then 0).
+  explicit_splits: list = dataclasses.field(default_factory=list)
   # Older dataset.json files have no quantize: they were rounded.
   quantize: str = "round"
   format_version: int = FORMAT_VERSION
@@ -84,7 +93,8 @@ class DatasetSpec:
                        "preprocess.main to rebuild it.") from None
     known = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(n for n in known - set(fields) if n not in (
-        "transpose", "eval_fraction", "quantize", "format_version"))
+        "transpose", "eval_fraction", "valid_fraction", "explicit_splits",
+        "quantize", "format_version"))
     if missing:
       raise ValueError(f"{source} lacks {missing}; it was not written by "
                        "preprocess.main, or by an older version. Re-run it.")

@@ -43,8 +43,8 @@ class CombineStats(beam.CombineFn):
   def create_accumulator(self):
     return {"files_seen": 0, "converted": 0, "failed": 0, "skipped": 0,
             "failed_reasons": {}, "skipped_reasons": {},
-            "windows": {records.TRAIN_PREFIX: 0, records.EVAL_PREFIX: 0},
-            "files": {records.TRAIN_PREFIX: 0, records.EVAL_PREFIX: 0},
+            "windows": dict.fromkeys(records.SPLITS, 0),
+            "files": dict.fromkeys(records.SPLITS, 0),
             "silent_windows": 0, "notes_out_of_range": 0, "drum_notes": 0,
             "unit_sum": None}
 
@@ -121,8 +121,12 @@ class MergeStats(CombineStats):
     return self.merge_accumulators([acc, partial])
 
 
-def make_dataset_spec(acc: dict, config: PreprocessConfig) -> records.DatasetSpec:
-  """The combined counts and the layout -> dataset.json (shards not yet listed)."""
+def make_dataset_spec(acc: dict, config: PreprocessConfig,
+                      explicit_splits=()) -> records.DatasetSpec:
+  """The combined counts and the layout -> dataset.json (shards not yet listed).
+
+  `explicit_splits`: the splits given as globs (--eval_input, --valid_input).
+  """
   counts = {k: v for k, v in acc.items() if k != "unit_sum"}
   n_train = counts["windows"][records.TRAIN_PREFIX]
   if acc["unit_sum"] is None or n_train == 0:
@@ -135,7 +139,8 @@ def make_dataset_spec(acc: dict, config: PreprocessConfig) -> records.DatasetSpe
       num_timesteps=config.num_timesteps, stride=config.stride,
       n_visible=config.n_visible, unit_means=unit_means, counts=counts,
       transpose=config.transpose, eval_fraction=config.eval_fraction,
-      quantize=config.quantize)
+      valid_fraction=config.valid_fraction,
+      explicit_splits=list(explicit_splits), quantize=config.quantize)
 
 
 def summary(counts: dict, output_dir: str) -> str:
@@ -146,7 +151,8 @@ def summary(counts: dict, output_dir: str) -> str:
       f"{counts['failed']} failed {counts['failed_reasons']}, "
       f"{counts['skipped']} skipped {counts['skipped_reasons']}\n"
       f"windows: train {w['train']} from {f['train']} files, eval {w['eval']} "
-      f"from {f['eval']} files; dropped: {counts['silent_windows']} silent "
+      f"from {f['eval']} files, valid {w.get('valid', 0)} from "
+      f"{f.get('valid', 0)} files; dropped: {counts['silent_windows']} silent "
       f"windows, {counts['notes_out_of_range']} notes out of range, "
       f"{counts['drum_notes']} drum notes\n"
       f"-> {output_dir} (dataset.json, {len(counts['shards'])} shards, "

@@ -1,6 +1,7 @@
 r"""The per-file steps of preprocessing, as pure functions.
 
-    (path, size) -> (path, bytes) -> ParsedFile -> FileWindows (Examples + stats)
+    glob -> ListedFile (path, size, key, split) -> FileBytes (path, bytes, split)
+         -> ParsedFile -> FileWindows (Examples + stats)
 
 Each step either returns its result or raises a `FileRejected` subclass whose
 `reason` names why the file cannot be used; preprocess/pipeline.py turns the
@@ -13,7 +14,9 @@ Must not import TensorFlow: Examples are serialised by records.make_example.
 import dataclasses
 import hashlib
 import os
+import posixpath
 import re
+import typing
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystem import FileSystem
@@ -83,6 +86,74 @@ def is_glob(pattern: str) -> bool:
   return any(c in pattern for c in "*?[")
 
 
+class ListedFile(typing.NamedTuple):
+  """An input file as listed, with what decides its split."""
+  path: str
+  size: int
+  # The path below its glob's folder (split_key): hashed for the split.
+  key: str
+  # An explicit split's name (--eval_input, --valid_input), or "" until
+  # assign_split hashes the key.
+  split: str = ""
+
+
+class FileBytes(typing.NamedTuple):
+  path: str
+  data: bytes
+  split: str
+
+
+def split_key(pattern: str, path: str) -> str:
+  """What a file's split is hashed from: its path below the glob's folder.
+
+  The folder is the pattern's text before its first wildcard (* ? [), cut
+  back to the last '/'; a pattern without wildcards gives the file's name.
+  The same corpus under another folder, or copied to gs://, then splits the
+  same: 'data/chorales/*.mid' and 'gs://b/x/*.mid' both give 'bwv1.6.mid',
+  'gs://b/corpus/**/*.mid' gives 'x/y.mid' for gs://b/corpus/x/y.mid.
+  """
+  if not is_glob(pattern):
+    return posixpath.basename(path)
+  prefix = re.match(r"^[^[*?]*", pattern).group(0)
+  folder = prefix[:prefix.rfind("/") + 1]
+  if path.startswith(folder):
+    return path[len(folder):]
+  # Beam spells a match's folder as the pattern does; should a local path
+  # not (none seen), the same relative path still comes out.
+  return os.path.relpath(path, folder or ".") if "://" not in path else path
+
+
+def list_files(pattern: str, split: str = "") -> list:
+  """A glob -> [ListedFile]; `split` names an explicit split's glob."""
+  return [ListedFile(path, size, split_key(pattern, path), split)
+          for path, size in match_pattern(pattern)]
+
+
+def file_identity(path: str) -> str:
+  """Two spellings of one local file ('a/x.mid', './a/x.mid') are one file."""
+  return path if "://" in path else os.path.abspath(path)
+
+
+def preferred_listing(listings) -> ListedFile:
+  """One listing of a file several globs matched, whatever their order.
+
+  An explicit split wins over the hash (a file in --input and --eval_input
+  is eval; eval and valid globs overlapping is refused before launch), then
+  the shortest key, then the smallest.
+  """
+  return min(listings, key=lambda f: (f.split == "", len(f.key), f.key,
+                                      f.path, f.size))
+
+
+def assign_split(listed: ListedFile, eval_fraction: float,
+                 valid_fraction: float) -> ListedFile:
+  """The explicit split if it has one, else the hash of its key."""
+  if listed.split:
+    return listed
+  return listed._replace(split=split_of(listed.key, eval_fraction,
+                                        valid_fraction))
+
+
 def match_pattern(pattern: str) -> list:
   """A glob -> [(path, size)], counting files Beam's listing drops.
 
@@ -129,22 +200,31 @@ class ParsedFile:
 
 @dataclasses.dataclass
 class FileWindows:
-  """Serialized Examples of one file and the one stats record it contributes."""
-  train: list
-  eval: list
+  """Serialized Examples of one file, their split, and its stats record."""
+  split: str
+  examples: list
   stats: dict
 
 
-def split_of(path: str, eval_fraction: float) -> str:
-  """Train or eval, from a stable hash of the path: a piece is in one split."""
-  digest = hashlib.sha256(path.encode("utf-8")).digest()
+def split_of(key: str, eval_fraction: float, valid_fraction: float = 0.0) -> str:
+  """Eval, valid or train, from a stable hash of the key (split_key).
+
+  position = the SHA-256 digest's first 8 bytes (big-endian) / 2**64:
+  [0, eval_fraction) is eval, then valid_fraction of valid, the rest train.
+  Benchmarks predict splits with this formula: do not change it.
+  """
+  digest = hashlib.sha256(key.encode("utf-8")).digest()
   position = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
-  return records.EVAL_PREFIX if position < eval_fraction else records.TRAIN_PREFIX
+  if position < eval_fraction:
+    return records.EVAL_PREFIX
+  if position < eval_fraction + valid_fraction:
+    return records.VALID_PREFIX
+  return records.TRAIN_PREFIX
 
 
-def read_file(path_and_size: tuple, max_file_bytes: int) -> tuple:
-  """(path, size) -> (path, bytes). The size check happens before reading."""
-  path, size = path_and_size
+def read_file(listed: ListedFile, max_file_bytes: int) -> FileBytes:
+  """ListedFile -> FileBytes. The size check happens before reading."""
+  path, size = listed.path, listed.size
   if size == UNREADABLE_SIZE:
     raise Unreadable("listed, but its size cannot be read (a broken symlink "
                      "or a symlink loop?)")
@@ -163,7 +243,7 @@ def read_file(path_and_size: tuple, max_file_bytes: int) -> tuple:
     raise EmptyFile("0 bytes")
   if len(data) > max_file_bytes:  # grew since it was listed
     raise TooLarge(f"more than max_file_bytes={max_file_bytes}")
-  return path, data
+  return FileBytes(path, data, listed.split)
 
 
 def check_time_division(data: bytes) -> None:
@@ -181,9 +261,9 @@ def check_time_division(data: bytes) -> None:
         "notation program does).")
 
 
-def parse_file(path_and_data: tuple, config: PreprocessConfig) -> ParsedFile:
-  """(path, bytes) -> quantised notes, or a FileRejected saying why not."""
-  path, data = path_and_data
+def parse_file(file: FileBytes, config: PreprocessConfig) -> ParsedFile:
+  """(path, bytes, split) -> quantised notes, or a FileRejected saying why not."""
+  path, data, split = file
   check_time_division(data)
   try:
     pm = pianoroll.parse_midi(data)
@@ -202,12 +282,15 @@ def parse_file(path_and_data: tuple, config: PreprocessConfig) -> ParsedFile:
   length = int(notes.end.max())
   if length > config.max_steps:
     raise TooLong(f"{length} grid steps > max_steps={config.max_steps}")
-  return ParsedFile(path, split_of(path, config.eval_fraction), notes,
-                    drum_notes)
+  return ParsedFile(path, split, notes, drum_notes)
 
 
 def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows:
-  """Renders a file (and its transpositions, if training) into Examples."""
+  """Renders a file (and its transpositions, if training) into Examples.
+
+  Only training files are transposed: eval and valid measure the corpus as
+  written.
+  """
   spec = config.roll_spec
   is_train = parsed.split == records.TRAIN_PREFIX
   shifts = range(-config.transpose, config.transpose + 1) if is_train else [0]
@@ -236,9 +319,7 @@ def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows
   if config.whole_pieces:
     stats["steps"] = steps
   stats.update(_outcome(parsed, config, bool(examples), out_of_range))
-  if is_train:
-    return FileWindows(examples, [], stats)
-  return FileWindows([], examples, stats)
+  return FileWindows(parsed.split, examples, stats)
 
 
 def _windows(matrix, config: PreprocessConfig):
@@ -265,8 +346,8 @@ def _outcome(parsed: ParsedFile, config: PreprocessConfig, any_window: bool,
   return {"status": "skipped", "reason": "only_silent_windows"}
 
 
-def skipped_stats(path_and_size: tuple) -> dict:
-  return {"path": path_and_size[0], "status": "skipped", "reason": "not_midi"}
+def skipped_stats(listed: ListedFile) -> dict:
+  return {"path": listed.path, "status": "skipped", "reason": "not_midi"}
 
 
 def dead_letter_to_error(bad) -> dict:

@@ -47,16 +47,20 @@ def structured_windows(n: int, spec: pianoroll.RollSpec = SMALL_SPEC,
 def write_dataset(data_dir: str, train: np.ndarray, eval_: np.ndarray,
                   spec: pianoroll.RollSpec = SMALL_SPEC,
                   num_shards: int = 2,
-                  windows_per_file: int = 1) -> records.DatasetSpec:
-  """Writes train/eval windows [N, T, C] as preprocess.main would.
+                  windows_per_file: int = 1,
+                  valid: np.ndarray | None = None) -> records.DatasetSpec:
+  """Writes train/eval (and valid) windows [N, T, C] as preprocess.main would.
 
   Consecutive runs of `windows_per_file` windows come from one MIDI file (at
-  offsets 0, T, 2T, ...), e.g. for the seed's per-song loop.
+  offsets 0, T, 2T, ...), e.g. for the seed's per-song loop. Without `valid`
+  the dataset is one of before the valid split (dataset.json counts none).
   """
   tf.io.gfile.makedirs(data_dir)
   num_timesteps = train.shape[1]
-  for prefix, windows in ((records.TRAIN_PREFIX, train),
-                          (records.EVAL_PREFIX, eval_)):
+  splits = {records.TRAIN_PREFIX: train, records.EVAL_PREFIX: eval_}
+  if valid is not None:
+    splits[records.VALID_PREFIX] = valid
+  for prefix, windows in splits.items():
     for shard in range(num_shards):
       path = os.path.join(
           data_dir, f"{prefix}-{shard:05d}-of-{num_shards:05d}"
@@ -73,9 +77,9 @@ def write_dataset(data_dir: str, train: np.ndarray, eval_: np.ndarray,
       stride=num_timesteps, n_visible=n_visible,
       unit_means=train.reshape(len(train), -1).mean(axis=0).tolist()
       if len(train) else [0.0] * n_visible,
-      counts={"windows": {"train": len(train), "eval": len(eval_)},
-              "files_seen": int(len(train) + len(eval_)),
-              "converted": int(len(train) + len(eval_)), "failed": 0,
+      counts={"windows": {k: len(v) for k, v in splits.items()},
+              "files_seen": sum(len(v) for v in splits.values()),
+              "converted": sum(len(v) for v in splits.values()), "failed": 0,
               "skipped": 0})
   with tf.io.gfile.GFile(os.path.join(data_dir, records.SPEC_FILENAME),
                          "w") as f:
@@ -107,11 +111,15 @@ def cycle_pieces(lengths, seed: int = 0, flip: float = 0.03,
 
 def write_piece_dataset(data_dir: str, train: list, eval_: list,
                         spec: pianoroll.RollSpec = PIECE_SPEC,
-                        num_shards: int = 2) -> records.DatasetSpec:
-  """Writes whole pieces as `preprocess.main --num_timesteps=0` would."""
+                        num_shards: int = 2,
+                        valid: list | None = None) -> records.DatasetSpec:
+  """Writes whole pieces as `preprocess.main --num_timesteps=0` would (with a
+  valid split if `valid` is given)."""
   tf.io.gfile.makedirs(data_dir)
-  for prefix, pieces in ((records.TRAIN_PREFIX, train),
-                         (records.EVAL_PREFIX, eval_)):
+  splits = {records.TRAIN_PREFIX: train, records.EVAL_PREFIX: eval_}
+  if valid is not None:
+    splits[records.VALID_PREFIX] = valid
+  for prefix, pieces in splits.items():
     for shard in range(num_shards):
       path = os.path.join(
           data_dir, f"{prefix}-{shard:05d}-of-{num_shards:05d}"
@@ -124,12 +132,11 @@ def write_piece_dataset(data_dir: str, train: list, eval_: list,
       encoding=spec.encoding, low_note=spec.low_note, high_note=spec.high_note,
       steps_per_quarter=spec.steps_per_quarter, num_timesteps=0, stride=0,
       n_visible=0, unit_means=[],
-      counts={"windows": {"train": len(train), "eval": len(eval_)},
-              "files": {"train": len(train), "eval": len(eval_)},
-              "steps": {"train": int(sum(map(len, train))),
-                        "eval": int(sum(map(len, eval_)))},
-              "files_seen": len(train) + len(eval_),
-              "converted": len(train) + len(eval_), "failed": 0,
+      counts={"windows": {k: len(v) for k, v in splits.items()},
+              "files": {k: len(v) for k, v in splits.items()},
+              "steps": {k: int(sum(map(len, v))) for k, v in splits.items()},
+              "files_seen": sum(len(v) for v in splits.values()),
+              "converted": sum(len(v) for v in splits.values()), "failed": 0,
               "skipped": 0})
   with tf.io.gfile.GFile(os.path.join(data_dir, records.SPEC_FILENAME),
                          "w") as f:

@@ -656,6 +656,10 @@ def test_dataflow_options_as_beam_reads_them():
     (dict(input=("data/chorales/*.mid",)), "--input=data/chorales/*.mid is "
      "not a gs:// path"),
     (dict(input=()), "--input is missing"),
+    (dict(eval_input=("data/test/*.mid",)), "--eval_input=data/test/*.mid is "
+     "not a gs:// path"),
+    (dict(valid_input=("gs://b/v/*.mid?access_token=x",)),
+     "--valid_input=gs://b/v/*.mid... has a query string"),
     (dict(output_dir="out/dataset"), "--output_dir=out/dataset is not a gs://"),
     (dict(job_name="My_Job"), "lowercase letters, digits and hyphens"),
     (dict(machine_type="g2-standard-8"), "preprocessing is CPU work"),
@@ -697,6 +701,21 @@ def test_dataflow_cli_dry_run_and_errors():
       f"--setup_file={os.path.join(ROOT, 'setup.py')}", "--job_name=demo",
       "--machine_type=n1-standard-2", "--max_num_workers=20",
       "--experiments=shuffle_mode=service"]
+  # The split flags reach the job: explicit split globs and the valid share.
+  done = run_cli("deploy.dataflow", "--project=my-proj", "--region=us-east1",
+                 "--bucket=my-bucket", "--input=gs://b/jsb/train/*.mid",
+                 "--eval_input=gs://b/jsb/test/*.mid",
+                 "--valid_input=gs://b/jsb/valid/*.mid",
+                 "--output_dir=gs://b/dataset", "--job_name=demo", "--dry_run")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert shlex.split(done.stdout.strip())[3:7] == [
+      "--input=gs://b/jsb/train/*.mid", "--eval_input=gs://b/jsb/test/*.mid",
+      "--valid_input=gs://b/jsb/valid/*.mid", "--output_dir=gs://b/dataset"]
+  done = run_cli("deploy.dataflow", "--project=my-proj", "--region=us-east1",
+                 "--bucket=my-bucket", "--input=gs://b/c/*.mid",
+                 "--output_dir=gs://b/d", "--valid_fraction=0.1",
+                 "--job_name=demo", "--dry_run")
+  assert done.returncode == 0 and "--valid_fraction=0.1" in done.stdout
   for args, message in (
       (["--project=my-proj", "--region=us-east1", "--bucket=my-bucket",
         "--num_workerz=3"], "Unknown arguments ['--num_workerz=3']"),
@@ -718,13 +737,17 @@ def test_dataflow_launch_runs_the_pipeline_with_those_options(gcs_bucket):
   for i in range(3):
     bucket.blob(f"corpus/p{i}.mid").upload_from_string(
         midi_builders.make_midi(midi_builders.scale(45, low=50 + i)))
+  bucket.blob("test/t.mid").upload_from_string(
+      midi_builders.make_midi(midi_builders.scale(30, low=60)))
   config = dataflow(input=(f"gs://{gcs_bucket}/corpus/*.mid",),
+                    eval_input=(f"gs://{gcs_bucket}/test/*.mid",),
                     output_dir=f"gs://{gcs_bucket}/dataset",
                     temp_location=f"gs://{gcs_bucket}/dataflow/tmp")
   counts = launch.dataflow_job(
-      config, config_lib.PreprocessConfig(eval_fraction=0.0, num_shards=1),
+      config, config_lib.PreprocessConfig(num_shards=1),
       extra_options=["--runner=DirectRunner"])
-  assert counts["converted"] == 3 and counts["windows"]["train"] == 9, counts
+  assert counts["converted"] == 4 and counts["windows"]["train"] == 9, counts
+  assert counts["windows"]["eval"] == 2, counts  # the --eval_input file
   assert bucket.blob("dataset/dataset.json").exists()
   with pytest.raises(pipeline.LaunchError, match="already holds a dataset"):
     launch.dataflow_job(config, config_lib.PreprocessConfig(),

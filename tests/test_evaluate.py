@@ -16,7 +16,7 @@ from trainer import evaluate_lib
 from trainer import export
 from trainer.models import rbm as model_lib
 
-N_TRAIN, N_EVAL = 400, 50
+N_TRAIN, N_EVAL, N_VALID = 400, 50, 30
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def small_model(tmp_path_factory):
   train = fake_dataset.structured_windows(N_TRAIN, seed=1)
   eval_ = fake_dataset.structured_windows(N_EVAL, seed=2)
   data_dir = str(root / "data")
-  spec = fake_dataset.write_dataset(data_dir, train, eval_)
+  spec = fake_dataset.write_dataset(
+      data_dir, train, eval_,
+      valid=fake_dataset.structured_windows(N_VALID, seed=3))
   rng = np.random.default_rng(0)
   rbm = model_lib.RBM(spec.n_visible, 8, spec.unit_means)
   rbm.weights.assign(
@@ -44,10 +46,11 @@ def baseline_numpy(train, windows):
   return np.mean(x @ np.log(p) + (1 - x) @ np.log1p(-p))
 
 
-@pytest.mark.parametrize("split", ["eval", "train"])
+@pytest.mark.parametrize("split", ["eval", "valid", "train"])
 def test_likelihoods_match_exact_values(small_model, split):
   model_dir, data_dir, train, eval_ = small_model
-  windows = {"eval": eval_, "train": train}[split]
+  windows = {"eval": eval_, "train": train,
+             "valid": fake_dataset.structured_windows(N_VALID, seed=3)}[split]
   result = evaluate_lib.evaluate(model_dir, data_dir, split,
                                ais.AISConfig(200, 2000, 0))
   rbm = export.load_model(model_dir).rbm
@@ -96,10 +99,17 @@ def test_cli_prints_json(small_model):
 @pytest.mark.parametrize("args,message", [
     (["--ais_chains=1"], "--ais_chains=1"),
     (["stray"], "unexpected arguments"),
+    (["--split=test"], "--split"),
+    # A dataset preprocessed without a valid split (written below).
+    (["--split=valid", "NO_VALID"], "has no valid windows"),
 ])
 @pytest.mark.slow
-def test_cli_rejects_bad_flags(small_model, args, message):
-  model_dir, data_dir, _, _ = small_model
+def test_cli_rejects_bad_flags(small_model, tmp_path, args, message):
+  model_dir, data_dir, train, eval_ = small_model
+  if "NO_VALID" in args:
+    args = [a for a in args if a != "NO_VALID"]
+    data_dir = str(tmp_path / "no_valid")
+    fake_dataset.write_dataset(data_dir, train, eval_)
   out = subprocess.run(
       [sys.executable, "-m", "trainer.evaluate", f"--model_dir={model_dir}",
        f"--data_dir={data_dir}"] + args,
@@ -107,6 +117,7 @@ def test_cli_rejects_bad_flags(small_model, args, message):
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
   assert "Traceback" not in out.stderr
+  assert len(out.stderr.strip().splitlines()) <= 2  # the error, and a hint
 
 
 def test_data_of_another_layout_is_refused(small_model, tmp_path):

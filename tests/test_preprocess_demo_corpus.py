@@ -30,5 +30,5 @@ def test_export_is_named_by_bwv_idempotent_and_usable(tmp_path):
   config = config_lib.PreprocessConfig()
   for name, data in first.items():
     fw = steps.file_to_windows(
-        steps.parse_file((name, data), config), config)
+        steps.parse_file((name, data, "train"), config), config)
     assert fw.stats["status"] == "converted" and fw.stats["windows"] > 5

@@ -40,10 +40,12 @@ def test_multi_process_run_then_refusal_to_overwrite(tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   assert "5 files seen: 3 converted, 1 failed {'corrupt_midi': 1}, " \
          "1 skipped {'not_midi': 1}" in done.stdout
-  assert "windows: train 9 from 3 files, eval 0 from 0 files" in done.stdout
+  assert ("windows: train 9 from 3 files, eval 0 from 0 files, valid 0 from "
+          "0 files") in done.stdout
   with open(os.path.join(out, "dataset.json")) as f:
     spec = records.DatasetSpec.from_json(f.read())
-  assert spec.counts["windows"] == {"train": 9, "eval": 0}
+  assert spec.counts["windows"] == {"train": 9, "eval": 0, "valid": 0}
+  # No valid split asked for: no valid shards written.
   assert spec.counts["shards"] == ["eval-00000-of-00001.tfrecord",
                                    "train-00000-of-00001.tfrecord"]
   with open(os.path.join(out, "errors-00000-of-00001.jsonl")) as f:
@@ -66,4 +68,27 @@ def test_bad_flags_are_named_before_anything_runs(tmp_path):
   config = run_main(f"--input={tmp_path}/*.mid", f"--output_dir={out}",
                     "--stride=0")
   assert config.returncode != 0 and "stride=0 must be >= 1" in config.stderr
+  assert not os.path.exists(out)
+
+
+def test_split_mistakes_are_one_line_usage_errors(tmp_path):
+  corpus, out = tmp_path / "corpus", str(tmp_path / "out")
+  corpus.mkdir()
+  (corpus / "a.mid").write_bytes(
+      midi_builders.make_midi(midi_builders.scale(30)))
+  glob = f"{corpus}/*.mid"
+  for args, message in (
+      (["--eval_fraction=0.6", "--valid_fraction=0.5"],
+       "--eval_fraction=0.6 + --valid_fraction=0.5 exceed 1"),
+      (["--valid_fraction=1.5"], "--valid_fraction=1.5 must be in [0, 1]"),
+      ([f"--eval_input={glob}", "--eval_fraction=0.2"],
+       "--eval_fraction=0.2 and --eval_input are both given"),
+      ([f"--eval_input={glob}", f"--valid_input={corpus}/a*"],
+       f"{corpus}/a.mid is matched by both --eval_input and --valid_input"),
+      ([f"--valid_input={corpus}/none*.mid"],
+       f"--valid_input glob '{corpus}/none*.mid' matches no file")):
+    done = run_main(f"--input={glob}", f"--output_dir={out}", *args)
+    assert done.returncode == 2, (args, done.stderr[-2000:])
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], (args, done.stderr)
   assert not os.path.exists(out)

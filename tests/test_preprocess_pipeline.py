@@ -32,8 +32,8 @@ CONFIG = config_lib.PreprocessConfig(eval_fraction=0.0)
 def write_corpus(folder, n=6, length=40, eval_fraction=None):
   """n pieces; with eval_fraction, piece0 lands in eval and piece1 in train.
 
-  The split hashes the whole path, tmp folder included, so names are picked
-  to make both splits non-empty whatever folder pytest hands out.
+  The split hashes the name below the glob's folder (steps.split_key), so
+  names are picked to make both splits non-empty.
   """
   os.makedirs(folder, exist_ok=True)
   for i in range(n):
@@ -42,8 +42,7 @@ def write_corpus(folder, n=6, length=40, eval_fraction=None):
       want = records.EVAL_PREFIX if i == 0 else records.TRAIN_PREFIX
       name = next(
           f"piece{i}-{k}.mid" for k in range(10_000)
-          if steps.split_of(os.path.join(folder, f"piece{i}-{k}.mid"),
-                               eval_fraction) == want)
+          if steps.split_of(f"piece{i}-{k}.mid", eval_fraction) == want)
     with open(os.path.join(folder, name), "wb") as f:
       f.write(midi_builders.make_midi(
           midi_builders.scale(length + 8 * i, low=48 + i)))
@@ -78,7 +77,8 @@ def test_convert_corpus_transform(tmp_path, monkeypatch):
   write_corpus(str(tmp_path), n=3)
   (tmp_path / "bad.mid").write_bytes(b"\x00" * 64)
   (tmp_path / "notes.txt").write_text("x")
-  files = [(str(p), p.stat().st_size) for p in sorted(tmp_path.iterdir())]
+  files = [steps.ListedFile(str(p), p.stat().st_size, p.name, "train")
+           for p in sorted(tmp_path.iterdir())]
   # A bug deep inside one file's conversion must become a dead letter too.
   make_example = records.make_example
 
@@ -135,7 +135,7 @@ def test_end_to_end_to_a_local_dir_read_back_with_tf_data(tmp_path):
   assert 0 < counts["files"]["eval"] < 12  # both splits used at 0.3 of 12
   assert len(data.split_files(out, "train")) == 2
   assert counts["shards"] == sorted(
-      os.path.basename(f) for split in ("train", "eval")
+      os.path.basename(f) for split in records.SPLITS
       for f in data.split_files(out, split))
 
   windows = {}
@@ -288,20 +288,139 @@ def test_gcs_input_and_output_on_the_emulator(gcs_bucket, tmp_path):
         midi_builders.make_midi(midi_builders.scale(45, low=50 + i)))
   bucket.blob("corpus/broken.mid").upload_from_string(b"MThd nope")
   out = f"gs://{gcs_bucket}/dataset"
+  # Keys are relative on gs:// too: p0..p2 split as their names hash.
+  config = config_lib.PreprocessConfig(eval_fraction=0.5)
+  want = {f"p{i}.mid": steps.split_of(f"p{i}.mid", 0.5) for i in range(3)}
+  assert sorted(want.values()) == ["eval", "train", "train"]
   counts = pipeline.run_pipeline([f"gs://{gcs_bucket}/corpus/*.mid"], out,
-                                 CONFIG)
+                                 config)
   assert counts["converted"] == 3 and counts["failed"] == 1
   names = {b.name for b in bucket.list_blobs(prefix="dataset/")}
   assert "dataset/dataset.json" in names
   assert any(n.startswith("dataset/train-") for n in names)
   spec = records.DatasetSpec.from_json(
       bucket.blob("dataset/dataset.json").download_as_text())
-  assert spec.counts["windows"]["train"] == 9
+  assert spec.counts["windows"] == {"train": 6, "eval": 3, "valid": 0}
   # The windows are really there: copy the shards locally for TF to read.
   local = tmp_path / "copy"
   local.mkdir()
   for n in names:
     bucket.blob(n).download_to_filename(str(local / os.path.basename(n)))
-  assert sum(len(b) for b in data.make_dataset(str(local), "train", 4)) == 9
+  assert sum(len(b) for b in data.make_dataset(str(local), "train", 4)) == 6
+  assert split_of_sources(str(local))[0] == want
   errors = bucket.blob(next(n for n in names if "errors-" in n)).download_as_text()
   assert json.loads(errors)["reason"] == "corrupt_midi"
+
+
+def split_of_sources(out):
+  """{source file name: split} from a dataset's shards, and the transpositions
+  seen per split."""
+  found, shifts = {}, collections.defaultdict(set)
+  for split in records.SPLITS:
+    for path in data.split_files(out, split):
+      for raw in _tfrecords(path):
+        e = records.parse_example(raw)
+        name = e["source"].rsplit("/", 1)[-1]
+        assert found.setdefault(name, split) == split, name  # one split each
+        shifts[split].add(e["transpose"])
+  return found, shifts
+
+
+def test_same_corpus_under_two_folders_splits_the_same(tmp_path):
+  names = [f"p{i}.mid" for i in range(12)]
+  outs = []
+  for root in ("first/deeper", "second"):
+    corpus = tmp_path / root / "corpus"
+    corpus.mkdir(parents=True)
+    for i, name in enumerate(names):
+      (corpus / name).write_bytes(midi_builders.make_midi(
+          midi_builders.scale(30, low=48 + i)))
+    out = str(tmp_path / root / "out")
+    pipeline.run_pipeline([str(corpus / "*.mid")], out,
+                          config_lib.PreprocessConfig(eval_fraction=0.3,
+                                                      valid_fraction=0.3))
+    outs.append(split_of_sources(out)[0])
+  assert outs[0] == outs[1]
+  assert outs[0] == {n: steps.split_of(n, 0.3, 0.3) for n in names}
+  assert set(outs[0].values()) == {"train", "eval", "valid"}
+
+
+def test_valid_split_is_written_untransposed(tmp_path):
+  corpus, out = tmp_path / "corpus", str(tmp_path / "out")
+  corpus.mkdir()
+  names = [f"v{i}.mid" for i in range(10)]
+  for i, name in enumerate(names):
+    (corpus / name).write_bytes(midi_builders.make_midi(
+        midi_builders.scale(30, low=48 + i)))
+  config = config_lib.PreprocessConfig(eval_fraction=0.2, valid_fraction=0.4,
+                                       transpose=1, num_shards=1)
+  counts = pipeline.run_pipeline([str(corpus / "*.mid")], out, config)
+  want = {n: steps.split_of(n, 0.2, 0.4) for n in names}
+  assert {"train", "valid"} <= set(want.values())
+  found, shifts = split_of_sources(out)
+  assert found == want
+  assert shifts["valid"] == {0} and shifts["train"] == {-1, 0, 1}
+  n_valid = sum(s == "valid" for s in want.values())
+  assert counts["files"]["valid"] == n_valid
+  assert counts["windows"]["valid"] == 2 * n_valid  # 30 steps: 2 windows each
+  assert "valid-00000-of-00001.tfrecord" in counts["shards"]
+  spec = data.load_dataset_spec(out)
+  assert spec.valid_fraction == 0.4 and spec.explicit_splits == []
+  assert data.num_windows(spec, "valid") == 2 * n_valid
+
+
+def test_explicit_split_globs_win_over_the_hash(tmp_path):
+  # The JSB Chorales layout: train/, valid/, test/ folders.
+  root = tmp_path / "jsb"
+  layout = {"train": [f"t{i}.mid" for i in range(6)],
+            "valid": ["v0.mid", "v1.mid"], "test": ["e0.mid", "e1.mid"]}
+  for folder, names in layout.items():
+    (root / folder).mkdir(parents=True)
+    for i, name in enumerate(names):
+      (root / folder / name).write_bytes(midi_builders.make_midi(
+          midi_builders.scale(30, low=50 + i)))
+  out = str(tmp_path / "out")
+  # --input covers every folder: the explicit globs take their files out of
+  # the hash (which, with eval_fraction 0 once --eval_input is given and no
+  # valid_fraction, sends every other file to train).
+  config = config_lib.PreprocessConfig()
+  counts = pipeline.run_pipeline(
+      [str(root / "**")], out, config,
+      eval_inputs=[str(root / "test" / "*.mid")],
+      valid_inputs=[str(root / "valid" / "*.mid")])
+  found, _ = split_of_sources(out)
+  assert found == {**dict.fromkeys(layout["train"], "train"),
+                   **dict.fromkeys(layout["valid"], "valid"),
+                   **dict.fromkeys(layout["test"], "eval")}
+  assert counts["files_seen"] == 10  # each file once, though matched twice
+  spec = data.load_dataset_spec(out)
+  assert spec.eval_fraction == 0.0 and spec.explicit_splits == ["eval", "valid"]
+
+
+def test_explicit_split_conflicts_are_refused_before_running(tmp_path):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  (corpus / "a.mid").write_bytes(midi_builders.make_midi(
+      midi_builders.scale(30)))
+  out = str(tmp_path / "out")
+  glob = str(corpus / "*.mid")
+  with pytest.raises(pipeline.InputError,
+                     match="a.mid is matched by both --eval_input and "
+                     "--valid_input"):
+    pipeline.run_pipeline([glob], out, CONFIG, eval_inputs=[glob],
+                          valid_inputs=[str(corpus / "a*")])
+  with pytest.raises(ValueError, match="--eval_fraction=0.3 and --eval_input"):
+    pipeline.run_pipeline([glob], out, config_lib.PreprocessConfig(
+        eval_fraction=0.3), eval_inputs=[glob])
+  with pytest.raises(pipeline.InputError, match="--valid_input glob .*none"):
+    pipeline.run_pipeline([glob], out, CONFIG,
+                          valid_inputs=[str(corpus / "none*.mid")])
+  with pytest.raises(pipeline.InputError, match="--eval_input .* is a folder"):
+    pipeline.run_pipeline([glob], out, CONFIG, eval_inputs=[str(corpus)])
+  with pytest.raises(ValueError, match="overlaps --eval_input"):
+    pipeline.run_pipeline([glob], str(corpus / "out"), CONFIG,
+                          eval_inputs=[str(corpus / "**")])
+  with pytest.raises(ValueError, match="--valid_input=gs://b/x/\\*.mid\\.\\.\\."):
+    pipeline.run_pipeline([glob], out, CONFIG,
+                          valid_inputs=["gs://b/x/*.mid?X-Goog-Signature=s"])
+  assert not os.path.exists(out)

@@ -120,7 +120,7 @@ def test_broken_symlinks_loops_and_smpte_files_are_all_counted(tmp_path):
 
 def test_smpte_division_is_named_before_parsing():
   with pytest.raises(steps.SmpteTiming, match="25 frames/s, 40 ticks/frame"):
-    steps.parse_file(("a.mid", smpte(piece())), CONFIG)
+    steps.parse_file(("a.mid", smpte(piece()), "train"), CONFIG)
   steps.check_time_division(piece())  # ticks per quarter: fine
 
 
@@ -232,7 +232,7 @@ def test_num_timesteps_0_writes_one_example_per_piece(tmp_path, encoding,
   config = config_lib.PreprocessConfig(eval_fraction=0.0, num_shards=1,
                                        num_timesteps=0, encoding=encoding)
   counts = pipeline.run_pipeline([f"{corpus}/*.mid"], str(out), config)
-  assert counts["windows"] == {"train": 2, "eval": 0}
+  assert counts["windows"] == {"train": 2, "eval": 0, "valid": 0}
   examples = [records.parse_example(r.numpy()) for r in
               tf.data.TFRecordDataset(str(out / counts["shards"][1]))]
   by_name = {os.path.basename(e["source"]): e for e in examples}

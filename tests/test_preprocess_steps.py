@@ -19,17 +19,68 @@ from tests import midi_builders
 CONFIG = config_lib.PreprocessConfig(eval_fraction=0.0)
 
 
-def parsed(notes, config=CONFIG, path="a.mid", **kw):
-  return steps.parse_file((path, midi_builders.make_midi(notes, **kw)), config)
+def parsed(notes, config=CONFIG, path="a.mid", split="train", **kw):
+  return steps.parse_file(
+      (path, midi_builders.make_midi(notes, **kw), split), config)
 
 
-def test_split_is_stable_and_follows_the_fraction():
-  paths = [f"gs://b/corpus/{i}.mid" for i in range(4000)]
-  splits = [steps.split_of(p, 0.25) for p in paths]
-  assert splits == [steps.split_of(p, 0.25) for p in paths]
-  assert 0.22 < splits.count("eval") / len(paths) < 0.28
-  assert {steps.split_of(p, 0.0) for p in paths} == {"train"}
-  assert {steps.split_of(p, 1.0) for p in paths} == {"eval"}
+def test_split_is_stable_and_follows_the_fractions():
+  keys = [f"{i}.mid" for i in range(4000)]
+  splits = [steps.split_of(k, 0.25, 0.1) for k in keys]
+  assert splits == [steps.split_of(k, 0.25, 0.1) for k in keys]
+  assert 0.22 < splits.count("eval") / len(keys) < 0.28
+  assert 0.08 < splits.count("valid") / len(keys) < 0.12
+  assert {steps.split_of(k, 0.0) for k in keys} == {"train"}
+  assert {steps.split_of(k, 1.0) for k in keys} == {"eval"}
+  assert {steps.split_of(k, 0.0, 1.0) for k in keys} == {"valid"}
+  # Eval is the bottom of [0, 1), valid the next band: growing valid never
+  # moves a file out of eval, and eval keeps its files when valid is added.
+  assert all(a == "eval" for a, b in zip(splits, [
+      steps.split_of(k, 0.25) for k in keys]) if b == "eval")
+
+
+def test_split_position_is_the_documented_formula():
+  # Benchmarks predict splits from this formula: it must not drift.
+  import hashlib  # pylint: disable=g-import-not-at-top
+  for key in ("bach_bwv10.7.mid", "x/y.mid", "Sätze/1.mid"):
+    position = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8],
+                              "big") / 2**64
+    for eval_fraction, valid_fraction in ((0.1, 0.1), (0.5, 0.2), (0.0, 0.3)):
+      want = ("eval" if position < eval_fraction else "valid"
+              if position < eval_fraction + valid_fraction else "train")
+      assert steps.split_of(key, eval_fraction, valid_fraction) == want
+
+
+@pytest.mark.parametrize("pattern,path,key", [
+    ("data/chorales/*.mid", "data/chorales/bach_bwv10.7.mid",
+     "bach_bwv10.7.mid"),
+    ("/tmp/x/data/chorales/*.mid", "/tmp/x/data/chorales/bach_bwv10.7.mid",
+     "bach_bwv10.7.mid"),
+    ("gs://b/corpus/**/*.mid", "gs://b/corpus/x/y.mid", "x/y.mid"),
+    ("gs://b/corpus/**", "gs://b/corpus/x/y.mid", "x/y.mid"),
+    ("data/chor*/a.mid", "data/chorales/a.mid", "chorales/a.mid"),
+    ("data/[ab].mid", "data/a.mid", "a.mid"),
+    ("data/x?.mid", "data/x1.mid", "x1.mid"),
+    ("*.mid", "a.mid", "a.mid"),
+    ("./data/*.mid", "./data/a.mid", "a.mid"),
+    # No wildcard: the file's name.
+    ("data/chorales/bach_bwv10.7.mid", "data/chorales/bach_bwv10.7.mid",
+     "bach_bwv10.7.mid"),
+    ("gs://b/c/one.mid", "gs://b/c/one.mid", "one.mid"),
+])
+def test_split_key_is_the_path_below_the_globs_folder(pattern, path, key):
+  assert steps.split_key(pattern, path) == key
+
+
+def test_same_listing_is_kept_whatever_the_order():
+  a = steps.ListedFile("c/sub/x.mid", 5, "sub/x.mid")
+  b = steps.ListedFile("c/sub/x.mid", 5, "x.mid")
+  e = steps.ListedFile("c/sub/x.mid", 5, "sub/x.mid", "eval")
+  assert steps.preferred_listing([a, b]) == b == steps.preferred_listing([b, a])
+  assert steps.preferred_listing([a, e, b]) == e  # explicit beats the hash
+  assert steps.assign_split(e, 0.0, 0.0).split == "eval"
+  assert steps.assign_split(b, 1.0, 0.0).split == "eval"
+  assert steps.assign_split(b, 0.0, 1.0).split == "valid"
 
 
 @pytest.mark.parametrize("name,midi", [("a.mid", True), ("B.MIDI", True),
@@ -42,8 +93,8 @@ def test_midi_extensions(name, midi):
 def test_windows_are_cut_serialised_and_counted():
   # 40 sixteenths: two full windows of 15, the tail of 10 is dropped.
   fw = steps.file_to_windows(parsed(midi_builders.scale(40)), CONFIG)
-  assert len(fw.train) == 2 and fw.eval == []
-  ex = records.parse_example(fw.train[1])
+  assert fw.split == "train" and len(fw.examples) == 2
+  ex = records.parse_example(fw.examples[1])
   assert ex["offset"] == 15 and ex["source"] == "a.mid" and ex["transpose"] == 0
   window = records.unpack_window(ex["window"], 15, 156)
   full = pianoroll.midi_to_matrix(
@@ -65,7 +116,7 @@ def test_quantize_setting_reaches_the_windows_and_the_spec():
         eval_fraction=0.0, encoding="roll", steps_per_quarter=1,
         num_timesteps=3, stride=3, quantize=mode)
     ex = records.parse_example(
-        steps.file_to_windows(parsed(eighths, config), config).train[0])
+        steps.file_to_windows(parsed(eighths, config), config).examples[0])
     polyphony[mode] = records.unpack_window(ex["window"], 3, 78).sum(axis=1)
     assert stats.make_dataset_spec(
         stats.CombineStats().create_accumulator(), config).quantize == mode
@@ -76,17 +127,20 @@ def test_quantize_setting_reaches_the_windows_and_the_spec():
 def test_silent_windows_are_dropped_and_counted():
   notes = [(60, 0, 1), (62, 11, 12)]  # steps 0-3 and 44-47: window 1 silent
   fw = steps.file_to_windows(parsed(notes), CONFIG)
-  assert len(fw.train) == 2 and fw.stats["silent_windows"] == 1
+  assert len(fw.examples) == 2 and fw.stats["silent_windows"] == 1
 
 
-def test_transposition_only_for_training_files():
+@pytest.mark.parametrize("split", ["eval", "valid"])
+def test_transposition_only_for_training_files(split):
   config = config_lib.PreprocessConfig(eval_fraction=0.0, transpose=2)
   fw = steps.file_to_windows(parsed(midi_builders.scale(15), config), config)
-  assert sorted(records.parse_example(e)["transpose"] for e in fw.train) == [
-      -2, -1, 0, 1, 2]
-  config = config_lib.PreprocessConfig(eval_fraction=1.0, transpose=2)
-  fw = steps.file_to_windows(parsed(midi_builders.scale(15), config), config)
-  assert len(fw.eval) == 1 and fw.train == [] and fw.stats["unit_sum"] is None
+  assert sorted(records.parse_example(e)["transpose"]
+                for e in fw.examples) == [-2, -1, 0, 1, 2]
+  fw = steps.file_to_windows(
+      parsed(midi_builders.scale(15), config, split=split), config)
+  assert fw.split == split and fw.stats["split"] == split
+  assert [records.parse_example(e)["transpose"] for e in fw.examples] == [0]
+  assert fw.stats["unit_sum"] is None  # unit means are of training windows
 
 
 @pytest.mark.parametrize("notes,reason", [
@@ -100,7 +154,7 @@ def test_transposition_only_for_training_files():
 ])
 def test_files_without_windows_are_skipped_with_a_reason(notes, reason):
   fw = steps.file_to_windows(parsed(notes), CONFIG)
-  assert fw.train == [] and fw.stats["status"] == "skipped"
+  assert fw.examples == [] and fw.stats["status"] == "skipped"
   assert fw.stats["reason"] == reason
 
 
@@ -113,13 +167,15 @@ def test_files_without_windows_are_skipped_with_a_reason(notes, reason):
 ])
 def test_bad_files_raise_their_reason(data, error):
   with pytest.raises(error):
-    steps.parse_file(steps.read_file(("x.mid", len(data)), 1 << 20)
-                        if not data else ("x.mid", data), CONFIG)
+    steps.parse_file(
+        steps.read_file(steps.ListedFile("x.mid", len(data), "x.mid"), 1 << 20)
+        if not data else ("x.mid", data, "train"), CONFIG)
 
 
 def test_too_large_is_checked_before_reading():
   with pytest.raises(steps.TooLarge, match="max_file_bytes=10"):
-    steps.read_file(("/does/not/exist.mid", 11), max_file_bytes=10)
+    steps.read_file(steps.ListedFile("/does/not/exist.mid", 11, "exist.mid"),
+                    max_file_bytes=10)
 
 
 def test_too_long_is_a_reason_not_a_crash():
@@ -157,7 +213,7 @@ def test_combine_stats_adds_everything_and_merges():
   acc = combine.merge_accumulators([a, b])
   assert acc["files_seen"] == 4 and acc["converted"] == 2
   assert acc["failed_reasons"] == {"corrupt_midi": 1}
-  assert acc["windows"] == {"train": 3, "eval": 1}
+  assert acc["windows"] == {"train": 3, "eval": 1, "valid": 0}
   assert acc["silent_windows"] == 1 and acc["drum_notes"] == 5
   np.testing.assert_array_equal(acc["unit_sum"], [1, 2])
 
@@ -165,6 +221,8 @@ def test_combine_stats_adds_everything_and_merges():
 @pytest.mark.parametrize("kwargs,match", [
     ({"num_timesteps": -1}, "num_timesteps=-1"), ({"stride": 0}, "stride=0"),
     ({"eval_fraction": 1.5}, "eval_fraction=1.5"),
+    ({"valid_fraction": -0.1}, "valid_fraction=-0.1"),
+    ({"eval_fraction": 0.6, "valid_fraction": 0.5}, "exceed 1"),
     ({"transpose": -1}, "transpose=-1"), ({"encoding": "x"}, "'x'")])
 def test_config_errors_name_the_value(kwargs, match):
   with pytest.raises(ValueError, match=match):
@@ -174,7 +232,8 @@ def test_config_errors_name_the_value(kwargs, match):
 def test_unreadable_file_has_its_own_reason():
   # Listed, then gone before it was read (or no permission): not a crash.
   with pytest.raises(steps.Unreadable, match="exist.mid"):
-    steps.read_file(("/does/not/exist.mid", 5), max_file_bytes=10)
+    steps.read_file(steps.ListedFile("/does/not/exist.mid", 5, "exist.mid"),
+                    max_file_bytes=10)
 
 
 def test_unexpected_errors_keep_their_traceback():
@@ -219,8 +278,9 @@ def test_workers_never_import_tensorflow():
           "from tests import midi_builders\n"
           "c = config_lib.PreprocessConfig(eval_fraction=0.0, transpose=1)\n"
           "data = midi_builders.make_midi(midi_builders.scale(40))\n"
-          "fw = steps.file_to_windows(steps.parse_file(('a.mid', data), c), c)\n"
-          "assert len(fw.train) == 6, fw.train\n"
+          "fw = steps.file_to_windows(\n"
+          "    steps.parse_file(('a.mid', data, 'train'), c), c)\n"
+          "assert len(fw.examples) == 6, fw.examples\n"
           "assert 'tensorflow' not in sys.modules\n")
   subprocess.run([sys.executable, "-c", code], check=True,
                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

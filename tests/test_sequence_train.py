@@ -49,11 +49,22 @@ def pieces_dir(tmp_path_factory):
   return d
 
 
+def train_recording_warnings(config, data_dir, job):
+  """train_and_evaluate, and the warning lines it logged."""
+  warnings = []
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(sequence_train_lib.logging, "warning",
+                  lambda msg, *args: warnings.append(msg % args))
+    metrics = train_lib.train_and_evaluate(config, data_dir, job)
+  return metrics, warnings
+
+
 @pytest.fixture(scope="module")
 def trained(pieces_dir, tmp_path_factory):
+  """A run on a dataset without a valid split (validation falls back to eval)."""
   job = str(tmp_path_factory.mktemp("job"))
-  metrics = train_lib.train_and_evaluate(tiny_config(), pieces_dir, job)
-  return job, metrics
+  metrics, warnings = train_recording_warnings(tiny_config(), pieces_dir, job)
+  return job, metrics, warnings
 
 
 def eval_batch(pieces_dir):
@@ -62,7 +73,7 @@ def eval_batch(pieces_dir):
 
 def test_training_learns_and_exports_the_best_validated_state(pieces_dir,
                                                               trained):
-  job, metrics = trained
+  job, metrics, _ = trained
   loaded = export.load_model(os.path.join(job, "model"))
   assert loaded.kind == export.RNN_RBM
   v, lengths = eval_batch(pieces_dir)
@@ -81,6 +92,41 @@ def test_training_learns_and_exports_the_best_validated_state(pieces_dir,
       tags.update(v.tag for v in event.summary.value)
   assert {"free_energy_gap", "validation/nll_per_frame",
           "learning_rate"} <= tags
+
+
+def test_without_a_valid_split_validation_uses_eval_and_says_so(trained):
+  job, metrics, warnings = trained
+  assert metrics["validation_split"] == "eval"
+  with open(os.path.join(job, "model", "model.json")) as f:
+    assert json.load(f)["validation_split"] == "eval"
+  said = [w for w in warnings if "model selection" in w]
+  assert len(said) == 1 and "--valid_fraction" in said[0]
+  assert len(said[0].splitlines()) == 1
+
+
+def test_validation_uses_the_valid_split_when_there_is_one(tmp_path):
+  # Valid pieces are the clean cycle; eval pieces are noisy, so their NLL per
+  # frame is far higher: the recorded best NLL says which split was read.
+  data_dir, job = str(tmp_path / "data"), str(tmp_path / "job")
+  rng = np.random.default_rng(0)
+  fake_dataset.write_piece_dataset(
+      data_dir, fake_dataset.cycle_pieces(rng.integers(10, 40, 40), seed=1),
+      fake_dataset.cycle_pieces(rng.integers(10, 40, 8), seed=2, flip=0.3),
+      valid=fake_dataset.cycle_pieces(rng.integers(10, 40, 8), seed=3))
+  metrics, warnings = train_recording_warnings(
+      tiny_config(epochs=10), data_dir, job)
+  assert metrics["validation_split"] == "valid"
+  assert not [w for w in warnings if "model selection" in w]
+  loaded = export.load_model(os.path.join(job, "model"))
+  with open(os.path.join(job, "model", "model.json")) as f:
+    assert json.load(f)["validation_split"] == "valid"
+  spec = data.load_dataset_spec(data_dir)
+  exact = {split: loaded.rnn_rbm.nll_exact(*sequence_train_lib.validation_subset(
+      data_dir, spec, split)) for split in ("valid", "eval")}
+  best = metrics["best_validation_nll_per_frame"]
+  # A short AIS run (8 chains, 100 betas) estimates to a few tenths.
+  assert exact["eval"] > exact["valid"] + 2.0, exact
+  assert abs(best - exact["valid"]) < 0.5, (best, exact)
 
 
 def test_evaluation_agrees_with_the_exact_per_frame_log_partition(pieces_dir,

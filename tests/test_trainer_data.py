@@ -33,6 +33,39 @@ def test_empty_split_is_a_clear_error(tmp_path):
     data.make_dataset(str(tmp_path), "eval", 4)
 
 
+def test_valid_split_is_read_and_preferred_for_model_selection(tmp_path):
+  train = fake_dataset.structured_windows(10, seed=1)
+  eval_ = fake_dataset.structured_windows(3, seed=2)
+  valid = fake_dataset.structured_windows(4, seed=3)
+  old, new = str(tmp_path / "old"), str(tmp_path / "new")
+  fake_dataset.write_dataset(old, train, eval_)  # before the valid split
+  fake_dataset.write_dataset(new, train, eval_, valid=valid)
+  assert data.validation_split(data.load_dataset_spec(old)) == "eval"
+  assert data.validation_split(data.load_dataset_spec(new)) == "valid"
+  got = np.concatenate([b.numpy() for b in data.make_dataset(new, "valid", 3)])
+  assert sorted(map(bytes, got.astype(np.uint8))) == sorted(
+      map(bytes, valid.reshape(4, -1)))
+  with pytest.raises(data.MissingSplitError,
+                     match="no valid windows.*--valid_fraction"):
+    data.make_dataset(old, "valid", 4)
+  none = str(tmp_path / "none")
+  fake_dataset.write_dataset(none, train, train[:0])
+  assert data.validation_split(data.load_dataset_spec(none)) is None
+
+
+def test_older_dataset_json_without_the_valid_fields_loads(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  spec = fake_dataset.write_dataset(
+      str(tmp_path), fake_dataset.structured_windows(4),
+      fake_dataset.structured_windows(2))
+  fields = json.loads(spec.to_json())
+  del fields["valid_fraction"], fields["explicit_splits"]
+  (tmp_path / records.SPEC_FILENAME).write_text(json.dumps(fields))
+  loaded = data.load_dataset_spec(str(tmp_path))
+  assert loaded.valid_fraction == 0.0 and loaded.explicit_splits == []
+  assert data.num_windows(loaded, "valid") == 0
+
+
 def test_corrupt_dataset_json_is_a_clear_error(tmp_path):
   (tmp_path / records.SPEC_FILENAME).write_text("{not json")
   with pytest.raises(ValueError, match="not valid JSON"):

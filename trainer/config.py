@@ -471,5 +471,6 @@ class EvaluateData:
 
   model_dir: str | None = setting(None, "The model/ folder trainer.task wrote.")
   data_dir: str | None = setting(None, "The --output_dir of preprocess.main.")
-  split: str = setting("eval", "Which windows to score.",
-                       choices=("train", "eval"))
+  split: str = setting(
+      "eval", "Which windows to score: eval (the test set), valid (model "
+      "selection's), or train.", choices=("eval", "valid", "train"))

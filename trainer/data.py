@@ -12,7 +12,7 @@ import tensorflow as tf
 from common import cli
 from preprocess import records
 
-SPLITS = (records.TRAIN_PREFIX, records.EVAL_PREFIX)
+SPLITS = records.SPLITS  # train, eval (the test set), valid (model selection)
 
 
 def load_dataset_spec(data_dir: str) -> records.DatasetSpec:
@@ -79,7 +79,7 @@ def _first_record(path: str) -> bytes | None:
 
 
 def split_files(data_dir: str, split: str) -> list[str]:
-  """The TFRecord shards of `split` ("train" or "eval"), sorted."""
+  """The TFRecord shards of `split` (one of SPLITS), sorted."""
   if split not in SPLITS:
     raise ValueError(f"split={split!r}; use one of {SPLITS}.")
   pattern = os.path.join(data_dir, f"{split}-*{records.TFRECORD_SUFFIX}")
@@ -87,8 +87,32 @@ def split_files(data_dir: str, split: str) -> list[str]:
 
 
 def num_windows(spec: records.DatasetSpec, split: str) -> int:
-  """Windows in `split` as counted by the pipeline (dataset.json)."""
+  """Windows in `split` as counted by the pipeline (dataset.json).
+
+  0 for a split an older dataset.json does not count (valid).
+  """
   return int(spec.counts.get("windows", {}).get(split, 0))
+
+
+def validation_split(spec: records.DatasetSpec) -> str | None:
+  """The split model selection reads: valid if the dataset has one, else
+  eval (then the reported eval figure is optimistic), else None."""
+  for split in (records.VALID_PREFIX, records.EVAL_PREFIX):
+    if num_windows(spec, split):
+      return split
+  return None
+
+
+class MissingSplitError(cli.UsageError):
+  """The dataset holds no windows in the split asked for."""
+
+
+_HOW_TO_FILL = {
+    records.EVAL_PREFIX: "preprocess with --eval_fraction > 0 or --eval_input",
+    records.VALID_PREFIX: "preprocess with --valid_fraction > 0 or "
+                          "--valid_input",
+    records.TRAIN_PREFIX: "check the preprocessing errors-*.jsonl",
+}
 
 
 def decode_windows(serialized, n_visible: int) -> tf.Tensor:
@@ -129,10 +153,10 @@ def _nonempty_split(data_dir: str, split: str, spec, what: str) -> list:
   """The split's shards; ValueError naming the fix when it holds nothing."""
   files = split_files(data_dir, split)
   if not files or num_windows(spec, split) == 0:
-    raise ValueError(
+    raise MissingSplitError(
         f"{data_dir} has no {split} {what} (dataset.json counts "
-        f"{num_windows(spec, split)} in {len(files)} shard(s)); check the "
-        "preprocessing errors-*.jsonl, or --eval_fraction if this is eval.")
+        f"{num_windows(spec, split)} in {len(files)} shard(s)); "
+        f"{_HOW_TO_FILL[split]}.")
   return files
 
 
@@ -144,8 +168,8 @@ def make_dataset(data_dir: str, split: str, batch_size: int,
   """Batches of windows [batch_size, n_visible] from `split`.
 
   Raises:
-    ValueError: the split has no windows (e.g. a corpus with no usable file,
-      or --eval_fraction=0 and split="eval").
+    MissingSplitError: the split has no windows (e.g. a corpus with no
+      usable file, or --eval_fraction=0 and split="eval").
   """
   spec = spec or load_dataset_spec(data_dir)
   files = _nonempty_split(data_dir, split, spec, "windows")
@@ -214,7 +238,7 @@ def make_sequence_dataset(data_dir: str, split: str, batch_size: int,
   gives the same crops every run. Deterministic, like `make_dataset`.
 
   Raises:
-    ValueError: the split has no sequences.
+    MissingSplitError: the split has no sequences.
   """
   spec = spec or load_dataset_spec(data_dir)
   files = _nonempty_split(data_dir, split, spec, "sequences")

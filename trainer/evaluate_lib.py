@@ -97,7 +97,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
   Args:
     model_dir: a model/ folder written by trainer.task (local or gs://).
     data_dir: a preprocess.main output folder with the model's layout.
-    split: "eval" or "train".
+    split: "eval", "valid" or "train".
     ais_config: chains, betas and seed of the log Z estimate (None: the
       defaults).
 
@@ -112,7 +112,7 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
   Raises:
     FileNotFoundError: model_dir or data_dir is not what it should be.
     LayoutError: the data's layout differs from the model's.
-    ValueError: the split is empty.
+    data.MissingSplitError: the dataset has no windows in `split`.
     export.NonFiniteModelError: the model's parameters, log Z or free
       energies are NaN/Inf.
   """

@@ -116,12 +116,15 @@ def save_model(model_dir: str, rbm: model_lib.RBM,
 
 def save_rnn_rbm(model_dir: str, model: rnn_rbm_lib.RNNRBM,
                  dataset: records.DatasetSpec, config: dict, step: int,
-                 frame_means, train_frames: int) -> None:
+                 frame_means, train_frames: int,
+                 validation_split: str | None = None) -> None:
   """Writes an RNN-RBM: params first, model.json last (see the module doc).
 
   Args:
     frame_means: [V] each unit's mean over the training frames.
     train_frames: how many frames those means were taken over.
+    validation_split: the split that chose the exported state ("valid", or
+      "eval" when the dataset had none: its eval figure is then optimistic).
   """
   tf.io.gfile.makedirs(model_dir)
   buf = io.BytesIO()
@@ -135,7 +138,7 @@ def save_rnn_rbm(model_dir: str, model: rnn_rbm_lib.RNNRBM,
           "frame_statistics": {"means": [float(m) for m in frame_means],
                                "frames": int(train_frames)},
           "config": config, "dataset": json.loads(dataset.to_json()),
-          "step": int(step)}
+          "step": int(step), "validation_split": validation_split}
   with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE), "w") as f:
     f.write(json.dumps(info, indent=1, sort_keys=True))
 

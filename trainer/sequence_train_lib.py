@@ -18,8 +18,10 @@ config, chief, barrier, errors) it reuses:
   (--pretrain_rnn_epochs), both before the first step only;
 - checkpoints (resume after a kill continues exactly), TensorBoard scalars,
   and early stopping: every --validate_every_epochs epochs a short AIS
-  estimate of the NLL per frame on a fixed subset of eval frames; the best
-  state is kept in CHECKPOINT_DIR/best and that one is exported.
+  estimate of the NLL per frame on a fixed subset of the valid split's
+  frames (the eval split's if the dataset has no valid split, with a
+  warning: eval is then no clean test set); the best state is kept in
+  CHECKPOINT_DIR/best and that one is exported.
 
 It must not read flags (trainer/task.py does).
 """
@@ -44,7 +46,7 @@ from trainer.models import rnn_rbm as rnn_rbm_lib
 
 _KEEP_CHECKPOINTS = 3
 BEST_SUBDIR = "best"
-# The validation subset: the first eval sequences, cut to this many frames
+# The validation subset: the first valid (else eval) sequences, cut to this many frames
 # each, until this many frames in all; 8 AIS chains per frame. Small enough
 # for a few seconds per check on 2 cores at H=150.
 _VALIDATION_FRAMES, _VALIDATION_CROP, _VALIDATION_CHAINS = 512, 128, 8
@@ -191,12 +193,12 @@ def frame_statistics(data_dir, spec) -> tuple[np.ndarray, int]:
   return total / max(count, 1), count
 
 
-def validation_subset(data_dir, spec):
-  """(frames, lengths) of the fixed validation subset, or None (no eval)."""
-  if data.num_windows(spec, records.EVAL_PREFIX) == 0:
+def validation_subset(data_dir, spec, split: str | None):
+  """(frames, lengths) of the fixed validation subset of `split`, or None."""
+  if split is None:
     return None
   rows, lengths, used = [], [], 0
-  for frames, lens in data.make_sequence_dataset(data_dir, "eval", 16, spec):
+  for frames, lens in data.make_sequence_dataset(data_dir, split, 16, spec):
     for f, n in zip(frames.numpy(), lens.numpy()):
       n = int(min(n, _VALIDATION_CROP, _VALIDATION_FRAMES - used))
       if n <= 0:
@@ -392,7 +394,15 @@ class _Validator:
   """The cheap early-stopping estimate: NLL per frame of a fixed subset."""
 
   def __init__(self, run: _Run):
-    self.subset = validation_subset(run.data_dir, run.spec)
+    self.split = data.validation_split(run.spec)
+    if self.split == records.EVAL_PREFIX and run.chief:
+      logging.warning(
+          "%s has no valid split: early stopping and the exported (best) "
+          "state are chosen on eval, so the eval figure trainer.evaluate "
+          "reports was also used for model selection; preprocess with "
+          "--valid_fraction=0.1 (or --valid_input) for a clean test figure.",
+          run.data_dir)
+    self.subset = validation_subset(run.data_dir, run.spec, self.split)
     self.base = ais_lib.base_rate_biases(run.frame_means, run.train_frames)
     self.config = config_lib.AISConfig(
         num_chains=_VALIDATION_CHAINS,
@@ -468,7 +478,8 @@ def _export(run: _Run, state: _State, metrics: dict) -> None:
     export.save_rnn_rbm(run.dirs.model_dir, state.model, run.spec,
                         dataclasses.asdict(run.config),
                         metrics["exported_step"], run.frame_means,
-                        run.train_frames)
+                        run.train_frames,
+                        validation_split=metrics["validation_split"])
     logging.info("model written to %s: %s", run.dirs.model_dir, metrics)
   elif state.manager.directory != run.dirs.checkpoint_dir:
     tf.io.gfile.rmtree(state.manager.directory)
@@ -502,7 +513,10 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
   start = time.perf_counter()
   metrics = _loop(run, state, iterator, writer)
   step = int(state.trainer.step.numpy())
-  metrics.update({"step": step, "train_seconds": time.perf_counter() - start})
+  metrics.update({"step": step, "train_seconds": time.perf_counter() - start,
+                  # Which split chose the exported state: "eval" means the
+                  # eval figure is not a clean test figure.
+                  "validation_split": data.validation_split(run.spec)})
   _export(run, state, metrics)
   train_lib._barrier(run.strategy)  # pylint: disable=protected-access
   return metrics

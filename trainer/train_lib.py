@@ -322,14 +322,17 @@ class _Monitor:
     self.rbm, self.spec, self.seed = rbm, spec, seed
     self.writer = tf.summary.create_file_writer(tensorboard_dir)
     self.subsets = {"train": _first_windows(data_dir, "train", spec,
-                                            _MONITOR_WINDOWS),
-                    "eval": _first_windows(data_dir, "eval", spec,
-                                           _MONITOR_WINDOWS)}
-    if self.subsets["eval"] is None:
-      logging.info("no eval windows (preprocessed with --eval_fraction=0?): "
-                   "free_energy/eval, its gap and pseudo_log_likelihood/eval "
-                   "are not written.")
-      del self.subsets["eval"]
+                                            _MONITOR_WINDOWS)}
+    # Held-out windows to watch for overfitting: valid when the dataset has
+    # it, so that the eval split stays unseen until trainer.evaluate.
+    self.heldout = data.validation_split(spec)
+    if self.heldout is None:
+      logging.info("no valid or eval windows (preprocessed with "
+                   "--eval_fraction=0?): free_energy/valid|eval, its gap and "
+                   "pseudo_log_likelihood/valid|eval are not written.")
+    else:
+      self.subsets[self.heldout] = _first_windows(data_dir, self.heldout,
+                                                  spec, _MONITOR_WINDOWS)
     # Fixed, seeded flip indices: the stochastic PLL is comparable over steps.
     rng = np.random.default_rng(seed)
     self.flips = {name: tf.constant(rng.integers(spec.n_visible, size=len(v)))
@@ -352,13 +355,14 @@ class _Monitor:
                                 random_streams.monitor_base(step))
 
   def free_energies(self) -> dict:
-    """Mean free energy of the fixed train subset and the eval set, and the
-    gap (eval - train): rising means the model prefers its training windows,
-    i.e. overfits (Hinton's practical guide, section 6)."""
+    """Mean free energy of the fixed train subset and the held-out (valid,
+    else eval) subset, and the gap (held-out - train): rising means the model
+    prefers its training windows, i.e. overfits (Hinton's practical guide,
+    section 6)."""
     out = {"train_subset": float(self._free_energy(self.subsets["train"]))}
-    if "eval" in self.subsets:
-      out["eval"] = float(self._free_energy(self.subsets["eval"]))
-      out["gap"] = out["eval"] - out["train_subset"]
+    if self.heldout:
+      out[self.heldout] = float(self._free_energy(self.subsets[self.heldout]))
+      out["gap"] = out[self.heldout] - out["train_subset"]
     return out
 
   def write(self, step, scalars: dict):
@@ -631,7 +635,8 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
 
   Returns:
     Final metrics: step, reconstruction_error, examples_per_sec (this
-    process's average), free_energy_train_subset/_eval/_gap (chief only).
+    process's average), free_energy_train_subset/_valid (or _eval when the
+    dataset has no valid split)/_gap (chief only).
 
   Raises:
     FileNotFoundError: no dataset.json in data_dir.
