@@ -32,7 +32,9 @@ Goals (issue 4): >= 1,000 samples/s to local disk on 2 cores; >= 200
 samples/s to the emulator. Then the RNN-RBM at the Theano tutorial's shape
 (measure_rnn_rbm): 32-bar pieces (128 frames, 25 Gibbs steps per frame) per
 second, sampler alone and end to end, with CPU seconds (goal, issue 10:
->= 100 pieces/s on 2 cores). Run from the repository's root (tests/ holds the
+>= 100 pieces/s on 2 cores), in a process of its own that gives each
+TensorFlow op one thread as trainer.generate does for an RNN-RBM
+(generate_rnn_rbm.configure_threads). Run from the repository's root (tests/ holds the
 emulator helper; benchmarks are not installed). tests/test_benchmarks.py runs
 it at a tiny size (--num_samples, --gibbs_steps) so that it cannot rot.
 """
@@ -183,6 +185,9 @@ def _print_efficiency(new, old):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if FLAGS.rnn_rbm_child:
+    _rnn_rbm_child()
+    return
   # pylint: disable=g-import-not-at-top  # after the flags are parsed
   from common import cli
   from preprocess import pianoroll
@@ -251,8 +256,7 @@ def main(argv):
         f"{local_rate / pretty_rate:.2f}x; our writer / pretty_midi: "
         f"{decode_rate / pretty_rate:.2f}x")
   if FLAGS.rnn_rbm_samples:
-    report_rnn_rbm(measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
-                                   FLAGS.rnn_rbm_gibbs_steps))
+    report_rnn_rbm(_rnn_rbm_in_subprocess())
 
 
 # --- The RNN-RBM (issue 10) ------------------------------------------------
@@ -263,6 +267,8 @@ flags.DEFINE_integer("rnn_rbm_frames", 128, "Frames per RNN-RBM piece (128: "
                      "32 bars on a quarter-note grid).", lower_bound=1)
 flags.DEFINE_integer("rnn_rbm_gibbs_steps", 25, "Gibbs steps per frame (the "
                      "Theano tutorial's 25).", lower_bound=1)
+flags.DEFINE_bool("rnn_rbm_child", False, "Internal: run only the RNN-RBM "
+                  "measurement, in this process, and print it as JSON.")
 # The Theano tutorial's RNN-RBM: 88 keys, 150 hidden, 100 recurrent units.
 RNN_RBM_SHAPE = (88, 150, 100)
 
@@ -327,6 +333,38 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
           "local_cpu_per_piece": local_cpu / num_samples}
 
 
+def _rnn_rbm_child() -> None:
+  """The RNN-RBM measurement as trainer.generate runs it: a process whose
+  TensorFlow ops have one thread each (generate_rnn_rbm.configure_threads),
+  set before any op runs, so it needs a process of its own."""
+  # pylint: disable=g-import-not-at-top
+  import json
+  from trainer import generate_rnn_rbm
+  configured = generate_rnn_rbm.one_thread_per_op()
+  r = measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
+                      FLAGS.rnn_rbm_gibbs_steps)
+  print(json.dumps(dict(r, one_thread_per_op=configured,
+                        load_average=os.getloadavg())))
+
+
+def _rnn_rbm_in_subprocess() -> dict:
+  # pylint: disable=g-import-not-at-top
+  import json
+  import subprocess
+  import sys
+  out = subprocess.run(
+      [sys.executable, "-m", "benchmarks.bench_generate", "--rnn_rbm_child",
+       f"--rnn_rbm_samples={FLAGS.rnn_rbm_samples}",
+       f"--rnn_rbm_frames={FLAGS.rnn_rbm_frames}",
+       f"--rnn_rbm_gibbs_steps={FLAGS.rnn_rbm_gibbs_steps}"],
+      capture_output=True, text=True, check=False,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if out.returncode:
+    raise RuntimeError(f"the RNN-RBM measurement failed:\n{out.stderr[-3000:]}")
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def report_rnn_rbm(r: dict) -> None:
   v, h, u = r["shape"]
   goal = "PASS" if r["sample_rate"] >= 100 else "MISS"
@@ -334,9 +372,13 @@ def report_rnn_rbm(r: dict) -> None:
         f"frames x {r['gibbs_steps']} Gibbs steps per frame")
   print(f"RNN-RBM Gibbs sampling only:    {r['sample_rate']:8.1f} pieces/s "
         f"(goal >= 100: {goal}); {1000 * r['sample_cpu_per_piece']:.1f} ms "
-        "CPU per piece")
+        f"CPU per piece = {1 / r['sample_cpu_per_piece']:.0f} pieces per "
+        "CPU-second")
   print(f"RNN-RBM generate -> local disk: {r['local_rate']:8.1f} pieces/s; "
-        f"{1000 * r['local_cpu_per_piece']:.1f} ms CPU per piece")
+        f"{1000 * r['local_cpu_per_piece']:.1f} ms CPU per piece = "
+        f"{1 / r['local_cpu_per_piece']:.0f} pieces per CPU-second")
+  print(f"  (one thread per op: {r.get('one_thread_per_op')}; load average "
+        f"during the run: {r.get('load_average', ['?'])[0]})")
 
 
 if __name__ == "__main__":

@@ -65,14 +65,27 @@ TINY_SHAPES = {"seed": (96, 4, 8), "large": (96, 8, 16),
                "rnn_rbm": (12, 6, 5, 4, 5, 2)}
 
 
+# CPU and wall seconds of the last `_timed` loop (CPU: user + system, all
+# threads). On a shared machine a wall rate says as much about the other jobs
+# as about this one; work per CPU-second does not depend on the cores given.
+_last_timing = {"cpu": 0.0, "wall": 1.0}
+
+
+def _cpu_seconds() -> float:
+  t = os.times()
+  return t.user + t.system
+
+
 def _timed(fn, seconds: float, warmup: int = 2) -> tuple:
   """Calls fn() (which returns work units done) until `seconds` pass."""
   for _ in range(warmup):
     fn()
-  done, start = 0, time.perf_counter()
+  done, start, cpu = 0, time.perf_counter(), _cpu_seconds()
   while time.perf_counter() - start < seconds:
     done += fn()
-  return done, time.perf_counter() - start
+  wall = time.perf_counter() - start
+  _last_timing.update(cpu=_cpu_seconds() - cpu, wall=wall)
+  return done, wall
 
 
 def _random_windows(tf, batch, n_visible):
@@ -402,11 +415,13 @@ def _measure(name: str, data_dir: str, seconds: float,
             f"useful_flops_per_example:{arg}":
                 model_lib.flops_per_cd_example(v, h, 1)}
   if kind == "rnn_rbm":
-    return {name: rnn_trainer_rate(tf, *shapes["rnn_rbm"], seconds)}
+    rate = rnn_trainer_rate(tf, *shapes["rnn_rbm"], seconds)
+    return {name: rate, f"{name}:cores": _cores_used()}
   if kind == "rnn_matmul_flops":
     from trainer.models import rnn_rbm  # pylint: disable=g-import-not-at-top
     v, h, u, _, _, k = shapes["rnn_rbm"]
-    return {name: rnn_matmul_rate(tf, *shapes["rnn_rbm"], seconds),
+    rate = rnn_matmul_rate(tf, *shapes["rnn_rbm"], seconds)
+    return {name: rate, f"{name}:cores": _cores_used(),
             "useful_flops_per_frame:rnn_rbm":
                 rnn_rbm.flops_per_cd_frame(v, h, u, k)}
   if kind in ("maths", "step"):
@@ -423,6 +438,12 @@ def _measure(name: str, data_dir: str, seconds: float,
                                     shapes["seed"][1], shapes["seed"][2],
                                     seconds, unpin)}
   raise app.UsageError(f"--measurement={name} is not one of {MEASUREMENTS}")
+
+
+def _cores_used() -> float:
+  """Cores the last `_timed` loop kept busy on average (CPU s / wall s):
+  its rate / this is its work per CPU-second."""
+  return _last_timing["cpu"] / _last_timing["wall"]
 
 
 # Each runs in a process of its own: measured in one process, earlier runs
@@ -533,6 +554,13 @@ def _report_rnn(r: dict, shapes: dict = SHAPES) -> None:
         f"GFLOP/s")
   print(f"RNN-RBM fraction of matmul rate: {useful / mm:.2f} "
         f"(goal >= 0.3: {_verdict(useful / mm >= 0.3)})")
+  step_cores, mm_cores = r["rnn_rbm:cores"], r["rnn_matmul_flops:cores"]
+  print(f"per CPU-second: step {frames / step_cores:.0f} frames = "
+        f"{useful / step_cores / 1e9:.1f} useful GFLOP, matmuls "
+        f"{mm / mm_cores / 1e9:.1f} GFLOP: fraction "
+        f"{useful / step_cores / (mm / mm_cores):.2f} (cores busy: step "
+        f"{step_cores:.2f}, matmuls {mm_cores:.2f}; load average "
+        f"{os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -298,6 +298,34 @@ def test_cli_end_to_end_and_its_one_line_errors(model_dir, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
+def test_the_cli_with_one_thread_per_op_writes_the_same_bytes(tmp_path):
+  # trainer.generate gives each op one thread for an RNN-RBM
+  # (configure_threads); this process keeps TensorFlow's default pools. At
+  # the tutorial's shape (88 keys, H=150, U=100) the ops are big enough for
+  # the default pools to split them.
+  keys = records.DatasetSpec(
+      encoding="roll", low_note=21, high_note=109, steps_per_quarter=1,
+      num_timesteps=0, stride=0, n_visible=0, unit_means=[],
+      counts={"windows": {"train": 3, "eval": 1}})
+  rng = np.random.default_rng(3)
+  model = rnn_rbm.RNNRBM(88, 150, 100)
+  for var in (model.weights, model.w_uv, model.w_uh, model.w_vu, model.w_uu):
+    var.assign(rng.normal(0, 0.3, var.shape).astype(np.float32))
+  model_dir = str(tmp_path / "model")
+  export.save_rnn_rbm(model_dir, model, keys, {"model": "rnn_rbm"}, 1,
+                      frame_means=[0.05] * 88, train_frames=10)
+  flags = {"num_samples": 130, "num_frames": 16, "gibbs_steps_per_frame": 4}
+  cli_out = str(tmp_path / "cli")
+  done = run_cli(f"--model_dir={model_dir}", f"--output={cli_out}",
+                 *[f"--{k}={v}" for k, v in flags.items()])
+  assert done.returncode == 0, done.stderr[-2000:]
+  here = str(tmp_path / "here")
+  generate_lib.generate(model_dir, here, generate_lib.GenerateConfig(**flags))
+  reference = files(here)
+  assert len(reference) == 130 and files(cli_out) == reference
+
+
 def test_a_window_rbms_settings_file_is_as_before():
   # generation.json decides whether a rerun resumes: an RBM job started
   # before the RNN-RBM's flags existed must still match.

@@ -24,7 +24,10 @@ def main(argv):
   del argv  # cli.run rejects stray arguments
   paths = cli.config_from_flags(config_lib.GeneratePaths)
   config = cli.config_from_flags(config_lib.GenerateConfig)
-  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
+  from trainer import generate_lib
+  from trainer import generate_rnn_rbm
+  generate_rnn_rbm.configure_threads(paths.model_dir)  # before any TF op
   summary = generate_lib.generate(paths.model_dir, paths.output, config)
   print(json.dumps(summary, indent=1))
 

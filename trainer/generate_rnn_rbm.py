@@ -20,8 +20,10 @@ This module must not write files: generate_lib does.
 
 import concurrent.futures
 import dataclasses
+import os
 
 import numpy as np
+import tensorflow as tf
 
 from common import cli
 from trainer import config as config_lib
@@ -31,6 +33,12 @@ from trainer import primer as primer_lib
 BLOCK = config_lib.GENERATION_BLOCK
 # Frames per model call: bounds a block's float32 frames to 128 x 512 x V.
 FRAMES_PER_CALL = 512
+# Blocks sampled at once per core, each in a thread running one op at a time:
+# with two, a core has a block to run while the other's thread is in Python
+# (between frames and calls). Measured at the tutorial's shape, 2 cores, load
+# 10-16, two runs each: 4 blocks 37-39 pieces/s at 7.5 ms CPU per piece,
+# 2 blocks 30-41 at 7.7-8.0 (wall rates within the noise). Not measured idle.
+BLOCKS_PER_CORE = 2
 # Attempt a's frames are keyed from a * 2^32: > MAX_NUM_FRAMES, and
 # (a * 2^32 + t) * 2^12 streams fit in int64 for any sane attempt count.
 ATTEMPT_FRAMES = 2**32
@@ -38,6 +46,45 @@ ATTEMPT_FRAMES = 2**32
 
 class RNNRBMGenerateError(cli.UsageError):
   """A flag or primer an RNN-RBM (or a window RBM) cannot use; nothing written."""
+
+
+def configure_threads(model_dir: str) -> bool:
+  """One thread per TensorFlow op for an RNN-RBM's job; call before any op runs.
+
+  An RNN-RBM block's ops are small (a Gibbs step: two 128 x 88 x 150 matmuls
+  and two Philox draws of 11-20k numbers). Split over TensorFlow's intra-op
+  pool they cost about 30% more CPU (hand-offs, threads spinning while they
+  wait) and finish no sooner, since every core already runs a block of its
+  own (`RNNRBMGenerator.sample`). Measured at the tutorial's shape, 2 cores:
+  9.3 -> 6.6-7.2 ms of CPU per frame and block. The bytes do not depend on it
+  (tests/test_generate_rnn_rbm.py compares the CLI with an in-process run).
+  The setting is process-wide, so the entry point calls this
+  (trainer/generate.py, benchmarks/bench_generate.py), not generate_lib.
+
+  Returns:
+    True if set; False for a window RBM (its chains run as before) or when
+    TensorFlow is already running in this process (nothing changes).
+  """
+  return (export.model_kind(model_dir) == export.RNN_RBM and
+          one_thread_per_op())
+
+
+def one_thread_per_op() -> bool:
+  """Sets TensorFlow's intra-op pool to one thread (see `configure_threads`);
+  False when TensorFlow is already running in this process."""
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+  except RuntimeError:  # already initialised: its pools stay as they are
+    return False
+  return True
+
+
+def _cores() -> int:
+  """Cores this process may run on (the affinity mask, not the host's)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
 
 
 def _given(config, name: str) -> bool:
@@ -110,7 +157,10 @@ def prepare(loaded: export.LoadedModel, config):
   For an RNN-RBM the config gets num_frames (default: 32 bars), the window
   levers at their neutral values, and temperature 1 (the model's own
   distribution) unless --temperature was given: the window RBM's tuned
-  temperature does not carry over.
+  temperature does not carry over. Unless set, blocks_per_call becomes
+  BLOCKS_PER_CORE blocks per core: each block of a call runs in a thread of
+  its own on one core at a time (see `configure_threads`). It does not change
+  the bytes.
 
   Returns:
     (config, None) for a window RBM (generate_lib builds its Generator);
@@ -127,7 +177,11 @@ def prepare(loaded: export.LoadedModel, config):
   config = dataclasses.replace(
       config, **_WINDOW_LEVERS,
       num_frames=config.num_frames or config_lib.DEFAULT_BARS * 4 * spq,
-      temperature=config.temperature if _given(config, "temperature") else 1.0)
+      temperature=config.temperature if _given(config, "temperature") else 1.0,
+      blocks_per_call=(config.blocks_per_call
+                       if _given(config, "blocks_per_call") else
+                       max(config.blocks_per_call,
+                           BLOCKS_PER_CORE * _cores())))
   primer = (primer_lib.load_primer(config.primer, loaded.dataset.roll_spec)
             if config.primer else None)
   return config, RNNRBMGenerator(loaded, config, primer)
@@ -148,6 +202,7 @@ class RNNRBMGenerator:
     Blocks run in threads of their own: a frame's ops are too small for
     TensorFlow to spread one block over the cores, and TensorFlow releases
     the GIL. Each block runs the same graph on the same shapes as alone.
+    (trainer/generate.py gives each op one thread: `configure_threads`.)
     """
     if len(blocks) == 1:
       return self._block(blocks[0], attempt)

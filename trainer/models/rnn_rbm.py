@@ -561,7 +561,7 @@ class RNNRBM(tf.Module):
         tf.constant(num_frames, tf.int32), tf.constant(gibbs_steps, tf.int32),
         tf.constant(seed, tf.int64), tf.constant(row_start, tf.int64),
         tf.constant(frame_start, tf.int64),
-        tf.constant(temperature, tf.float32))
+        tf.constant(temperature, tf.float32), temperature != 1.0)
 
 
 @tf.function
@@ -613,9 +613,14 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
 @tf.function
 def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
                      num_frames, gibbs_steps, seed, row_start, frame_start,
-                     temperature):
-  """The loop of `RNNRBM.generate`."""
+                     temperature, scaled: bool):
+  """The loop of `RNNRBM.generate`.
+
+  `scaled` (a Python bool: one trace each) is False at temperature 1, where
+  the division is skipped: x / 1 == x exactly, so the bytes are the same.
+  """
   rows = tf.shape(u)[0]
+  scale = (lambda x: x / temperature) if scaled else (lambda x: x)
   out = tf.TensorArray(tf.float32, size=num_frames)
   for t in tf.range(num_frames):
     bv_t = b_v + tf.matmul(u, w_uv)
@@ -624,10 +629,10 @@ def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
     v = tf.zeros([rows, weights.shape[0]])
     for g in tf.range(gibbs_steps):
       stream = base + 2 * tf.cast(g, tf.int64)
-      h = bernoulli(tf.sigmoid((tf.matmul(v, weights) + bh_t) / temperature),
+      h = bernoulli(tf.sigmoid(scale(tf.matmul(v, weights) + bh_t)),
                     seed, stream, row_start)
       v = bernoulli(tf.sigmoid(
-          (tf.matmul(h, weights, transpose_b=True) + bv_t) / temperature),
+          scale(tf.matmul(h, weights, transpose_b=True) + bv_t)),
                     seed, stream + 1, row_start)
     out = out.write(t, v)
     u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
