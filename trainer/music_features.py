@@ -94,13 +94,23 @@ FEATURES = (
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 
 
-def piece_from_midi(pm, steps_per_quarter: int = 4) -> Piece:
+def piece_from_midi(pm, steps_per_quarter: int = 4,
+                    quantize: str = "round") -> Piece:
   """A pretty_midi object on the grid (all non-drum notes, any pitch).
 
+  `steps_per_quarter` and `quantize` must be those of the model's dataset
+  (its RollSpec): on a quarter-note grid, "round" turns a voice's two 8ths
+  into two one-beat notes where "sample" keeps the one sounding on the beat,
+  which changes the note rate by ~20% on the chorales. Notes that cover no
+  grid point under "sample" are left out, as preprocessing leaves them out.
   A step lasts as long as at the file's first tempo; the bar is the first time
   signature's (4/4 when there is none, as in the samples).
   """
-  notes, _ = pianoroll.extract_notes(pm, steps_per_quarter)
+  notes, _ = pianoroll.extract_notes(pm, steps_per_quarter, quantize=quantize)
+  sounding = notes.end > notes.start
+  if not sounding.all():
+    notes = pianoroll.Notes(notes.pitch[sounding], notes.start[sounding],
+                            notes.end[sounding])
   _, tempi = pm.get_tempo_changes()
   tempo = float(tempi[0]) if len(tempi) else 120.0
   signatures = pm.time_signature_changes
@@ -374,6 +384,151 @@ def memorisation(sample_windows_list: list, train_windows: np.ndarray,
   return out
 
 
+# --- memorisation in whole pieces (sequence datasets, the RNN-RBM's) ---------
+#
+# A whole-piece dataset has no window length, and a long sample has no
+# window boundaries: a copy may start at any step. The unit is a span of
+# SPAN_BARS bars of 4/4 on the dataset's grid (16 frames on a quarter-note
+# grid, 64 on a 16th grid): four bars of four-part music equal to the data,
+# bit for bit, are not chance (a cadence or a held chord is shorter). Exact
+# copies are found among every span of every sample against every span of
+# every training sequence (transposed copies included: the model saw them),
+# by hashing. The nearest Hamming distance is exact over all training spans
+# but computed for at most MAX_SPAN_QUERIES sample spans (it costs a matmul
+# against every training frame per span step).
+SPAN_BARS = 4
+MAX_SPAN_QUERIES = 512
+
+
+def span_steps(steps_per_quarter: int, bars: int = SPAN_BARS) -> int:
+  """Grid steps of `bars` bars of 4/4."""
+  return bars * 4 * steps_per_quarter
+
+
+def _padded_to(matrix: np.ndarray, span: int) -> np.ndarray:
+  """A piece shorter than a span is padded with silence (as `sample_windows`)."""
+  if len(matrix) >= span:
+    return matrix
+  return np.pad(matrix, ((0, span - len(matrix)), (0, 0)))
+
+
+def span_keys(matrix: np.ndarray, span: int) -> list:
+  """Every span of `span` consecutive rows (stride 1) as bytes, in order."""
+  packed = np.packbits(_padded_to(matrix, span).astype(np.uint8), axis=1)
+  windows = np.lib.stride_tricks.sliding_window_view(
+      packed, (span, packed.shape[1]))[:, 0]
+  flat = np.ascontiguousarray(windows.reshape(len(windows), -1))
+  return [row.tobytes() for row in flat]
+
+
+def _frames_and_starts(matrices: list, span: int) -> tuple:
+  """All training frames end to end [N, C] and which rows start a span that
+  stays inside its own piece [N - span + 1] (bool)."""
+  padded = [_padded_to(m, span) for m in matrices]
+  frames = np.concatenate(padded)
+  valid = np.zeros(len(frames) - span + 1, bool)
+  position = 0
+  for m in padded:
+    valid[position:position + len(m) - span + 1] = True
+    position += len(m)
+  return frames, valid
+
+
+def nearest_span_distance(queries: np.ndarray, train_matrices: list,
+                          chunk: int = 32) -> np.ndarray:
+  """For each query span [q, span, C], the Hamming distance to the nearest
+  span of any training piece, at any offset (all 0/1).
+
+  |a xor b| = |a| + |b| - 2 a.b summed over the span's frames: the dot
+  products of each query frame with every training frame (one float32 matmul
+  per span step, exact below 2^24) are added along the diagonals.
+  """
+  q, span, _ = queries.shape
+  frames, valid = _frames_and_starts(train_matrices, span)
+  frames_t = np.ascontiguousarray(frames.T.astype(np.float32))  # [C, N]
+  starts = len(valid)
+  ones = np.concatenate([[0.0], np.cumsum(frames.sum(axis=1, dtype=np.float64))])
+  span_ones = (ones[span:] - ones[:-span]).astype(np.float32)  # [starts]
+  out = np.empty(q, np.int64)
+  for begin in range(0, q, chunk):
+    block = queries[begin:begin + chunk].astype(np.float32)
+    dots = np.zeros((len(block), starts), np.float32)
+    for k in range(span):
+      dots += (block[:, k] @ frames_t)[:, k:k + starts]
+    distance = block.sum(axis=(1, 2))[:, None] + span_ones[None, :] - 2 * dots
+    distance[:, ~valid] = np.inf
+    out[begin:begin + chunk] = np.rint(distance.min(axis=1)).astype(np.int64)
+  return out
+
+
+def _query_spans(matrices: list, span: int, max_queries: int) -> np.ndarray:
+  """Up to `max_queries` spans [q, span, C], evenly spaced in each piece and
+  spread evenly over the pieces."""
+  per_piece = max(1, max_queries // max(1, len(matrices)))
+  spans = []
+  for m in matrices:
+    m = _padded_to(m, span)
+    last = len(m) - span
+    for o in np.unique(np.linspace(0, last, min(per_piece, last + 1)
+                                   ).round().astype(int)):
+      spans.append(m[o:o + span])
+  keep = np.unique(np.linspace(0, len(spans) - 1, min(max_queries, len(spans))
+                               ).round().astype(int))
+  return np.stack([spans[i] for i in keep]).astype(np.uint8)
+
+
+def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
+                      heldout_matrices: list | None = None,
+                      max_queries: int = MAX_SPAN_QUERIES) -> dict:
+  """Copies of training spans in whole samples (sequence datasets).
+
+  Args:
+    sample_matrices: the samples [T_i, C] on the dataset's grid and layout.
+    train_matrices: every training sequence [T_j, C] (transposed ones too).
+    span: the span length in steps (`span_steps`).
+    heldout_matrices: held-out pieces: their nearest distance to the training
+      spans says what "near" means for music that is not a copy.
+    max_queries: sample (and held-out) spans whose nearest distance is
+      computed; the copy check itself covers every span.
+
+  Returns:
+    share_samples_with_copy and the nearest distances as `memorisation`
+    gives them (spans for windows: spans, train_spans, share_spans_copied),
+    plus span_steps, span_bars and distance_spans (the spans the distances
+    are computed over).
+  """
+  if not train_matrices:
+    raise ValueError("no training pieces to compare with.")
+  train = set()
+  for m in train_matrices:
+    train.update(span_keys(m, span))
+  copied = [np.array([k in train for k in span_keys(m, span)])
+            for m in sample_matrices]
+  queries = _query_spans(sample_matrices, span, max_queries)
+  distances = nearest_span_distance(queries, train_matrices)
+  any_copy = any(c.any() for c in copied)
+  _, valid = _frames_and_starts(train_matrices, span)
+  out = {
+      "span_steps": span, "span_bars": span // span_steps(1, 1),
+      "samples": len(sample_matrices),
+      "spans": int(sum(len(c) for c in copied)),
+      "train_spans": int(valid.sum()),
+      "share_samples_with_copy": float(np.mean([c.any() for c in copied])),
+      "share_spans_copied": float(np.mean(np.concatenate(copied))),
+      "distance_spans": len(queries),
+      "nearest_distance_mean": float(distances.mean()),
+      "nearest_distance_median": float(np.median(distances)),
+      # The distances' subsample may miss a copy that the full check found.
+      "nearest_distance_min": 0 if any_copy else int(distances.min()),
+  }
+  if heldout_matrices:
+    base = nearest_span_distance(
+        _query_spans(heldout_matrices, span, max_queries), train_matrices)
+    out["heldout_nearest_distance_mean"] = float(base.mean())
+    out["heldout_nearest_distance_median"] = float(np.median(base))
+  return out
+
+
 def summary_line(comparison: dict, memo: dict | None) -> str:
   """One line: how many features meet the data, the worst ones, copies."""
   met = [n for n, r in comparison.items() if r["meets_data"]]
@@ -400,8 +555,10 @@ def summary_line(comparison: dict, memo: dict | None) -> str:
   if pc is not None:
     parts.append(f"pitch-class overlap {pc:.2f}")
   if memo is not None:
+    what = (f"{memo['span_bars']}-bar training span" if "span_steps" in memo
+            else "training window")
     parts.append(f"{memo['share_samples_with_copy']:.1%} samples copy a "
-                 "training window")
+                 f"{what}")
   if worst:
     parts.append("worst: " + ", ".join(show(n) for n in worst))
   return "; ".join(parts)
