@@ -66,6 +66,15 @@ class CompareConfig:
   soundfont: str | None = cli.setting(
       None, "A General MIDI .sf2 for the gallery's audio (default: a system "
       "one if FluidSynth finds one, else sine tones).")
+  match_lengths: bool = cli.setting(
+      False, "Measure each sample on an excerpt as long as a data piece "
+      "drawn at random (from a bar line; seeded): pitch count and range grow "
+      "with length, and 32-bar samples against 16-bar chorales compare "
+      "unlike with unlike. Memorisation still reads whole samples.")
+  transposed: bool = cli.setting(
+      False, "With a dataset: count its transposed training copies "
+      "(preprocess --transpose) as data pieces too, i.e. compare with the "
+      "keys the model was trained on, not only the corpus's own keys.")
   gallery: bool = cli.setting(True, "Rewrite the samples' previews/index.html "
                               "with data excerpts and the comparison.")
   seed: int = cli.setting(0, "Seeds the distance subsampling and the choice "
@@ -150,36 +159,46 @@ def _read_dataset_records(data_dir: str, spec: records.DatasetSpec,
   return out
 
 
-def _stitch(windows: list, spec: records.DatasetSpec) -> list:
-  """Pieces rebuilt from untransposed windows placed at their offsets.
+def _stitch(windows: list, spec: records.DatasetSpec,
+            transposed: bool = False) -> list:
+  """Pieces rebuilt from untransposed (or all) windows placed at their
+  offsets.
 
   The tail shorter than a window was never written, so a piece ends at its
   last full window.
   """
   by_source = {}
   for source, offset, transpose, window in windows:
-    if transpose == 0:
-      by_source.setdefault(source, []).append((offset, window))
+    if transpose == 0 or transposed:
+      by_source.setdefault((source, transpose), []).append((offset, window))
   pieces = []
-  for source in sorted(by_source):
-    parts = by_source[source]
+  for source, transpose in sorted(by_source):
+    parts = by_source[(source, transpose)]
     length = max(o for o, _ in parts) + spec.num_timesteps
     matrix = np.zeros((length, spec.n_columns), np.uint8)
     for offset, window in parts:
       matrix[offset:offset + spec.num_timesteps] |= window
-    pieces.append((source, mf.piece_from_matrix(matrix, spec.roll_spec)))
+    pieces.append((_name(source, transpose),
+                   mf.piece_from_matrix(matrix, spec.roll_spec)))
   return pieces
 
 
-def _whole_pieces(sequences: list, spec: records.DatasetSpec) -> list:
-  """The untransposed sequences, one piece each, sorted by source.
+def _name(source: str, transpose: int) -> str:
+  return f"{source} ({transpose:+d})" if transpose else source
 
-  Transposed copies are training data, not more pieces of the corpus.
+
+def _whole_pieces(sequences: list, spec: records.DatasetSpec,
+                  transposed: bool = False) -> list:
+  """The untransposed (or all) sequences, one piece each, sorted by source.
+
+  Transposed copies are training data, not more pieces of the corpus, unless
+  asked for (CompareConfig.transposed).
   """
-  return [(source, mf.piece_from_matrix(matrix, spec.roll_spec))
-          for source, _, transpose, matrix in sorted(sequences,
-                                                     key=lambda r: r[0])
-          if transpose == 0]
+  return [(_name(source, transpose),
+           mf.piece_from_matrix(matrix, spec.roll_spec))
+          for source, _, transpose, matrix in sorted(
+              sequences, key=lambda r: (r[0], r[2]))
+          if transpose == 0 or transposed]
 
 
 def load_dataset(data_dir: str) -> Dataset:
@@ -244,8 +263,9 @@ def load_data(config: CompareConfig, grid: pianoroll.RollSpec):
                          "folder (e.g. 'data/chorales/*.mid' or out/dataset).")
   dataset = load_dataset(dataset_dir)
   records_ = dataset.train + dataset.heldout
-  pieces = (_whole_pieces(records_, dataset.spec) if dataset.whole_pieces
-            else _stitch(records_, dataset.spec))
+  pieces = (_whole_pieces(records_, dataset.spec, config.transposed)
+            if dataset.whole_pieces
+            else _stitch(records_, dataset.spec, config.transposed))
   return _take(pieces, config.max_files), dataset, []
 
 
@@ -357,8 +377,12 @@ def compare(config: CompareConfig) -> dict:
         f"need >= 2 readable data pieces and >= 1 sample; read "
         f"{len(data_pieces)} from --data={config.data} and "
         f"{len(sample_pieces)} from --samples={config.samples}.")
+  measured = [p for _, p in sample_pieces]
+  if config.match_lengths:
+    measured = mf.cut_to_lengths(measured, [p.num_steps for _, p in
+                                            data_pieces], config.seed)
   data_table = mf.feature_table([p for _, p in data_pieces])
-  sample_table = mf.feature_table([p for _, p in sample_pieces])
+  sample_table = mf.feature_table(measured)
   comparison = mf.compare_tables(data_table, sample_table, config.seed)
   memo = _memorisation(sample_pieces, dataset)
   summary = mf.summary_line(comparison, memo)
@@ -366,6 +390,8 @@ def compare(config: CompareConfig) -> dict:
             "samples": config.samples, "data": config.data,
             "num_samples": len(sample_pieces), "num_data": len(data_pieces),
             "unreadable": {"samples": sample_failed, "data": data_failed},
+            "match_lengths": config.match_lengths,
+            "transposed": config.transposed,
             "grid": {"steps_per_quarter": grid.steps_per_quarter,
                      "quantize": grid.quantize, "from": grid_source},
             "method": "Yang & Lerch 2018: OA and KL(intra-data || inter) of "

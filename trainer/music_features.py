@@ -128,6 +128,39 @@ def piece_from_matrix(matrix: np.ndarray, spec: pianoroll.RollSpec,
                60.0 / tempo / spec.steps_per_quarter, spec.steps_per_quarter)
 
 
+def excerpt(piece: Piece, offset: int, num_steps: int) -> Piece:
+  """Steps [offset, offset + num_steps) of a piece; notes crossing an edge
+  are cut to it (a note held into the excerpt starts at its first step)."""
+  n = piece.notes
+  end_step = offset + num_steps
+  keep = (n.start < end_step) & (n.end > offset)
+  notes = pianoroll.Notes(n.pitch[keep],
+                          np.maximum(n.start[keep], offset) - offset,
+                          np.minimum(n.end[keep], end_step) - offset)
+  return dataclasses.replace(piece, notes=notes,
+                             num_steps=min(num_steps, piece.num_steps - offset))
+
+
+def cut_to_lengths(pieces: list, lengths: list, seed: int = 0) -> list:
+  """Each piece cut to a length drawn from `lengths` (e.g. the data pieces'),
+  from a bar line drawn at random; pieces no longer than the draw stay whole.
+
+  Features such as the pitch count and range grow with a piece's length: to
+  compare 32-bar samples with 16-bar chorales like with like, measure the
+  samples on excerpts with the data's distribution of lengths.
+  """
+  rng = np.random.default_rng(seed)
+  out = []
+  for piece in pieces:
+    length = int(rng.choice(lengths))
+    bar = max(1, round(piece.steps_per_quarter * piece.quarters_per_bar))
+    bars = max(0, (piece.num_steps - length) // bar)
+    offset = int(rng.integers(0, bars + 1)) * bar
+    out.append(excerpt(piece, offset, length) if piece.num_steps > length
+               else piece)
+  return out
+
+
 def _duration_histogram(steps: np.ndarray, steps_per_quarter: int) -> np.ndarray:
   """Normalised histogram of durations in steps, in DURATION_BIN_EDGES bins.
 
@@ -240,6 +273,26 @@ def _subsample(x: np.ndarray, rng) -> np.ndarray:
                                                       replace=False)
 
 
+# Above this many pair x dimension entries the distances are computed for
+# MAX_DISTANCES random pairs only (e.g. a dataset's 4,000 transposed copies:
+# 4,000^2 pairs of 12-bin histograms would take 1.6 GB); below it, all pairs
+# and then a subsample, as before (same figures).
+_MAX_PAIR_ENTRIES = 20_000_000
+
+
+def _distances(a: np.ndarray, b: np.ndarray, same: bool, rng) -> np.ndarray:
+  """Up to MAX_DISTANCES distances between rows of a and b (i != j if same)."""
+  a = a.reshape(len(a), -1)
+  b = b.reshape(len(b), -1)
+  if len(a) * len(b) * a.shape[1] <= _MAX_PAIR_ENTRIES:
+    return _subsample(_pairwise(a, b, same), rng)
+  i = rng.integers(0, len(a), MAX_DISTANCES)
+  j = rng.integers(0, len(b) - same, MAX_DISTANCES)
+  if same:
+    j += j >= i  # a uniform j != i
+  return np.sqrt(((a[i] - b[j]) ** 2).sum(-1))
+
+
 def kde(points: np.ndarray, grid: np.ndarray, bandwidth: float) -> np.ndarray:
   """Gaussian kernel density of `points` on `grid`, normalised on the grid."""
   density = np.zeros(len(grid))
@@ -283,8 +336,8 @@ def compare_feature(data: np.ndarray, samples: np.ndarray, seed: int = 0) -> dic
     raise ValueError(f"need >= 2 data pieces and >= 1 sample, got "
                      f"{len(data)} and {len(samples)}.")
   rng = np.random.default_rng(seed)
-  intra = _subsample(_pairwise(data, data, same=True), rng)
-  inter = _subsample(_pairwise(data, samples, same=False), rng)
+  intra = _distances(data, data, True, rng)
+  inter = _distances(data, samples, False, rng)
   oa, kl = overlap_and_kl(intra, inter)
   d_mean, s_mean = data.mean(axis=0), samples.mean(axis=0)
   norm = np.abs(d_mean).sum()
