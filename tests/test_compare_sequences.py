@@ -201,3 +201,34 @@ def test_gallery_of_long_pieces_on_a_quarter_grid(pieces_dataset, tmp_path):
   for k in range(previews._DATA_EXCERPTS):  # pylint: disable=protected-access
     # PNG width and height: the same size as the samples' rolls.
     assert store.read(f"previews/data-{k:02d}.png")[16:24] == sample_png[16:24]
+
+
+def test_transposed_copies_and_matched_lengths(pieces_dataset, tmp_path):
+  folder, train, heldout = pieces_dataset
+  rng = np.random.default_rng(1)
+  matrices = [noise_piece(rng, 128) for _ in range(4)]
+  samples = str(tmp_path / "samples")
+  write_files(samples, [(generation.sample_name(i),
+                         pianoroll.matrix_to_midi_bytes(m, SPEC))
+                        for i, m in enumerate(matrices)])
+  config = compare_lib.CompareConfig(
+      samples=samples, data=folder, transposed=True, match_lengths=True,
+      output=str(tmp_path / "c.json"))
+  result = compare_lib.compare(config)
+  # Each training piece in 5 keys, the held-out ones as written.
+  assert result["num_data"] == 5 * len(train) + len(heldout)
+  data, _, _ = compare_lib.load_data(config, SPEC)
+  lengths = [p.num_steps for _, p in data]
+  assert max(lengths) < 128
+  # The samples are measured at the data's lengths, not their 128 steps.
+  cut = mf.cut_to_lengths([mf.piece_from_matrix(m, SPEC) for m in matrices],
+                          lengths, config.seed)
+  assert all(p.num_steps in lengths for p in cut)
+  whole = mf.feature_table([mf.piece_from_matrix(m, SPEC) for m in matrices])
+  expected = mf.feature_table(cut)
+  for name in ("notes_per_bar", "mean_note_length_s", "polyphony"):
+    got = result["features"][name]["samples_mean"]
+    assert got == pytest.approx(expected[name].mean()), name
+    assert got != pytest.approx(whole[name].mean()), name
+  # Memorisation reads the whole samples.
+  assert result["memorisation"]["spans"] == 4 * (128 - SPAN + 1)
