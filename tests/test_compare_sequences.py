@@ -170,9 +170,8 @@ def test_without_a_dataset_the_samples_generation_record_sets_the_grid(
       5 / 1.5)
 
 
-def test_gallery_of_long_pieces_on_a_quarter_grid(pieces_dataset, tmp_path):
+def test_gallery_of_long_pieces_on_a_quarter_grid(tmp_path):
   """32-bar samples (128 quarters): excerpts as long, long pieces first."""
-  folder, _, _ = pieces_dataset
   spec = pianoroll.RollSpec("roll", 60, 72, 1)
   store = storage_lib.open_storage(str(tmp_path / "samples"))
   store.write("generation.json", b"{}")
