@@ -216,8 +216,11 @@ def test_transposed_copies_and_matched_lengths(pieces_dataset, tmp_path):
   result = compare_lib.compare(config)
   # Each training piece in 5 keys, the held-out ones as written.
   assert result["num_data"] == 5 * len(train) + len(heldout)
-  data, _, _ = compare_lib.load_data(config, SPEC)
-  lengths = [p.num_steps for _, p in data]
+  pieces, _, _ = compare_lib.load_data(config, SPEC)
+  as_written = compare_lib._as_written(pieces)  # pylint: disable=protected-access
+  assert len(as_written) == len(train) + len(heldout)
+  assert len({name for name, _ in pieces}) == len(pieces)
+  lengths = [p.num_steps for _, p in pieces]
   assert max(lengths) < 128
   # The samples are measured at the data's lengths, not their 128 steps.
   cut = mf.cut_to_lengths([mf.piece_from_matrix(m, SPEC) for m in matrices],

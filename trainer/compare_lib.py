@@ -183,8 +183,17 @@ def _stitch(windows: list, spec: records.DatasetSpec,
   return pieces
 
 
+_TRANSPOSED = " (transposed {:+d})"
+
+
 def _name(source: str, transpose: int) -> str:
-  return f"{source} ({transpose:+d})" if transpose else source
+  return source + _TRANSPOSED.format(transpose) if transpose else source
+
+
+def _as_written(pieces: list) -> list:
+  """The pieces that are not transposed copies (--transposed adds those)."""
+  marker = _TRANSPOSED.split("{")[0]
+  return [(name, piece) for name, piece in pieces if marker not in name]
 
 
 def _whole_pieces(sequences: list, spec: records.DatasetSpec,
@@ -409,7 +418,9 @@ def compare(config: CompareConfig) -> dict:
     result["json"] = store.url(json_name)
     if config.gallery:
       from trainer import previews  # pylint: disable=g-import-not-at-top
+      # Excerpts of the corpus as written: a listener compares with Bach's
+      # keys, and transposed copies would show one chorale several times.
       result["gallery"] = previews.update_gallery(
-          samples_store, data_pieces, png, summary, config.soundfont,
-          config.seed)
+          samples_store, _as_written(data_pieces), png, summary,
+          config.soundfont, config.seed)
   return result
