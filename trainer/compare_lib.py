@@ -84,6 +84,10 @@ class CompareConfig:
     if self.max_files < 0:
       raise cli.UsageError(f"--max_files={self.max_files} must be >= 0 "
                            "(0: all files).")
+    if self.transposed and self.data and _is_glob(self.data):
+      raise cli.UsageError(f"--transposed reads a dataset's transposed copies "
+                           f"but --data={self.data} is MIDI: pass "
+                           "--data=DATASET_DIR, or drop --transposed.")
 
 
 def _is_glob(path: str) -> bool:
