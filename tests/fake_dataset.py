@@ -109,32 +109,58 @@ def cycle_pieces(lengths, seed: int = 0, flip: float = 0.03,
   return pieces
 
 
+def transposed(piece: np.ndarray, shift: int) -> np.ndarray:
+  """A roll piece shifted by `shift` semitones; pitches pushed out of the
+  range are dropped, as preprocessing drops them."""
+  out = np.zeros_like(piece)
+  if shift >= 0:
+    out[:, shift:] = piece[:, :piece.shape[1] - shift]
+  else:
+    out[:, :shift] = piece[:, -shift:]
+  return out
+
+
 def write_piece_dataset(data_dir: str, train: list, eval_: list,
                         spec: pianoroll.RollSpec = PIECE_SPEC,
                         num_shards: int = 2,
-                        valid: list | None = None) -> records.DatasetSpec:
+                        valid: list | None = None,
+                        transpose: int = 0) -> records.DatasetSpec:
   """Writes whole pieces as `preprocess.main --num_timesteps=0` would (with a
-  valid split if `valid` is given)."""
+  valid split if `valid` is given).
+
+  transpose > 0 adds each training piece shifted by +-1..transpose
+  semitones (roll layouts only), records marked with their shift.
+  """
   tf.io.gfile.makedirs(data_dir)
   splits = {records.TRAIN_PREFIX: train, records.EVAL_PREFIX: eval_}
   if valid is not None:
     splits[records.VALID_PREFIX] = valid
+  shifts = [s for s in range(-transpose, transpose + 1) if s]
+  copies = {k: 1 + len(shifts) if k == records.TRAIN_PREFIX else 1
+            for k in splits}
   for prefix, pieces in splits.items():
+    examples = [records.make_example(p, f"fake/{prefix}/{i}.mid", 0,
+                                     num_steps=len(p))
+                for i, p in enumerate(pieces)]
+    if prefix == records.TRAIN_PREFIX:
+      examples += [records.make_example(transposed(p, s), f"fake/{prefix}/"
+                                        f"{i}.mid", 0, s, num_steps=len(p))
+                   for i, p in enumerate(pieces) for s in shifts]
     for shard in range(num_shards):
       path = os.path.join(
           data_dir, f"{prefix}-{shard:05d}-of-{num_shards:05d}"
           f"{records.TFRECORD_SUFFIX}")
       with tf.io.TFRecordWriter(path) as w:
-        for i in range(shard, len(pieces), num_shards):
-          w.write(records.make_example(pieces[i], f"fake/{prefix}/{i}.mid", 0,
-                                       num_steps=len(pieces[i])))
+        for example in examples[shard::num_shards]:
+          w.write(example)
   dataset = records.DatasetSpec(
       encoding=spec.encoding, low_note=spec.low_note, high_note=spec.high_note,
       steps_per_quarter=spec.steps_per_quarter, num_timesteps=0, stride=0,
-      n_visible=0, unit_means=[],
-      counts={"windows": {k: len(v) for k, v in splits.items()},
+      n_visible=0, unit_means=[], quantize=spec.quantize, transpose=transpose,
+      counts={"windows": {k: len(v) * copies[k] for k, v in splits.items()},
               "files": {k: len(v) for k, v in splits.items()},
-              "steps": {k: int(sum(map(len, v))) for k, v in splits.items()},
+              "steps": {k: int(sum(map(len, v))) * copies[k]
+                        for k, v in splits.items()},
               "files_seen": sum(len(v) for v in splits.values()),
               "converted": sum(len(v) for v in splits.values()), "failed": 0,
               "skipped": 0})

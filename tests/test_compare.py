@@ -87,6 +87,7 @@ def test_cli_noise_fails_and_writes_json_and_figure(corpus, tmp_path):
     (["--data=/nonexistent/dataset"], "neither a MIDI glob nor a folder"),
     (["--samples=/nonexistent/samples"], "is not a folder"),
     (["--max_files=-1"], "--max_files=-1"),
+    (["--transposed"], "--transposed reads a dataset"),
 ])
 def test_usage_errors_are_one_line(corpus, tmp_path, args, message):
   samples = str(tmp_path / "s")

@@ -98,6 +98,28 @@ def test_rerun_skips_whole_files_and_rewrites_damaged_ones(model_dir, tmp_path):
   assert files(out) == reference
 
 
+def test_generation_json_records_the_model_and_older_folders_resume(
+    model_dir, tmp_path):
+  out = str(tmp_path / "out")
+  generate_lib.generate(model_dir, out, config())
+  path = os.path.join(out, generate_lib.SETTINGS_FILE)
+  with open(path) as f:
+    settings = json.load(f)
+  # trainer.compare reads the samples on this grid.
+  assert settings["model"]["roll_spec"] == {
+      "encoding": "onoff", "low_note": 60, "high_note": 72,
+      "steps_per_quarter": 4, "quantize": "round"}
+  assert settings["model"]["model_dir"] == model_dir
+  # A folder written before "model" was recorded is the same job.
+  del settings["model"]
+  with open(path, "w") as f:
+    f.write(json.dumps(settings, indent=1, sort_keys=True))
+  summary = generate_lib.generate(model_dir, out, config())
+  assert summary["written"] == 0 and summary["already_present"] == N
+  with open(path) as f:
+    assert "model" in json.load(f)
+
+
 def test_existing_output_is_not_overwritten(model_dir, tmp_path):
   out = str(tmp_path / "out")
   generate_lib.generate(model_dir, out, config())

@@ -184,3 +184,28 @@ def test_memorisation_finds_a_planted_copy():
 def test_sample_windows_pads_short_pieces():
   windows = mf.sample_windows(np.ones((2, 3), np.uint8), 4)
   assert windows.shape == (1, 12) and windows.sum() == 6
+
+
+def test_large_sets_draw_random_pairs_and_still_overlap():
+  rng = np.random.default_rng(0)
+  data = rng.dirichlet(np.ones(12), 3000)
+  samples = rng.dirichlet(np.ones(12), 2500)
+  far = rng.dirichlet(np.full(12, 0.05), 2500)
+  assert mf._MAX_PAIR_ENTRIES < 3000 * 2500 * 12  # pylint: disable=protected-access
+  assert mf.compare_feature(data, samples)["overlap"] > 0.9
+  assert mf.compare_feature(data, far)["overlap"] < 0.5
+
+
+def test_cut_to_lengths_measures_samples_at_the_datas_lengths():
+  notes = pianoroll.Notes(np.array([60, 62, 64]), np.array([0, 5, 40]),
+                          np.array([10, 40, 64]))
+  piece = mf.Piece(notes, 64, 0.5, 1, 4.0)
+  cut = mf.excerpt(piece, 4, 8)
+  assert cut.num_steps == 8
+  assert cut.notes.as_tuples() == [(60, 0, 6), (62, 1, 8)]
+  pieces = mf.cut_to_lengths([piece] * 20, [16, 64, 100], seed=1)
+  assert {p.num_steps for p in pieces} == {16, 64}
+  assert all(p.num_steps == 64 for p in pieces if len(p.notes) == 3)
+  again = mf.cut_to_lengths([piece] * 20, [16, 64, 100], seed=1)
+  assert [(p.num_steps, p.notes.as_tuples()) for p in pieces] == [
+      (p.num_steps, p.notes.as_tuples()) for p in again]

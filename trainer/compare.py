@@ -5,6 +5,11 @@ r"""Compare generated samples with the data they should sound like.
         --data='data/chorales/*.mid' --dataset_dir=out/dataset \
         --output=out/comparison.json
 
+Samples and MIDI data are read on the dataset's grid and quantisation (else
+the one the samples' generation.json records). A dataset of whole pieces
+(an RNN-RBM's) gives one data piece per sequence and checks copies of 4-bar
+spans; --match_lengths and --transposed compare long samples like with like.
+
 Prints one summary line (features that meet the data, the worst ones, copies
 of training windows) and writes the JSON and its figure (a .png next to it);
 refreshes the samples' gallery when trainer.generate wrote one. The library

@@ -6,6 +6,16 @@ computes the per-piece features of both, compares them, checks the samples
 for copies of training windows, and writes a JSON, a figure and, when the
 samples folder has a gallery this project wrote, a gallery with data
 excerpts next to the samples (trainer/previews.py).
+
+Datasets of windows are stitched back into pieces; datasets of whole pieces
+(preprocess.main --num_timesteps=0, the RNN-RBM's) give one piece per
+untransposed sequence, and memorisation is then checked on spans of
+music_features.SPAN_BARS bars instead of windows.
+
+The grid. Samples and MIDI data are put on one grid and quantisation: the
+dataset's (--data or --dataset_dir) when given, else the model's as
+trainer.generate recorded it in the samples' generation.json, else
+DEFAULT_SPEC's.
 """
 
 import dataclasses
@@ -14,6 +24,7 @@ import json
 import os
 import posixpath
 
+from absl import logging
 import numpy as np
 
 from common import cli
@@ -25,6 +36,9 @@ from trainer import storage as storage_lib
 GENERATOR = "rbm-music compare"
 DEFAULT_JSON = "comparison.json"
 DEFAULT_FIGURE = "comparison.png"
+# trainer.generate's record of a job (generate_lib.SETTINGS_FILE; not
+# imported: that would load the samplers and TensorFlow).
+GENERATION_FILE = "generation.json"
 # The grid of the features when no dataset says otherwise (the seed's).
 DEFAULT_SPEC = pianoroll.RollSpec()
 
@@ -42,7 +56,8 @@ class CompareConfig:
                           "local or gs://) or a preprocess.main --output_dir.")
   dataset_dir: str | None = cli.setting(
       None, "A preprocessed dataset for the memorisation check when --data is "
-      "a MIDI glob (a dataset --data serves both).")
+      "a MIDI glob (a dataset --data serves both); its grid and quantisation "
+      "also read the MIDI.")
   max_files: int = cli.setting(0, "Use at most this many samples and data "
                                "files each (0: all).")
   output: str | None = cli.setting(
@@ -51,6 +66,15 @@ class CompareConfig:
   soundfont: str | None = cli.setting(
       None, "A General MIDI .sf2 for the gallery's audio (default: a system "
       "one if FluidSynth finds one, else sine tones).")
+  match_lengths: bool = cli.setting(
+      False, "Measure each sample on an excerpt as long as a data piece "
+      "drawn at random (from a bar line; seeded): pitch count and range grow "
+      "with length, and 32-bar samples against 16-bar chorales compare "
+      "unlike with unlike. Memorisation still reads whole samples.")
+  transposed: bool = cli.setting(
+      False, "With a dataset: count its transposed training copies "
+      "(preprocess --transpose) as data pieces too, i.e. compare with the "
+      "keys the model was trained on, not only the corpus's own keys.")
   gallery: bool = cli.setting(True, "Rewrite the samples' previews/index.html "
                               "with data excerpts and the comparison.")
   seed: int = cli.setting(0, "Seeds the distance subsampling and the choice "
@@ -60,6 +84,10 @@ class CompareConfig:
     if self.max_files < 0:
       raise cli.UsageError(f"--max_files={self.max_files} must be >= 0 "
                            "(0: all files).")
+    if self.transposed and self.data and _is_glob(self.data):
+      raise cli.UsageError(f"--transposed reads a dataset's transposed copies "
+                           f"but --data={self.data} is MIDI: pass "
+                           "--data=DATASET_DIR, or drop --transposed.")
 
 
 def _is_glob(path: str) -> bool:
@@ -89,107 +117,190 @@ def load_samples(url: str, max_files: int) -> tuple:
   return store, [(n, store.read(n)) for n in names]
 
 
-def _pieces_from_midi(named_bytes: list, spq: int) -> tuple:
+def _pieces_from_midi(named_bytes: list, spec: pianoroll.RollSpec) -> tuple:
+  """Pieces on `spec`'s grid, quantised as `spec` says, and the failures."""
   pieces, failed = [], []
   for name, data in named_bytes:
     try:
-      pieces.append((name, mf.piece_from_midi(pianoroll.parse_midi(data), spq)))
+      pieces.append((name, mf.piece_from_midi(
+          pianoroll.parse_midi(data), spec.steps_per_quarter, spec.quantize)))
     except Exception as e:  # pylint: disable=broad-except  # any bad MIDI
       failed.append(f"{name}: {e}")
   return pieces, failed
 
 
-def _read_dataset_windows(data_dir: str, spec: records.DatasetSpec,
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A preprocessed dataset as the comparison reads it.
+
+  train / heldout: [(source, offset, transpose, matrix)], one per record:
+  a window [num_timesteps, columns], or a whole piece [its num_steps,
+  columns] when the dataset holds sequences (num_timesteps=0).
+  """
+
+  spec: records.DatasetSpec
+  train: list
+  heldout: list
+
+  @property
+  def whole_pieces(self) -> bool:
+    return self.spec.num_timesteps == 0
+
+
+def _read_dataset_records(data_dir: str, spec: records.DatasetSpec,
                           split: str) -> list:
-  """[(source, offset, transpose, window [T, columns])] of one split."""
+  """[(source, offset, transpose, matrix)] of one split."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  # only here
   from trainer import data as data_lib  # pylint: disable=g-import-not-at-top
   out = []
   for serialized in tf.data.TFRecordDataset(data_lib.split_files(data_dir,
                                                                  split)):
     ex = records.parse_example(serialized.numpy())
+    # Whole pieces carry their length; a window has num_timesteps rows.
+    steps = ex.get("num_steps", spec.num_timesteps)
     out.append((ex["source"], ex["offset"], ex["transpose"],
-                records.unpack_window(ex["window"], spec.num_timesteps,
-                                      spec.n_columns)))
+                records.unpack_window(ex["window"], steps, spec.n_columns)))
   return out
 
 
-def _stitch(windows: list, spec: records.DatasetSpec) -> list:
-  """Pieces rebuilt from untransposed windows placed at their offsets.
+def _stitch(windows: list, spec: records.DatasetSpec,
+            transposed: bool = False) -> list:
+  """Pieces rebuilt from untransposed (or all) windows placed at their
+  offsets.
 
   The tail shorter than a window was never written, so a piece ends at its
   last full window.
   """
   by_source = {}
   for source, offset, transpose, window in windows:
-    if transpose == 0:
-      by_source.setdefault(source, []).append((offset, window))
+    if transpose == 0 or transposed:
+      by_source.setdefault((source, transpose), []).append((offset, window))
   pieces = []
-  for source in sorted(by_source):
-    parts = by_source[source]
+  for source, transpose in sorted(by_source):
+    parts = by_source[(source, transpose)]
     length = max(o for o, _ in parts) + spec.num_timesteps
     matrix = np.zeros((length, spec.n_columns), np.uint8)
     for offset, window in parts:
       matrix[offset:offset + spec.num_timesteps] |= window
-    pieces.append((source, mf.piece_from_matrix(matrix, spec.roll_spec)))
+    pieces.append((_name(source, transpose),
+                   mf.piece_from_matrix(matrix, spec.roll_spec)))
   return pieces
 
 
-def load_dataset(data_dir: str):
-  """(spec, train windows, eval windows) of a dataset folder, or a UsageError."""
+_TRANSPOSED = " (transposed {:+d})"
+
+
+def _name(source: str, transpose: int) -> str:
+  return source + _TRANSPOSED.format(transpose) if transpose else source
+
+
+def _as_written(pieces: list) -> list:
+  """The pieces that are not transposed copies (--transposed adds those)."""
+  marker = _TRANSPOSED.split("{")[0]
+  return [(name, piece) for name, piece in pieces if marker not in name]
+
+
+def _whole_pieces(sequences: list, spec: records.DatasetSpec,
+                  transposed: bool = False) -> list:
+  """The untransposed (or all) sequences, one piece each, sorted by source.
+
+  Transposed copies are training data, not more pieces of the corpus, unless
+  asked for (CompareConfig.transposed).
+  """
+  return [(_name(source, transpose),
+           mf.piece_from_matrix(matrix, spec.roll_spec))
+          for source, _, transpose, matrix in sorted(
+              sequences, key=lambda r: (r[0], r[2]))
+          if transpose == 0 or transposed]
+
+
+def load_dataset(data_dir: str) -> Dataset:
+  """The spec and records of a dataset folder, or a UsageError."""
   from trainer import data as data_lib  # pylint: disable=g-import-not-at-top
   try:
     spec = data_lib.load_dataset_spec(data_dir)
   except FileNotFoundError as e:
     raise cli.UsageError(str(e)) from None
-  train = _read_dataset_windows(data_dir, spec, records.TRAIN_PREFIX)
-  heldout = _read_dataset_windows(data_dir, spec, records.EVAL_PREFIX)
-  return spec, train, heldout
+  return Dataset(spec,
+                 _read_dataset_records(data_dir, spec, records.TRAIN_PREFIX),
+                 _read_dataset_records(data_dir, spec, records.EVAL_PREFIX))
 
 
-def load_data(config: CompareConfig):
-  """(data pieces [(name, Piece)], dataset or None, note on what was read)."""
+def samples_grid(samples_store) -> tuple:
+  """(RollSpec, where it came from) for samples with no dataset given.
+
+  trainer.generate records the model's layout in generation.json ("model");
+  samples written before it did, or by anything else, get DEFAULT_SPEC.
+  """
+  raw = samples_store.read(GENERATION_FILE)
+  try:
+    layout = json.loads(raw)["model"]["roll_spec"] if raw else None
+    if layout:
+      return pianoroll.RollSpec(**layout), f"{GENERATION_FILE} (model)"
+  except (ValueError, KeyError, TypeError) as e:
+    logging.warning("%s: no usable model layout (%s): default grid",
+                    samples_store.url(GENERATION_FILE), e)
+  return DEFAULT_SPEC, "default"
+
+
+def _read_midi_glob(pattern: str, max_files: int) -> list:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # gs:// glob
+  paths = sorted(tf.io.gfile.glob(pattern))
+  if not paths:
+    raise cli.UsageError(f"--data={pattern!r} matches no file: give a "
+                         "glob of MIDI files or a dataset folder.")
+  named = []
+  for path in _take(paths, max_files):
+    with tf.io.gfile.GFile(path, "rb") as f:
+      named.append((path, f.read()))
+  return named
+
+
+def load_data(config: CompareConfig, grid: pianoroll.RollSpec):
+  """(data pieces [(name, Piece)], Dataset or None, unreadable files).
+
+  MIDI data goes on the dataset's grid and quantisation when there is a
+  dataset, else on `grid` (the samples').
+  """
   dataset_dir = None if _is_glob(config.data) else config.data
   if dataset_dir is None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # gs:// glob
-    paths = sorted(tf.io.gfile.glob(config.data))
-    if not paths:
-      raise cli.UsageError(f"--data={config.data!r} matches no file: give a "
-                           "glob of MIDI files or a dataset folder.")
-    paths = _take(paths, config.max_files)
-    named = []
-    for path in paths:
-      with tf.io.gfile.GFile(path, "rb") as f:
-        named.append((path, f.read()))
-    spq = DEFAULT_SPEC.steps_per_quarter
+    named = _read_midi_glob(config.data, config.max_files)
     dataset = (load_dataset(config.dataset_dir) if config.dataset_dir
                else None)
     if dataset:
-      spq = dataset[0].steps_per_quarter
-    pieces, failed = _pieces_from_midi(named, spq)
+      grid = dataset.spec.roll_spec
+    pieces, failed = _pieces_from_midi(named, grid)
     return pieces, dataset, failed
   if not os.path.isdir(dataset_dir) and "://" not in dataset_dir:
     raise cli.UsageError(f"--data={dataset_dir} is neither a MIDI glob nor a "
                          "folder (e.g. 'data/chorales/*.mid' or out/dataset).")
   dataset = load_dataset(dataset_dir)
-  spec, train, heldout = dataset
-  pieces = _take(_stitch(train + heldout, spec), config.max_files)
-  return pieces, dataset, []
+  records_ = dataset.train + dataset.heldout
+  pieces = (_whole_pieces(records_, dataset.spec, config.transposed)
+            if dataset.whole_pieces
+            else _stitch(records_, dataset.spec, config.transposed))
+  return _take(pieces, config.max_files), dataset, []
 
 
-def _memorisation(sample_pieces: list, dataset) -> dict | None:
+def _memorisation(sample_pieces: list, dataset: Dataset | None) -> dict | None:
+  """Copies of training windows (window datasets) or of training spans of
+  mf.SPAN_BARS bars (whole-piece datasets) in the samples."""
   if dataset is None:
     return None
-  spec, train, heldout = dataset
+  spec = dataset.spec
   roll = spec.roll_spec
-  windows = []
-  for _, piece in sample_pieces:
-    matrix, _ = pianoroll.notes_to_matrix(piece.notes, roll,
-                                          num_steps=piece.num_steps)
-    windows.append(mf.sample_windows(matrix, spec.num_timesteps))
+  matrices = [pianoroll.notes_to_matrix(piece.notes, roll,
+                                        num_steps=piece.num_steps)[0]
+              for _, piece in sample_pieces]
+  if dataset.whole_pieces:
+    return mf.span_memorisation(
+        matrices, [r[3] for r in dataset.train],
+        mf.span_steps(spec.steps_per_quarter),
+        [r[3] for r in dataset.heldout])
+  windows = [mf.sample_windows(m, spec.num_timesteps) for m in matrices]
   flat = lambda ws: np.stack([w[3].reshape(-1) for w in ws]) if ws else (
       np.zeros((0, spec.n_visible), np.uint8))
-  return mf.memorisation(windows, flat(train), flat(heldout))
+  return mf.memorisation(windows, flat(dataset.train), flat(dataset.heldout))
 
 
 def write_figure(data_table: dict, sample_table: dict, comparison: dict,
@@ -222,7 +333,8 @@ def write_figure(data_table: dict, sample_table: dict, comparison: dict,
     ax.tick_params(labelsize=7)
   for ax in list(axes.flat)[len(mf.FEATURES):]:
     ax.axis("off")
-  axes.flat[0].legend(fontsize=8)
+  # A fixed place: "best" searches every bar and point (slow, and warns).
+  axes.flat[0].legend(fontsize=8, loc="upper right")
   fig.suptitle(title, fontsize=10)
   fig.tight_layout(rect=(0, 0, 1, 0.96))
   buf = io.BytesIO()
@@ -237,7 +349,7 @@ def _output_store(config: CompareConfig, samples_store):
     folder, name = posixpath.split(config.output)
     store = storage_lib.open_storage(folder or ".")
     png = name.rsplit(".", 1)[0] + ".png"
-  elif samples_store.read("generation.json") is not None:
+  elif samples_store.read(GENERATION_FILE) is not None:
     store, name, png = samples_store, DEFAULT_JSON, DEFAULT_FIGURE
   else:
     return None, None, None
@@ -246,6 +358,11 @@ def _output_store(config: CompareConfig, samples_store):
     raise cli.UsageError(f"{store.url(name)} exists and was not written by "
                          "trainer.compare; choose another --output.")
   return store, name, png
+
+
+def _grid_fields(spec: pianoroll.RollSpec) -> dict:
+  return {"steps_per_quarter": spec.steps_per_quarter,
+          "quantize": spec.quantize}
 
 
 def compare(config: CompareConfig) -> dict:
@@ -258,16 +375,27 @@ def compare(config: CompareConfig) -> dict:
     cli.UsageError: missing folder, a glob with no match, no readable MIDI.
   """
   samples_store, named = load_samples(config.samples, config.max_files)
-  data_pieces, dataset, data_failed = load_data(config)
-  spq = dataset[0].steps_per_quarter if dataset else DEFAULT_SPEC.steps_per_quarter
-  sample_pieces, sample_failed = _pieces_from_midi(named, spq)
+  grid, grid_source = samples_grid(samples_store)
+  data_pieces, dataset, data_failed = load_data(config, grid)
+  if dataset:
+    if grid_source != "default" and _grid_fields(grid) != _grid_fields(
+        dataset.spec.roll_spec):
+      logging.warning("the samples' model has %s but the dataset %s: both "
+                      "are read on the dataset's", _grid_fields(grid),
+                      _grid_fields(dataset.spec.roll_spec))
+    grid, grid_source = dataset.spec.roll_spec, "dataset"
+  sample_pieces, sample_failed = _pieces_from_midi(named, grid)
   if len(data_pieces) < 2 or not sample_pieces:
     raise cli.UsageError(
         f"need >= 2 readable data pieces and >= 1 sample; read "
         f"{len(data_pieces)} from --data={config.data} and "
         f"{len(sample_pieces)} from --samples={config.samples}.")
+  measured = [p for _, p in sample_pieces]
+  if config.match_lengths:
+    measured = mf.cut_to_lengths(measured, [p.num_steps for _, p in
+                                            data_pieces], config.seed)
   data_table = mf.feature_table([p for _, p in data_pieces])
-  sample_table = mf.feature_table([p for _, p in sample_pieces])
+  sample_table = mf.feature_table(measured)
   comparison = mf.compare_tables(data_table, sample_table, config.seed)
   memo = _memorisation(sample_pieces, dataset)
   summary = mf.summary_line(comparison, memo)
@@ -275,6 +403,10 @@ def compare(config: CompareConfig) -> dict:
             "samples": config.samples, "data": config.data,
             "num_samples": len(sample_pieces), "num_data": len(data_pieces),
             "unreadable": {"samples": sample_failed, "data": data_failed},
+            "match_lengths": config.match_lengths,
+            "transposed": config.transposed,
+            "grid": {"steps_per_quarter": grid.steps_per_quarter,
+                     "quantize": grid.quantize, "from": grid_source},
             "method": "Yang & Lerch 2018: OA and KL(intra-data || inter) of "
                       "KDE-smoothed pairwise feature distances",
             "features": comparison, "memorisation": memo}
@@ -290,7 +422,9 @@ def compare(config: CompareConfig) -> dict:
     result["json"] = store.url(json_name)
     if config.gallery:
       from trainer import previews  # pylint: disable=g-import-not-at-top
+      # Excerpts of the corpus as written: a listener compares with Bach's
+      # keys, and transposed copies would show one chorale several times.
       result["gallery"] = previews.update_gallery(
-          samples_store, data_pieces, png, summary, config.soundfont,
-          config.seed)
+          samples_store, _as_written(data_pieces), png, summary,
+          config.soundfont, config.seed)
   return result

@@ -317,10 +317,42 @@ def _read_lines(store, names) -> dict:
   return lines
 
 
-def _check_settings(store, config: GenerateConfig, output: str) -> None:
-  wanted = json.dumps(config.settings(), indent=1, sort_keys=True).encode()
+def model_record(model_dir: str, loaded: export.LoadedModel) -> dict:
+  """generation.json's "model": which model wrote the samples, on what grid.
+
+  trainer.compare reads the samples on this grid and quantisation when no
+  dataset is given (a 16th-note reading of quarter-note samples would
+  measure other music).
+  """
+  return {"model_dir": model_dir, "kind": loaded.kind,
+          "roll_spec": dataclasses.asdict(loaded.dataset.roll_spec),
+          "num_timesteps": loaded.dataset.num_timesteps}
+
+
+def _same_settings(existing: bytes, config: GenerateConfig) -> bool:
+  """The settings part of generation.json equals this job's.
+
+  "model" is left out: folders written before it was recorded resume, and
+  the same model read from another path (a copy, gs://) is the same job.
+  """
+  try:
+    recorded = json.loads(existing)
+  except ValueError:
+    return False
+  if not isinstance(recorded, dict):
+    return False
+  recorded.pop("model", None)
+  # Through JSON, so that tuples and lists compare equal.
+  return recorded == json.loads(json.dumps(config.settings()))
+
+
+def _check_settings(store, config: GenerateConfig, output: str,
+                    model: dict | None = None) -> None:
+  settings = dict(config.settings(), **({"model": model} if model else {}))
+  wanted = json.dumps(settings, indent=1, sort_keys=True).encode()
   existing = store.read(SETTINGS_FILE)
-  if existing is not None and existing != wanted and not config.overwrite:
+  if existing is not None and not _same_settings(existing, config) and (
+      not config.overwrite):
     raise FileExistsError(
         f"{output} holds samples generated with other settings ("
         f"{store.url(SETTINGS_FILE)}); pass --overwrite to replace them or "
@@ -375,7 +407,7 @@ def _plan(store, config: GenerateConfig) -> _Shard:
                 f"{PROGRESS_DIR}/shard-{config.shard_index:05d}/", {}, set())
 
 
-def _verify(shard: _Shard, output: str) -> None:
+def _verify(shard: _Shard, output: str, model: dict | None = None) -> None:
   """Clears the output (--overwrite) or checks it is ours, then fills
   shard.done with what a previous run finished, verified against the objects
   themselves, and shard.damaged with what it must rewrite."""
@@ -384,7 +416,7 @@ def _verify(shard: _Shard, output: str) -> None:
     store.delete([sample_name(i) for i in shard.ids] +
                  store.list(shard.progress_prefix) + [manifest_name(config)] +
                  _earlier_run_outputs(store, config))
-  _check_settings(store, config, output)
+  _check_settings(store, config, output, model)
   store.discard_partial([sample_name(i) for i in shard.ids])
   recorded = _read_lines(store, [manifest_name(config)] +
                          store.list(shard.progress_prefix))
@@ -565,7 +597,7 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
   # Only once the model, primer and data are known to work.
   store = storage_lib.open_storage(output)
   shard = _plan(store, config)
-  _verify(shard, output)
+  _verify(shard, output, model_record(model_dir, loaded))
   summary = {"output": output, "shard_index": config.shard_index,
              "num_shards": config.num_shards, "samples": len(shard.ids),
              "already_present": len(shard.done), "written": 0, "empty": 0,

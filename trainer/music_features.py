@@ -94,13 +94,23 @@ FEATURES = (
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 
 
-def piece_from_midi(pm, steps_per_quarter: int = 4) -> Piece:
+def piece_from_midi(pm, steps_per_quarter: int = 4,
+                    quantize: str = "round") -> Piece:
   """A pretty_midi object on the grid (all non-drum notes, any pitch).
 
+  `steps_per_quarter` and `quantize` must be those of the model's dataset
+  (its RollSpec): on a quarter-note grid, "round" turns a voice's two 8ths
+  into two one-beat notes where "sample" keeps the one sounding on the beat,
+  which changes the note rate by ~20% on the chorales. Notes that cover no
+  grid point under "sample" are left out, as preprocessing leaves them out.
   A step lasts as long as at the file's first tempo; the bar is the first time
   signature's (4/4 when there is none, as in the samples).
   """
-  notes, _ = pianoroll.extract_notes(pm, steps_per_quarter)
+  notes, _ = pianoroll.extract_notes(pm, steps_per_quarter, quantize=quantize)
+  sounding = notes.end > notes.start
+  if not sounding.all():
+    notes = pianoroll.Notes(notes.pitch[sounding], notes.start[sounding],
+                            notes.end[sounding])
   _, tempi = pm.get_tempo_changes()
   tempo = float(tempi[0]) if len(tempi) else 120.0
   signatures = pm.time_signature_changes
@@ -116,6 +126,39 @@ def piece_from_matrix(matrix: np.ndarray, spec: pianoroll.RollSpec,
   """A piano-roll matrix (a sample, or windows stitched back) as a Piece."""
   return Piece(pianoroll.matrix_to_notes(matrix, spec), int(matrix.shape[0]),
                60.0 / tempo / spec.steps_per_quarter, spec.steps_per_quarter)
+
+
+def excerpt(piece: Piece, offset: int, num_steps: int) -> Piece:
+  """Steps [offset, offset + num_steps) of a piece; notes crossing an edge
+  are cut to it (a note held into the excerpt starts at its first step)."""
+  n = piece.notes
+  end_step = offset + num_steps
+  keep = (n.start < end_step) & (n.end > offset)
+  notes = pianoroll.Notes(n.pitch[keep],
+                          np.maximum(n.start[keep], offset) - offset,
+                          np.minimum(n.end[keep], end_step) - offset)
+  return dataclasses.replace(piece, notes=notes,
+                             num_steps=min(num_steps, piece.num_steps - offset))
+
+
+def cut_to_lengths(pieces: list, lengths: list, seed: int = 0) -> list:
+  """Each piece cut to a length drawn from `lengths` (e.g. the data pieces'),
+  from a bar line drawn at random; pieces no longer than the draw stay whole.
+
+  Features such as the pitch count and range grow with a piece's length: to
+  compare 32-bar samples with 16-bar chorales like with like, measure the
+  samples on excerpts with the data's distribution of lengths.
+  """
+  rng = np.random.default_rng(seed)
+  out = []
+  for piece in pieces:
+    length = int(rng.choice(lengths))
+    bar = max(1, round(piece.steps_per_quarter * piece.quarters_per_bar))
+    bars = max(0, (piece.num_steps - length) // bar)
+    offset = int(rng.integers(0, bars + 1)) * bar
+    out.append(excerpt(piece, offset, length) if piece.num_steps > length
+               else piece)
+  return out
 
 
 def _duration_histogram(steps: np.ndarray, steps_per_quarter: int) -> np.ndarray:
@@ -230,6 +273,26 @@ def _subsample(x: np.ndarray, rng) -> np.ndarray:
                                                       replace=False)
 
 
+# Above this many pair x dimension entries the distances are computed for
+# MAX_DISTANCES random pairs only (e.g. a dataset's 4,000 transposed copies:
+# 4,000^2 pairs of 12-bin histograms would take 1.6 GB); below it, all pairs
+# and then a subsample, as before (same figures).
+_MAX_PAIR_ENTRIES = 20_000_000
+
+
+def _distances(a: np.ndarray, b: np.ndarray, same: bool, rng) -> np.ndarray:
+  """Up to MAX_DISTANCES distances between rows of a and b (i != j if same)."""
+  a = a.reshape(len(a), -1)
+  b = b.reshape(len(b), -1)
+  if len(a) * len(b) * a.shape[1] <= _MAX_PAIR_ENTRIES:
+    return _subsample(_pairwise(a, b, same), rng)
+  i = rng.integers(0, len(a), MAX_DISTANCES)
+  j = rng.integers(0, len(b) - same, MAX_DISTANCES)
+  if same:
+    j += j >= i  # a uniform j != i
+  return np.sqrt(((a[i] - b[j]) ** 2).sum(-1))
+
+
 def kde(points: np.ndarray, grid: np.ndarray, bandwidth: float) -> np.ndarray:
   """Gaussian kernel density of `points` on `grid`, normalised on the grid."""
   density = np.zeros(len(grid))
@@ -273,8 +336,8 @@ def compare_feature(data: np.ndarray, samples: np.ndarray, seed: int = 0) -> dic
     raise ValueError(f"need >= 2 data pieces and >= 1 sample, got "
                      f"{len(data)} and {len(samples)}.")
   rng = np.random.default_rng(seed)
-  intra = _subsample(_pairwise(data, data, same=True), rng)
-  inter = _subsample(_pairwise(data, samples, same=False), rng)
+  intra = _distances(data, data, True, rng)
+  inter = _distances(data, samples, False, rng)
   oa, kl = overlap_and_kl(intra, inter)
   d_mean, s_mean = data.mean(axis=0), samples.mean(axis=0)
   norm = np.abs(d_mean).sum()
@@ -374,6 +437,151 @@ def memorisation(sample_windows_list: list, train_windows: np.ndarray,
   return out
 
 
+# --- memorisation in whole pieces (sequence datasets, the RNN-RBM's) ---------
+#
+# A whole-piece dataset has no window length, and a long sample has no
+# window boundaries: a copy may start at any step. The unit is a span of
+# SPAN_BARS bars of 4/4 on the dataset's grid (16 frames on a quarter-note
+# grid, 64 on a 16th grid): four bars of four-part music equal to the data,
+# bit for bit, are not chance (a cadence or a held chord is shorter). Exact
+# copies are found among every span of every sample against every span of
+# every training sequence (transposed copies included: the model saw them),
+# by hashing. The nearest Hamming distance is exact over all training spans
+# but computed for at most MAX_SPAN_QUERIES sample spans (it costs a matmul
+# against every training frame per span step).
+SPAN_BARS = 4
+MAX_SPAN_QUERIES = 512
+
+
+def span_steps(steps_per_quarter: int, bars: int = SPAN_BARS) -> int:
+  """Grid steps of `bars` bars of 4/4."""
+  return bars * 4 * steps_per_quarter
+
+
+def _padded_to(matrix: np.ndarray, span: int) -> np.ndarray:
+  """A piece shorter than a span is padded with silence (as `sample_windows`)."""
+  if len(matrix) >= span:
+    return matrix
+  return np.pad(matrix, ((0, span - len(matrix)), (0, 0)))
+
+
+def span_keys(matrix: np.ndarray, span: int) -> list:
+  """Every span of `span` consecutive rows (stride 1) as bytes, in order."""
+  packed = np.packbits(_padded_to(matrix, span).astype(np.uint8), axis=1)
+  windows = np.lib.stride_tricks.sliding_window_view(
+      packed, (span, packed.shape[1]))[:, 0]
+  flat = np.ascontiguousarray(windows.reshape(len(windows), -1))
+  return [row.tobytes() for row in flat]
+
+
+def _frames_and_starts(matrices: list, span: int) -> tuple:
+  """All training frames end to end [N, C] and which rows start a span that
+  stays inside its own piece [N - span + 1] (bool)."""
+  padded = [_padded_to(m, span) for m in matrices]
+  frames = np.concatenate(padded)
+  valid = np.zeros(len(frames) - span + 1, bool)
+  position = 0
+  for m in padded:
+    valid[position:position + len(m) - span + 1] = True
+    position += len(m)
+  return frames, valid
+
+
+def nearest_span_distance(queries: np.ndarray, train_matrices: list,
+                          chunk: int = 32) -> np.ndarray:
+  """For each query span [q, span, C], the Hamming distance to the nearest
+  span of any training piece, at any offset (all 0/1).
+
+  |a xor b| = |a| + |b| - 2 a.b summed over the span's frames: the dot
+  products of each query frame with every training frame (one float32 matmul
+  per span step, exact below 2^24) are added along the diagonals.
+  """
+  q, span, _ = queries.shape
+  frames, valid = _frames_and_starts(train_matrices, span)
+  frames_t = np.ascontiguousarray(frames.T.astype(np.float32))  # [C, N]
+  starts = len(valid)
+  ones = np.concatenate([[0.0], np.cumsum(frames.sum(axis=1, dtype=np.float64))])
+  span_ones = (ones[span:] - ones[:-span]).astype(np.float32)  # [starts]
+  out = np.empty(q, np.int64)
+  for begin in range(0, q, chunk):
+    block = queries[begin:begin + chunk].astype(np.float32)
+    dots = np.zeros((len(block), starts), np.float32)
+    for k in range(span):
+      dots += (block[:, k] @ frames_t)[:, k:k + starts]
+    distance = block.sum(axis=(1, 2))[:, None] + span_ones[None, :] - 2 * dots
+    distance[:, ~valid] = np.inf
+    out[begin:begin + chunk] = np.rint(distance.min(axis=1)).astype(np.int64)
+  return out
+
+
+def _query_spans(matrices: list, span: int, max_queries: int) -> np.ndarray:
+  """Up to `max_queries` spans [q, span, C], evenly spaced in each piece and
+  spread evenly over the pieces."""
+  per_piece = max(1, max_queries // max(1, len(matrices)))
+  spans = []
+  for m in matrices:
+    m = _padded_to(m, span)
+    last = len(m) - span
+    for o in np.unique(np.linspace(0, last, min(per_piece, last + 1)
+                                   ).round().astype(int)):
+      spans.append(m[o:o + span])
+  keep = np.unique(np.linspace(0, len(spans) - 1, min(max_queries, len(spans))
+                               ).round().astype(int))
+  return np.stack([spans[i] for i in keep]).astype(np.uint8)
+
+
+def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
+                      heldout_matrices: list | None = None,
+                      max_queries: int = MAX_SPAN_QUERIES) -> dict:
+  """Copies of training spans in whole samples (sequence datasets).
+
+  Args:
+    sample_matrices: the samples [T_i, C] on the dataset's grid and layout.
+    train_matrices: every training sequence [T_j, C] (transposed ones too).
+    span: the span length in steps (`span_steps`).
+    heldout_matrices: held-out pieces: their nearest distance to the training
+      spans says what "near" means for music that is not a copy.
+    max_queries: sample (and held-out) spans whose nearest distance is
+      computed; the copy check itself covers every span.
+
+  Returns:
+    share_samples_with_copy and the nearest distances as `memorisation`
+    gives them (spans for windows: spans, train_spans, share_spans_copied),
+    plus span_steps, span_bars and distance_spans (the spans the distances
+    are computed over).
+  """
+  if not train_matrices:
+    raise ValueError("no training pieces to compare with.")
+  train = set()
+  for m in train_matrices:
+    train.update(span_keys(m, span))
+  copied = [np.array([k in train for k in span_keys(m, span)])
+            for m in sample_matrices]
+  queries = _query_spans(sample_matrices, span, max_queries)
+  distances = nearest_span_distance(queries, train_matrices)
+  any_copy = any(c.any() for c in copied)
+  _, valid = _frames_and_starts(train_matrices, span)
+  out = {
+      "span_steps": span, "span_bars": span // span_steps(1, 1),
+      "samples": len(sample_matrices),
+      "spans": int(sum(len(c) for c in copied)),
+      "train_spans": int(valid.sum()),
+      "share_samples_with_copy": float(np.mean([c.any() for c in copied])),
+      "share_spans_copied": float(np.mean(np.concatenate(copied))),
+      "distance_spans": len(queries),
+      "nearest_distance_mean": float(distances.mean()),
+      "nearest_distance_median": float(np.median(distances)),
+      # The distances' subsample may miss a copy that the full check found.
+      "nearest_distance_min": 0 if any_copy else int(distances.min()),
+  }
+  if heldout_matrices:
+    base = nearest_span_distance(
+        _query_spans(heldout_matrices, span, max_queries), train_matrices)
+    out["heldout_nearest_distance_mean"] = float(base.mean())
+    out["heldout_nearest_distance_median"] = float(np.median(base))
+  return out
+
+
 def summary_line(comparison: dict, memo: dict | None) -> str:
   """One line: how many features meet the data, the worst ones, copies."""
   met = [n for n, r in comparison.items() if r["meets_data"]]
@@ -400,8 +608,10 @@ def summary_line(comparison: dict, memo: dict | None) -> str:
   if pc is not None:
     parts.append(f"pitch-class overlap {pc:.2f}")
   if memo is not None:
+    what = (f"{memo['span_bars']}-bar training span" if "span_steps" in memo
+            else "training window")
     parts.append(f"{memo['share_samples_with_copy']:.1%} samples copy a "
-                 "training window")
+                 f"{what}")
   if worst:
     parts.append("worst: " + ", ".join(show(n) for n in worst))
   return "; ".join(parts)

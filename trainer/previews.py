@@ -219,7 +219,8 @@ def write_previews(store, records: list, spec: pianoroll.RollSpec,
   lengths = [round(r["duration_s"] * config.tempo / 60.0 * spec.steps_per_quarter)
              for r in records]
   state = {"records": records, "spec": [spec.encoding, spec.low_note,
-                                        spec.high_note, spec.steps_per_quarter],
+                                        spec.high_note, spec.steps_per_quarter,
+                                        spec.quantize],
            "num_steps": max(lengths + [1]), "tempo": config.tempo,
            "program": config.program, "velocity": config.velocity,
            "renderer": renderer,
@@ -232,14 +233,26 @@ def write_previews(store, records: list, spec: pianoroll.RollSpec,
 
 
 def _data_excerpts(store, state, spec, data_pieces, soundfont, seed) -> list:
-  """Up to _DATA_EXCERPTS excerpts of `num_steps` steps, from a bar line."""
+  """Up to _DATA_EXCERPTS excerpts of `num_steps` steps, from a bar line.
+
+  Pieces at least as long as the samples come first: an RNN-RBM's 32 bars
+  are longer than most chorales (about 16 bars), and a whole shorter piece
+  is shown, then silence, only when there are too few long ones.
+  """
   rng = np.random.default_rng(seed)
   num_steps = state["num_steps"]
   bar = 4 * spec.steps_per_quarter
-  chosen = rng.permutation(len(data_pieces))[:_DATA_EXCERPTS]
+  order = rng.permutation(len(data_pieces))
+  order = order[np.argsort([data_pieces[i][1].num_steps < num_steps
+                            for i in order], kind="stable")]
   files, rows = [], []
-  for k, index in enumerate(sorted(chosen)):
+  for k, index in enumerate(sorted(order[:_DATA_EXCERPTS])):
     name, piece = data_pieces[index]
+    if piece.steps_per_quarter != spec.steps_per_quarter:
+      logging.warning("data on %d steps per quarter, samples on %d: no data "
+                      "excerpts in the gallery", piece.steps_per_quarter,
+                      spec.steps_per_quarter)
+      return []
     matrix, _ = pianoroll.notes_to_matrix(piece.notes, spec,
                                           num_steps=piece.num_steps)
     bars = max(0, (len(matrix) - num_steps) // bar)
@@ -252,8 +265,9 @@ def _data_excerpts(store, state, spec, data_pieces, soundfont, seed) -> list:
               (f"previews/{stem}.png", roll_png(excerpt, spec)),
               (f"previews/{stem}.wav", wav_bytes(midi, soundfont))]
     label = os.path.basename(name).rsplit(".", 1)[0]
-    rows.append(_figure(stem, f"{label} from bar {offset // bar + 1}",
-                        f"{stem}.mid"))
+    where = (f"from bar {offset // bar + 1}" if len(matrix) >= num_steps else
+             f"whole ({len(matrix) / bar:.0f} bars, then silence)")
+    rows.append(_figure(stem, f"{label} {where}", f"{stem}.mid"))
   store.write_many(files, create_only=False)
   return rows
 
