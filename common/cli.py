@@ -164,6 +164,13 @@ def config_from_flags(config_cls, *, skip=(), flag_values=flags.FLAGS,
     raise UsageError(str(e)) from None
 
 
+def explicit_fields(config_cls, *, skip=(), flag_values=flags.FLAGS):
+  """The names of `config_cls`'s fields whose flags the command line gave
+  (a value equal to the default still counts; a preset's does not)."""
+  return frozenset(field.name for field, name in _flag_fields(config_cls, skip)
+                   if flag_values[name].present)
+
+
 def preset(config_cls, name: str, **values):
   """`config_cls` with preset `name`'s values, then `values` on top.
 

@@ -286,6 +286,17 @@ def test_cli_end_to_end_and_its_one_line_errors(model_dir, tmp_path):
   manifest = read_lines(os.path.join(out, "manifest.jsonl"))
   # The default length: 32 bars of 4/4 on the model's quarter-note grid.
   assert [m["duration_s"] for m in manifest] == [64.0] * 3
+  # Temperature: 1 unless given, and a given 0.9 (the window RBM's default)
+  # is taken as given, not as "not set".
+  with open(os.path.join(out, "generation.json")) as f:
+    assert json.load(f)["temperature"] == 1.0
+  warm = str(tmp_path / "warm")
+  done = run_cli(f"--model_dir={model_dir}", f"--output={warm}",
+                 "--num_samples=1", "--gibbs_steps_per_frame=2",
+                 "--temperature=0.9")
+  assert done.returncode == 0, done.stderr[-2000:]
+  with open(os.path.join(warm, "generation.json")) as f:
+    assert json.load(f)["temperature"] == 0.9
   for args, words in ((["--num_windows=2"], "--num_frames"),
                       (["--num_frames=-1"], "--num_frames=-1")):
     bad = run_cli(f"--model_dir={model_dir}", f"--output={tmp_path / 'x'}",

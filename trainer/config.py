@@ -354,6 +354,11 @@ class GenerateConfig:
   blocks_per_call: int = setting(
       2, "Blocks of GENERATION_BLOCK samples sampled per device call; calls "
       "overlap with decoding and writing.", cli=False)
+  # The settings the user gave as flags (cli.explicit_fields), or None when
+  # a caller built the config in code: then a value other than the default
+  # counts as given. An RNN-RBM takes --temperature=0.9 only if it was given.
+  explicit: frozenset | None = setting(
+      None, "Fields set explicitly on the command line.", cli=False)
 
   def __post_init__(self):
     if self.num_samples < 1:
@@ -405,7 +410,7 @@ class GenerateConfig:
     """What decides the output bytes: shared by all shards of one job."""
     fields = dataclasses.asdict(self)
     for key in ("shard_index", "previews", "num_previews", "overwrite",
-                "blocks_per_call", "soundfont"):
+                "blocks_per_call", "soundfont", "explicit"):
       fields.pop(key)
     fields["block"] = GENERATION_BLOCK  # the sampler's shapes decide the bytes
     if not self.num_frames:

@@ -23,7 +23,9 @@ cli.define_flags(config_lib.GenerateConfig)
 def main(argv):
   del argv  # cli.run rejects stray arguments
   paths = cli.config_from_flags(config_lib.GeneratePaths)
-  config = cli.config_from_flags(config_lib.GenerateConfig)
+  config = cli.config_from_flags(
+      config_lib.GenerateConfig,
+      explicit=cli.explicit_fields(config_lib.GenerateConfig))
   # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
   from trainer import generate_lib
   from trainer import generate_rnn_rbm

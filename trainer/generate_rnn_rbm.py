@@ -88,7 +88,10 @@ def _cores() -> int:
 
 
 def _given(config, name: str) -> bool:
-  """True when `name` differs from its default (i.e. the user set it)."""
+  """True when the user set `name`: given as a flag (config.explicit, from
+  the command line), or else, for a config built in code, not its default."""
+  if config.explicit is not None:
+    return name in config.explicit
   field = {f.name: f for f in dataclasses.fields(config)}[name]
   return getattr(config, name) != field.default
 
@@ -96,7 +99,7 @@ def _given(config, name: str) -> bool:
 def _check_window_rbm(config, loaded: export.LoadedModel) -> None:
   """A window RBM: the RNN-RBM's flags name the RBM's own."""
   t = loaded.dataset.num_timesteps
-  if _given(config, "num_frames"):
+  if _given(config, "num_frames") and config.num_frames:
     overlap = config.overlap or max(1, t // 3)
     windows = 1 + max(0, -(-(config.num_frames - t) // max(1, t - overlap)))
     raise RNNRBMGenerateError(
