@@ -151,10 +151,10 @@ def check_runner_paths(inputs: list, output_dir: str,
 class ConvertCorpus(beam.PTransform):
   """steps.ListedFile (split assigned) -> dict of PCollections.
 
-  "train", "eval", "valid": serialized Examples; "errors": {path, reason, message} of
-  every failed file; "stats": CombineStats accumulators, each the sum of one
-  bundle's stats records (every input file makes exactly one record); merge
-  them with stats.MergeStats.
+  "train", "eval", "valid": serialized Examples; "errors": {path, reason,
+  message} of every failed file; "stats": CombineStats accumulators, each the
+  sum of one bundle's stats records (every input file makes exactly one
+  record); merge them with stats.MergeStats.
   """
 
   def __init__(self, config: PreprocessConfig):
@@ -213,9 +213,11 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
                    valid_inputs=()) -> None:
   """Adds the whole preprocessing graph, reads to writes, to `p`.
 
-  `config` must already be config_lib.with_explicit_splits' (eval_fraction
-  0 when eval_inputs are given).
+  Raises:
+    cli.UsageError: an explicit split's fraction is set as well
+      (config_lib.with_explicit_splits).
   """
+  config = config_lib.with_explicit_splits(config, eval_inputs, valid_inputs)
   globs = ([(g, "") for g in inputs] +
            [(g, records.EVAL_PREFIX) for g in eval_inputs] +
            [(g, records.VALID_PREFIX) for g in valid_inputs])

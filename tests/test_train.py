@@ -358,6 +358,24 @@ def test_task_on_vertex_ai_without_eval_split(tmp_path, monkeypatch,
               "pseudo_log_likelihood/eval"} & tags
 
 
+def test_monitoring_watches_the_valid_split_when_there_is_one(tmp_path):
+  # The eval split stays unseen until trainer.evaluate: the held-out scalars
+  # are of valid.
+  data_dir, job = str(tmp_path / "data"), str(tmp_path / "job")
+  fake_dataset.write_dataset(
+      data_dir, fake_dataset.structured_windows(100),
+      fake_dataset.structured_windows(20, seed=2),
+      valid=fake_dataset.structured_windows(20, seed=3))
+  config = config_lib.TrainConfig(num_hidden=4, batch_size=10, max_steps=3)
+  metrics = train_lib.train_and_evaluate(config, data_dir, job)
+  assert {"free_energy_valid", "free_energy_gap"} <= set(metrics)
+  assert "free_energy_eval" not in metrics
+  tags = summary_tags(os.path.join(job, "tensorboard"))
+  assert {"free_energy/valid", "pseudo_log_likelihood/valid",
+          "free_energy/gap"} <= tags
+  assert not {"free_energy/eval", "pseudo_log_likelihood/eval"} & tags
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--data_dir=MISSING"], "dataset.json"),
