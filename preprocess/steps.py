@@ -211,7 +211,7 @@ def split_of(key: str, eval_fraction: float, valid_fraction: float = 0.0) -> str
 
   position = the SHA-256 digest's first 8 bytes (big-endian) / 2**64:
   [0, eval_fraction) is eval, then valid_fraction of valid, the rest train.
-  Benchmarks predict splits with this formula: do not change it.
+  Changing it moves every corpus's split (and every published figure on it).
   """
   digest = hashlib.sha256(key.encode("utf-8")).digest()
   position = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
