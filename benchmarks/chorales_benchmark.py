@@ -7,8 +7,10 @@ the RNN-RBM on the demo corpus (issue 10).
 Quarter-note grid (--steps_per_quarter=1) sampled at the beats
 (--quantize=sample), roll encoding, 88 keys (MIDI 21..108), the pipeline's
 hash split. Everything goes through the CLIs a user
-runs, as separate processes; a rerun reuses the datasets and models already
-in --workdir (training resumes or is done; delete a folder to redo it):
+runs, as separate processes; a rerun reuses the datasets, models and
+evaluations already in --workdir when the same command made them (a
+FOLDER.flags stamp records it; made otherwise, the run stops with a one-line
+error rather than report stale figures; delete a folder to redo it):
   1. preprocess.main three times: 1-step windows (frames), --window_steps
      windows with stride 1, and whole pieces (--num_timesteps=0), training
      files transposed by -K..K semitones (--transpose);
@@ -85,38 +87,68 @@ def _run(args, log_path):
   return result.stdout, time.perf_counter() - start
 
 
+def _done(output, stamp, args) -> bool:
+  """True when the file `output` exists and was made by exactly `args` (the
+  file `stamp` records them); False when it has not been made yet.
+
+  Raises:
+    cli.UsageError: it was made with other settings (or by a version without
+      stamps): the table must not report stale datasets or models.
+  """
+  if not os.path.exists(output):
+    return False
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      if f.read() == " ".join(args):
+        return True
+  raise cli.UsageError(
+      f"{output} was made with other settings than this run's (see {stamp}); "
+      "use another --workdir, or delete its folder and what was made from it.")
+
+
+def _stamp(stamp, args) -> None:
+  with open(stamp, "w") as f:
+    f.write(" ".join(args))
+
+
 def _preprocess(config, name, steps, log):
   out = os.path.join(config.workdir, name)
-  if not os.path.exists(os.path.join(out, "dataset.json")):
-    window = ([f"--num_timesteps={steps}", "--stride=1"] if steps else
-              ["--num_timesteps=0"])
-    _run(["preprocess.main", f"--input={config.corpus}/*.mid",
+  window = ([f"--num_timesteps={steps}", "--stride=1"] if steps else
+            ["--num_timesteps=0"])
+  args = ["preprocess.main", f"--input={config.corpus}/*.mid",
           f"--output_dir={out}", "--overwrite", *GRID, *window,
           f"--transpose={config.transpose}",
-          f"--valid_fraction={config.valid_fraction}"], log)
+          f"--valid_fraction={config.valid_fraction}"]
+  if not _done(os.path.join(out, "dataset.json"), out + ".flags", args):
+    _run(args, log)
+    _stamp(out + ".flags", args)
   return out
 
 
 def _train(config, name, data_dir, flags, log):
   job = os.path.join(config.workdir, name)
   timing = os.path.join(job, "train_seconds.json")
-  if os.path.exists(os.path.join(job, "model", "model.json")):
-    with open(timing) as f:
-      return os.path.join(job, "model"), json.load(f)["seconds"]
-  _, seconds = _run(["trainer.task", f"--data_dir={data_dir}",
-                     f"--job_dir={job}", *flags.split()], log)
-  with open(timing, "w") as f:
-    json.dump({"seconds": seconds}, f)
-  return os.path.join(job, "model"), seconds
+  args = ["trainer.task", f"--data_dir={data_dir}", f"--job_dir={job}",
+          *flags.split()]
+  if not _done(timing, job + ".flags", args):
+    _, seconds = _run(args, log)
+    with open(timing, "w") as f:
+      json.dump({"seconds": seconds}, f)
+    _stamp(job + ".flags", args)
+  with open(timing) as f:
+    return os.path.join(job, "model"), json.load(f)["seconds"]
 
 
 def _evaluate(config, model_dir, data_dir, log):
-  path = os.path.join(os.path.dirname(model_dir), "evaluation.json")
-  if not os.path.exists(path):
-    out, _ = _run(["trainer.evaluate", f"--model_dir={model_dir}",
-                   f"--data_dir={data_dir}", *config.eval_flags.split()], log)
+  job = os.path.dirname(model_dir)
+  path = os.path.join(job, "evaluation.json")
+  args = ["trainer.evaluate", f"--model_dir={model_dir}",
+          f"--data_dir={data_dir}", *config.eval_flags.split()]
+  if not _done(path, job + ".evaluation.flags", args):
+    out, _ = _run(args, log)
     with open(path, "w") as f:
       f.write(out)
+    _stamp(job + ".evaluation.flags", args)
   with open(path) as f:
     return json.load(f)
 

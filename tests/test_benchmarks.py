@@ -11,6 +11,8 @@ import sys
 import pytest
 
 from benchmarks import bench_train
+from benchmarks import chorales_benchmark
+from common import cli
 from tests import fake_dataset
 from tests.test_generate import make_model
 
@@ -70,3 +72,18 @@ def test_bench_generate_runs(tmp_path):
     assert line in done.stdout, done.stdout
   for line in ("RNN-RBM Gibbs sampling only:", "RNN-RBM generate -> local disk:"):
     assert line in done.stdout, done.stdout
+
+
+def test_chorales_benchmark_reuses_only_what_the_same_command_made(tmp_path):
+  out, stamp = str(tmp_path / "evaluation.json"), str(tmp_path / "job.flags")
+  args = ["trainer.evaluate", "--model_dir=m", "--data_dir=d"]
+  assert not chorales_benchmark._done(out, stamp, args)  # not made yet
+  with open(out, "w") as f:
+    f.write("{}")
+  # Made by an older version (no stamp): stale, refused in one line.
+  with pytest.raises(cli.UsageError, match="made with other settings"):
+    chorales_benchmark._done(out, stamp, args)
+  chorales_benchmark._stamp(stamp, args)
+  assert chorales_benchmark._done(out, stamp, args)
+  with pytest.raises(cli.UsageError, match="--workdir"):
+    chorales_benchmark._done(out, stamp, args + ["--ais_betas=10"])
