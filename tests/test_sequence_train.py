@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests import fake_dataset
+from tests import net
 from trainer import config as config_lib
 from trainer import data
 from trainer import evaluate_lib
@@ -281,28 +282,14 @@ def test_two_workers_train_the_rnn_rbm_in_sync(pieces_dir, tmp_path):
   # TF_CONFIG with 2 workers: MultiWorkerMirroredStrategy over 2 processes,
   # with RNN pretraining, validation (AIS under the strategy) and the best
   # state's export, which only the chief may write.
-  from tests import net  # pylint: disable=g-import-not-at-top
   job = str(tmp_path / "job")
-  cluster = {"worker": [f"localhost:{p}" for p in net.free_ports(2)]}
-  procs = []
-  for index in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               TF_CONFIG=json.dumps({"cluster": cluster, "task": {
-                   "type": "worker", "index": index}}))
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "trainer.task", "--model=rnn_rbm",
-         f"--data_dir={pieces_dir}", f"--job_dir={job}", "--num_hidden=8",
-         "--num_hidden_recurrent=10", "--cd_k=3", "--sequence_length=16",
-         "--epochs=4", "--validate_every_epochs=2", "--pretrain_rnn_epochs=1",
-         "--validation_ais_betas=20", "--steps_per_checkpoint=5",
-         "--summary_every_steps=100000"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  results = []
-  for proc in procs:
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
-    assert "on 2 replica(s)" in err
-    results.append(json.loads(out.splitlines()[-1]))
+  results = net.run_workers(
+      [sys.executable, "-m", "trainer.task", "--model=rnn_rbm",
+       f"--data_dir={pieces_dir}", f"--job_dir={job}", "--num_hidden=8",
+       "--num_hidden_recurrent=10", "--cd_k=3", "--sequence_length=16",
+       "--epochs=4", "--validate_every_epochs=2", "--pretrain_rnn_epochs=1",
+       "--validation_ais_betas=20", "--steps_per_checkpoint=5",
+       "--summary_every_steps=100000"])
   chief, worker = results
   # 40 training pieces, global batch 8: 5 steps an epoch.
   assert chief["step"] == worker["step"] == 20

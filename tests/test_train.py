@@ -195,22 +195,9 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(dataset_dir,
                                                              tmp_path):
   # TF_CONFIG with 2 workers: MultiWorkerMirroredStrategy over 2 processes.
   job = str(tmp_path / "job")
-  cluster = {"worker": [f"localhost:{p}" for p in net.free_ports(2)]}
-  procs = []
-  for index in range(2):
-    tf_config = json.dumps({"cluster": cluster,
-                            "task": {"type": "worker", "index": index}})
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               TF_CONFIG=tf_config)
-    procs.append(subprocess.Popen(
-        _task(dataset_dir, job, "--max_steps=60", "--summary_every_steps=60"),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  results = []
-  for proc in procs:
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, err[-3000:]
-    assert "on 2 replica(s)" in err
-    results.append(json.loads(out.splitlines()[-1]))
+  results = net.run_workers(
+      _task(dataset_dir, job, "--max_steps=60", "--summary_every_steps=60"),
+      timeout=240)
   chief, worker = results
   assert chief["step"] == worker["step"] == 60
   assert chief["reconstruction_error"] == worker["reconstruction_error"]
