@@ -107,3 +107,29 @@ def test_best_of_takes_the_highest_score_per_row_first_on_ties():
   np.testing.assert_array_equal(index.numpy(), [1, 0, 2, 0])
   np.testing.assert_array_equal(
       chosen.numpy(), candidates[[1, 0, 2, 0], np.arange(4)])
+
+
+def test_keyed_uint16_is_keyed_by_row_and_uses_both_halves_of_each_word():
+  full = random_streams.keyed_uint16(7, 3, 10, 5, 13).numpy()
+  assert full.dtype == np.uint16 and full.shape == (5, 13)
+  # Rows 12..13 are the same whichever batch draws them.
+  np.testing.assert_array_equal(
+      random_streams.keyed_uint16(7, 3, 12, 2, 13).numpy(), full[2:4])
+  # 13 -> 16 halves a row: row r is Philox words 8r .. 8r + 7 (counters
+  # 2r, 2r + 1), low half first.
+  words = tf.raw_ops.StatelessRandomUniformFullIntV2(
+      shape=[1, 8 * 15], key=tf.constant([7], tf.uint64), counter=tf.constant([0, 3], tf.uint64),
+      alg=1, dtype=tf.uint32).numpy().reshape(-1).astype(np.int64)
+  row = words[10 * 8:11 * 8]
+  halves = np.stack([row & 0xFFFF, row >> 16], axis=-1).reshape(-1)
+  np.testing.assert_array_equal(full[0], halves[:13])
+
+
+def test_keyed_uint16_scaled_draws_bernoulli_at_p():
+  x = random_streams.keyed_uint16(1, 0, 0, 1000, 2000).numpy()
+  u = x.astype(np.float64) * random_streams.UINT16_SCALE
+  assert 0.0 <= u.min() and u.max() < 1.0
+  assert abs(u.mean() - 0.5) < 0.001  # 2M draws: std of the mean 0.0002
+  # A rare unit (p = 1e-3, as most notes in a frame): 2,000 expected hits,
+  # std 45; a coarser grid (e.g. 8 bits: p -> 1/256) would give ~7,800.
+  assert abs((u < 1e-3).sum() - 2000) < 250

@@ -18,11 +18,14 @@ and it reaches W_uv, W_uh, the RNN and W by back-propagation through the
 biases. Sums over real frames are returned, so replicas can all-reduce them and
 divide once by the global number of frames.
 
-Keyed noise. Every uniform number comes from Philox through `keyed_uniform`:
-the row is the global sequence index (or sample index in generation) and the
-frame index is folded into the stream in chunks of `FRAME_CHUNK` frames (see
-`frame_noise`). A frame's noise therefore depends on (seed, purpose, sequence,
-frame) only: not on the batch, the replica, or the padded length of the batch.
+Keyed noise. Every uniform number comes from Philox. Training's CD chains and
+AIS draw through `frame_noise` (16-bit uniforms, `keyed_uint16`: half the
+Philox work, and noise was half of a training step): the row is the global
+sequence index and the frame index is folded into the stream in chunks of
+`FRAME_CHUNK` frames. A frame's noise therefore depends on (seed, purpose,
+sequence, frame) only: not on the batch, the replica, or the padded length of
+the batch. Generation draws float32 uniforms (`bernoulli`) per frame, the row
+being the sample index.
 
 The RBM formulas here take per-row biases ([..., V] and [..., H] instead of
 [V] and [H]); `conditional_*` functions are the candidates to move into the RBM.
@@ -34,7 +37,7 @@ import tensorflow as tf
 
 from trainer import ais as ais_lib
 from trainer.models.rbm import visible_bias_from_means
-from trainer.random_streams import STREAMS_PER_STEP, bernoulli, keyed_uniform
+from trainer.random_streams import STREAMS_PER_STEP, UINT16_SCALE, bernoulli, keyed_uint16
 
 # Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
 # Smaller wastes less noise on the last, partly padded chunk; larger makes
@@ -59,7 +62,8 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
 
   Entry (r, t, :) depends only on (seed, family, row_start + r, t, width):
   frames [16c, 16c + 16) of every row come from stream
-  family * 2^20 + c, as one `keyed_uniform` row of 16 * width numbers.
+  family * 2^20 + c, as one `keyed_uint16` row of 16 * width numbers, scaled
+  to [0, 1) on a grid of 2^-16 (float32).
 
   Args:
     seed: integer scalar.
@@ -75,7 +79,7 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
 
   def chunk(c):
     stream = family * _CHUNKS_PER_FAMILY + tf.cast(c, tf.int64)
-    return keyed_uniform(seed, stream, row_start, num_rows, FRAME_CHUNK * width)
+    return keyed_uint16(seed, stream, row_start, num_rows, FRAME_CHUNK * width)
 
   static_frames = tf.get_static_value(num_frames)
   if static_frames is not None:
@@ -85,10 +89,11 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
         max(1, (int(static_frames) + FRAME_CHUNK - 1) // FRAME_CHUNK))])
   else:
     chunks = tf.map_fn(chunk, tf.range(num_chunks),
-                       fn_output_signature=tf.float32)  # [C, rows, 16 * width]
+                       fn_output_signature=tf.uint16)  # [C, rows, 16 * width]
+  # Moved and cut as 16-bit integers, converted once: half the bytes.
   noise = tf.reshape(tf.transpose(chunks, [1, 0, 2]),
                      [num_rows, num_chunks * FRAME_CHUNK, width])
-  return noise[:, :num_frames]
+  return tf.cast(noise[:, :num_frames], tf.float32) * UINT16_SCALE
 
 
 def _dim(x, axis):
