@@ -128,7 +128,7 @@ def test_keyed_uint16_is_keyed_by_row_and_uses_both_halves_of_each_word():
 def test_keyed_uint16_scaled_draws_bernoulli_at_p():
   x = random_streams.keyed_uint16(1, 0, 0, 1000, 2000).numpy()
   u = x.astype(np.float64) * random_streams.UINT16_SCALE
-  assert 0.0 <= u.min() and u.max() < 1.0
+  assert u.min() >= 0.0 and u.max() < 1.0
   assert abs(u.mean() - 0.5) < 0.001  # 2M draws: std of the mean 0.0002
   # A rare unit (p = 1e-3, as most notes in a frame): 2,000 expected hits,
   # std 45; a coarser grid (e.g. 8 bits: p -> 1/256) would give ~7,800.
