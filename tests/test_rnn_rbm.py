@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import ais
+from trainer import random_streams
 from trainer.models import rbm as model_lib
 from trainer.models import rnn_rbm
 
@@ -60,6 +61,16 @@ def test_frame_noise_depends_on_row_and_frame_only():
                                     6),
       input_signature=[tf.TensorSpec([None, None])])
   np.testing.assert_array_equal(dynamic(tf.zeros([4, 40])).numpy(), full)
+
+
+def test_frame_noise_is_16_bit_philox_chunks_of_16_frames():
+  # Frames [16c, 16c + 16) of row r: row r of stream family * 2^20 + c,
+  # 16 * width uint16 numbers frame-major, scaled by 2^-16.
+  got = rnn_rbm.frame_noise(3, 5, 10, 4, 40, 6).numpy()
+  chunks = [random_streams.keyed_uint16(3, 5 * 2**20 + c, 10, 4, 16 * 6)
+            .numpy().reshape(4, 16, 6) for c in range(3)]
+  want = np.concatenate(chunks, axis=1)[:, :40] * random_streams.UINT16_SCALE
+  np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
 def test_exact_log_partition_matches_brute_force_over_visible_and_hidden():

@@ -90,9 +90,14 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
   else:
     chunks = tf.map_fn(chunk, tf.range(num_chunks),
                        fn_output_signature=tf.uint16)  # [C, rows, 16 * width]
-  # Moved and cut as 16-bit integers, converted once: half the bytes.
-  noise = tf.reshape(tf.transpose(chunks, [1, 0, 2]),
-                     [num_rows, num_chunks * FRAME_CHUNK, width])
+  # Moved and cut as 16-bit integers, converted once: half the bytes. Rows
+  # are reordered chunk-major -> row-major by a gather of whole chunk rows
+  # (memcpy): tf.transpose would go through oneDNN, which has no integer
+  # transpose here and logs an error line for each one.
+  order = tf.range(num_rows * num_chunks)
+  rows = tf.gather(tf.reshape(chunks, [num_chunks * num_rows, -1]),
+                   order % num_chunks * num_rows + order // num_chunks)
+  noise = tf.reshape(rows, [num_rows, num_chunks * FRAME_CHUNK, width])
   return tf.cast(noise[:, :num_frames], tf.float32) * UINT16_SCALE
 
 
