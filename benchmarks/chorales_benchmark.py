@@ -8,8 +8,9 @@ Quarter-note grid (--steps_per_quarter=1) sampled at the beats
 (--quantize=sample), roll encoding, 88 keys (MIDI 21..108), the pipeline's
 hash split. Everything goes through the CLIs a user
 runs, as separate processes; a rerun reuses the datasets, models and
-evaluations already in --workdir when the same command made them (a
-FOLDER.flags stamp records it; made otherwise, the run stops with a one-line
+evaluations already in --workdir when the same command and the same code made
+them (a FOLDER.flags stamp records the command and a digest of common/,
+preprocess/ and trainer/; made otherwise, the run stops with a one-line
 error rather than report stale figures; delete a folder to redo it):
   1. preprocess.main three times: 1-step windows (frames), --window_steps
      windows with stride 1, and whole pieces (--num_timesteps=0), training
@@ -28,6 +29,8 @@ so the comparison is indicative.
 """
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -87,20 +90,53 @@ def _run(args, log_path):
   return result.stdout, time.perf_counter() - start
 
 
+# The packages whose code makes the datasets, models and figures: a stamp
+# records a digest of their sources, so figures made by other code are stale.
+_CODE_PACKAGES = ("common", "preprocess", "trainer")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.cache
+def code_digest() -> str:
+  """SHA-256 (16 hex digits) of the sources of _CODE_PACKAGES."""
+  digest = hashlib.sha256()
+  for package in _CODE_PACKAGES:
+    for folder, dirs, files in os.walk(os.path.join(_ROOT, package)):
+      dirs.sort()
+      for name in sorted(files):
+        if name.endswith(".py"):
+          path = os.path.join(folder, name)
+          digest.update(os.path.relpath(path, _ROOT).encode() + b"\0")
+          with open(path, "rb") as f:
+            digest.update(f.read() + b"\0")
+  return digest.hexdigest()[:16]
+
+
+def _stamp_text(args) -> str:
+  return " ".join(args) + f"\ncode {code_digest()}"
+
+
 def _done(output, stamp, args) -> bool:
-  """True when the file `output` exists and was made by exactly `args` (the
-  file `stamp` records them); False when it has not been made yet.
+  """True when the file `output` exists and was made by exactly `args` and
+  this code (the file `stamp` records both); False when it has not been made.
 
   Raises:
-    cli.UsageError: it was made with other settings (or by a version without
-      stamps): the table must not report stale datasets or models.
+    cli.UsageError: it was made with other settings, by other code or by a
+      version without stamps: the table must not report stale figures.
   """
   if not os.path.exists(output):
     return False
+  made_by = ""
   if os.path.exists(stamp):
     with open(stamp) as f:
-      if f.read() == " ".join(args):
-        return True
+      made_by = f.read()
+  if made_by == _stamp_text(args):
+    return True
+  if made_by.split("\n")[0] == " ".join(args):
+    raise cli.UsageError(
+        f"{output} was made by another version of this project's code (see "
+        f"{stamp}); use another --workdir, or delete its folder and what was "
+        "made from it.")
   raise cli.UsageError(
       f"{output} was made with other settings than this run's (see {stamp}); "
       "use another --workdir, or delete its folder and what was made from it.")
@@ -108,7 +144,7 @@ def _done(output, stamp, args) -> bool:
 
 def _stamp(stamp, args) -> None:
   with open(stamp, "w") as f:
-    f.write(" ".join(args))
+    f.write(_stamp_text(args))
 
 
 def _preprocess(config, name, steps, log):

@@ -87,3 +87,31 @@ def test_chorales_benchmark_reuses_only_what_the_same_command_made(tmp_path):
   assert chorales_benchmark._done(out, stamp, args)
   with pytest.raises(cli.UsageError, match="--workdir"):
     chorales_benchmark._done(out, stamp, args + ["--ais_betas=10"])
+  # Same command, other code (e.g. a sampler whose noise changed): stale.
+  with open(stamp) as f:
+    made = f.read()
+  with open(stamp, "w") as f:
+    f.write(made.replace(chorales_benchmark.code_digest(), "0" * 16))
+  with pytest.raises(cli.UsageError, match="another version of this project"):
+    chorales_benchmark._done(out, stamp, args)
+
+
+def test_chorales_benchmark_code_digest_follows_the_model_code(tmp_path,
+                                                               monkeypatch):
+  for package in ("common", "preprocess", "trainer", "tests"):
+    (tmp_path / package / "models").mkdir(parents=True)
+    (tmp_path / package / "models" / "m.py").write_text("x = 1\n")
+  monkeypatch.setattr(chorales_benchmark, "_ROOT", str(tmp_path))
+
+  def digest():
+    chorales_benchmark.code_digest.cache_clear()
+    return chorales_benchmark.code_digest()
+
+  try:
+    before = digest()
+    (tmp_path / "tests" / "models" / "m.py").write_text("x = 2\n")
+    assert digest() == before  # tests do not make figures
+    (tmp_path / "trainer" / "models" / "m.py").write_text("x = 2\n")
+    assert digest() != before  # a model module does
+  finally:
+    chorales_benchmark.code_digest.cache_clear()
