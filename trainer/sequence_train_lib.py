@@ -466,6 +466,10 @@ def _loop(run: _Run, state: _State, iterator, writer) -> dict:
 
 def _export(run: _Run, state: _State, metrics: dict) -> None:
   """The chief exports the best validated state (else the last)."""
+  # Every worker reads the chief's best/ (the same state, the same metrics):
+  # only after the chief's last save there, or a worker could read a
+  # checkpoint the chief's manager is replacing (a crash, seen in CI).
+  train_lib._barrier(run.strategy)  # pylint: disable=protected-access
   best = tf.train.latest_checkpoint(os.path.join(run.dirs.checkpoint_dir,
                                                  BEST_SUBDIR))
   if best:
