@@ -66,6 +66,7 @@ def test_bench_generate_runs(tmp_path):
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert done.returncode == 0, done.stderr[-3000:]
   for line in ("generate -> local disk:", "generate -> GCS emulator:",
+               "the seed's model shape (H=50)", "with --model_dir's model",
                "baseline: bare pretty_midi write", "bars/s",
                "useful / matmul FLOP per CPU second, defaults vs seed preset",
                "13 window(s) x 4 candidate(s)", "per CPU second: useful"):
