@@ -97,16 +97,24 @@ def keyed_uniform(seed, stream, row_start, num_rows, width) -> tf.Tensor:
   Returns:
     float32 [num_rows, width] in [0, 1).
   """
-  padded = (width + 3) // 4 * 4
-  key = tf.reshape(tf.cast(seed, tf.uint64), [1])
-  counter = tf.stack([
-      tf.cast(row_start, tf.uint64) * tf.constant(padded // 4, tf.uint64),
-      tf.cast(stream, tf.uint64)
-  ])
-  shape = tf.stack([tf.cast(num_rows, tf.int32), tf.constant(padded, tf.int32)])
   uniform = tf.raw_ops.StatelessRandomUniformV2(
-      shape=shape, key=key, counter=counter, alg=1, dtype=tf.float32)  # Philox
+      **_philox_rows(seed, stream, row_start, num_rows, (width + 3) // 4),
+      alg=1, dtype=tf.float32)  # Philox
   return uniform[:, :width]
+
+
+def _philox_rows(seed, stream, row_start, num_rows, counters_per_row: int):
+  """key, counter and shape of Philox numbers for rows [row_start, +num_rows)
+  of a virtual matrix whose rows take `counters_per_row` counter values (4
+  32-bit numbers each): row r starts at counter r * counters_per_row."""
+  return {
+      "key": tf.reshape(tf.cast(seed, tf.uint64), [1]),
+      "counter": tf.stack([
+          tf.cast(row_start, tf.uint64) *
+          tf.constant(counters_per_row, tf.uint64),
+          tf.cast(stream, tf.uint64)]),
+      "shape": tf.stack([tf.cast(num_rows, tf.int32),
+                         tf.constant(4 * counters_per_row, tf.int32)])}
 
 
 def keyed_uint16(seed, stream, row_start, num_rows, width) -> tf.Tensor:
@@ -126,17 +134,11 @@ def keyed_uint16(seed, stream, row_start, num_rows, width) -> tf.Tensor:
   Returns:
     uint16 [num_rows, width].
   """
-  padded = (width + 7) // 8 * 8
-  key = tf.reshape(tf.cast(seed, tf.uint64), [1])
-  counter = tf.stack([
-      tf.cast(row_start, tf.uint64) * tf.constant(padded // 8, tf.uint64),
-      tf.cast(stream, tf.uint64)
-  ])
-  shape = tf.stack([tf.cast(num_rows, tf.int32),
-                    tf.constant(padded // 2, tf.int32)])
+  counters = (width + 7) // 8  # 8 halves per counter value
   words = tf.raw_ops.StatelessRandomUniformFullIntV2(
-      shape=shape, key=key, counter=counter, alg=1, dtype=tf.uint32)  # Philox
-  halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1, padded])
+      **_philox_rows(seed, stream, row_start, num_rows, counters),
+      alg=1, dtype=tf.uint32)  # Philox
+  halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1, 8 * counters])
   return halves[:, :width]
 
 
