@@ -48,6 +48,10 @@ import time
 
 from absl import app
 from absl import flags
+from trainer.models.rbm import training as rbm_training
+from trainer.models.rbm import sampling as rbm_sampling
+from trainer.models.rnn_rbm import training as sequence_train_lib
+from trainer import config as config_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "out/job/model", "A trained model/ folder.")
@@ -104,8 +108,8 @@ def _sampler_rate(loaded, config, n):
   """(samples/s, samples per CPU second) of the Gibbs sampler alone, at
   `config` (n samples a round)."""
   # pylint: disable=g-import-not-at-top
-  from trainer import generate_lib
-  generator = generate_lib.Generator(loaded, config, None, None)
+  from trainer.generation import lib as generate_lib
+  generator = rbm_sampling.Generator(loaded, config, None, None)
   blocks = generate_lib.shard_blocks(config)
   generator.sample(blocks[:1], 0)  # trace, not timed
   done, start, cpu = 0, time.perf_counter(), time.process_time()
@@ -122,24 +126,24 @@ def _seed_model(loaded, n_hidden=50):
   # pylint: disable=g-import-not-at-top
   import dataclasses
   import numpy as np
-  from trainer.models import rbm as model_lib
-  rbm = model_lib.RBM(loaded.rbm.n_visible, n_hidden)
+  from trainer.models.rbm import maths as model_lib
+  rbm = model_lib.RBM(loaded.model.n_visible, n_hidden)
   rng = np.random.default_rng(0)
-  rbm.weights.assign(rng.normal(0, 0.01, (loaded.rbm.n_visible, n_hidden))
+  rbm.weights.assign(rng.normal(0, 0.01, (loaded.model.n_visible, n_hidden))
                      .astype(np.float32))
-  rbm.visible_bias.assign(loaded.rbm.visible_bias)
+  rbm.visible_bias.assign(loaded.model.visible_bias)
   return dataclasses.replace(loaded, rbm=rbm)
 
 
 def sampler_efficiency(loaded, config, n) -> dict:
   """Bars/s, useful FLOP/s and matmul FLOP/s of the sampler at `config`."""
   # pylint: disable=g-import-not-at-top
-  from trainer import generate_lib
+  from trainer.generation import lib as generate_lib
   spec, t = loaded.dataset.roll_spec, loaded.dataset.num_timesteps
   overlap = config.overlap or max(1, t // 3)
   steps = t + (config.num_windows - 1) * (t - overlap)
   bars = steps / (4 * spec.steps_per_quarter)  # 4/4: 16 steps of 16ths a bar
-  v, h = loaded.rbm.n_visible, loaded.rbm.n_hidden
+  v, h = loaded.model.n_visible, loaded.model.n_hidden
   rate, per_cpu_second = _sampler_rate(loaded, config, n)
   # Every window after the first samples --candidates chains (the first has
   # no context to agree with, so one): all of them are Gibbs work, whichever
@@ -194,8 +198,8 @@ def main(argv):
   from common import cli
   from preprocess import pianoroll
   from tests import gcs_emulator
-  from trainer import export
-  from trainer import generate_lib
+  from trainer.models import files as export
+  from trainer.generation import lib as generate_lib
   if not os.path.exists(os.path.join(FLAGS.model_dir, "model.json")):
     raise app.UsageError(f"--model_dir={FLAGS.model_dir} has no model.json; "
                          "run `make train` first.")
@@ -207,13 +211,13 @@ def main(argv):
   seed_loaded = (export.load_model(FLAGS.seed_model_dir)
                  if FLAGS.seed_model_dir else _seed_model(loaded))
   new = sampler_efficiency(
-      loaded, generate_lib.GenerateConfig(num_samples=m, **steps), m)
+      loaded, config_lib.GenerateConfig(num_samples=m, **steps), m)
   old = sampler_efficiency(
-      seed_loaded, cli.preset(generate_lib.GenerateConfig, "seed",
+      seed_loaded, cli.preset(config_lib.GenerateConfig, "seed",
                               num_samples=m, **steps), m)
   _print_efficiency(new, old)
 
-  config = cli.preset(generate_lib.GenerateConfig, "seed", num_samples=n,
+  config = cli.preset(config_lib.GenerateConfig, "seed", num_samples=n,
                       **steps)
   workdir = tempfile.mkdtemp(prefix="bench-generate-")
   try:
@@ -221,13 +225,13 @@ def main(argv):
     # model was then); the default model's own rate is printed beside them.
     seed_dir = FLAGS.seed_model_dir or os.path.join(workdir, "seed_model")
     if not FLAGS.seed_model_dir:
-      export.save_model(seed_dir, seed_loaded.rbm, seed_loaded.dataset,
+      rbm_training.save(seed_dir, seed_loaded.model, seed_loaded.dataset,
                         seed_loaded.config, seed_loaded.step)
     # Warm-up (tracing, imports), not timed.
     for model_dir in (seed_dir, FLAGS.model_dir):
       generate_lib.generate(
           model_dir, os.path.join(workdir, "warm", os.path.basename(model_dir)),
-          cli.preset(generate_lib.GenerateConfig, "seed",
+          cli.preset(config_lib.GenerateConfig, "seed",
                      num_samples=min(n, 256), **steps))
     local_rate, _ = _rate(n, lambda: generate_lib.generate(
         seed_dir, os.path.join(workdir, "local"), config))
@@ -239,7 +243,7 @@ def main(argv):
       gcs_rate, _ = _rate(n, lambda: generate_lib.generate(
           seed_dir, f"gs://{bucket}/bench", config))
 
-    generator = generate_lib.Generator(seed_loaded, config, None, None)
+    generator = rbm_sampling.Generator(seed_loaded, config, None, None)
     blocks = generate_lib.shard_blocks(config)
     sample_rate, pieces = _rate(n, lambda: [
         p for b in blocks for p in generator.sample([b], 0)][:n])
@@ -255,10 +259,10 @@ def main(argv):
     return f"goal >= {goal}: {'PASS' if rate >= goal else 'MISS'}"
   print(f"{n} samples, {config.gibbs_steps} Gibbs steps, init={config.init}, "
         f"one window (seed preset), {os.cpu_count()} cores; the seed's model "
-        f"shape (H={seed_loaded.rbm.n_hidden}), for which issue 4 set the goals")
+        f"shape (H={seed_loaded.model.n_hidden}), for which issue 4 set the goals")
   print(f"generate -> local disk:          {local_rate:8.0f} samples/s "
         f"({verdict(local_rate, 1000)})")
-  print(f"  the same with --model_dir's model (H={loaded.rbm.n_hidden}): "
+  print(f"  the same with --model_dir's model (H={loaded.model.n_hidden}): "
         f"{default_model_rate:8.0f} samples/s (no goal: a bigger model)")
   print(f"generate -> GCS emulator:        {gcs_rate:8.0f} samples/s "
         f"({verdict(gcs_rate, 200)})")
@@ -306,10 +310,10 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
   """
   # pylint: disable=g-import-not-at-top
   from preprocess import records
-  from trainer import export
-  from trainer import generate_lib
-  from trainer import generate_rnn_rbm
-  from trainer.models import rnn_rbm
+  from trainer.models import files as export
+  from trainer.generation import lib as generate_lib
+  from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
+  from trainer.models.rnn_rbm import maths as rnn_rbm
   n_visible, n_hidden, n_recurrent = shape
   dataset = records.DatasetSpec(
       encoding="roll", low_note=21, high_note=21 + n_visible,
@@ -319,10 +323,10 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
   try:
     model_dir = os.path.join(workdir, "model")
     means = [4 / 88] * n_visible
-    export.save_rnn_rbm(model_dir, rnn_rbm.RNNRBM(
+    sequence_train_lib.save(model_dir, rnn_rbm.RNNRBM(
         n_visible, n_hidden, n_recurrent, unit_means=means), dataset, {}, 0,
                         means, 1)
-    config = generate_lib.GenerateConfig(
+    config = config_lib.GenerateConfig(
         num_samples=num_samples, num_frames=num_frames,
         gibbs_steps_per_frame=gibbs_steps)
     _, generator = generate_rnn_rbm.prepare(export.load_model(model_dir),
@@ -353,7 +357,7 @@ def _rnn_rbm_child() -> None:
   set before any op runs, so it needs a process of its own."""
   # pylint: disable=g-import-not-at-top
   import json
-  from trainer import generate_rnn_rbm
+  from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
   configured = generate_rnn_rbm.one_thread_per_op()
   r = measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
                       FLAGS.rnn_rbm_gibbs_steps)

@@ -234,7 +234,7 @@ def generate_killed_and_resumed(model_dir: str, output: str, n: int) -> dict:
 
 def check_output(output: str, n: int) -> list:
   """Problems with a finished output: exact count, unique ids, whole manifest."""
-  from trainer import storage  # pylint: disable=g-import-not-at-top
+  from trainer.generation import storage  # pylint: disable=g-import-not-at-top
   store = storage.open_storage(output)
   problems = []
   names = store.list("sample-")

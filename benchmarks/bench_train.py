@@ -39,6 +39,7 @@ import time
 from absl import app
 from absl import flags
 import numpy as np
+from trainer.models.rbm import training as rbm_training
 
 FLAGS = flags.FLAGS
 
@@ -98,11 +99,11 @@ def _cd_trainer(tf, strategy, n_visible, n_hidden, batch, unit_means=None):
   """A CDTrainer (CD-1, the seed's other defaults) on a fresh RBM."""
   # pylint: disable=g-import-not-at-top  # main imports TF after the flags
   from trainer import config as config_lib
-  from trainer import train_lib
-  from trainer.models import rbm as model_lib
+  from trainer.training import loop as train_lib
+  from trainer.models.rbm import maths as model_lib
   with strategy.scope():
     rbm = model_lib.RBM(n_visible, n_hidden, unit_means, seed=0)
-  return train_lib.CDTrainer(strategy, rbm,
+  return rbm_training.CDTrainer(strategy, rbm,
                          config_lib.TrainConfig(num_hidden=n_hidden,
                                                 batch_size=batch),
                          batch, n_visible)
@@ -115,7 +116,7 @@ def _train_loop_rate(tf, strategy, trainer, dataset, batch, seconds,
   unpin: call distribute.unpin_malloc_mmap_threshold() once the distributed
   iterator exists (see there), as train_lib.py does.
   """
-  from trainer import distribute  # pylint: disable=g-import-not-at-top
+  from trainer.training import distribute  # pylint: disable=g-import-not-at-top
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   if unpin:
     distribute.unpin_malloc_mmap_threshold()
@@ -149,7 +150,7 @@ def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
   all-reduce, momentum, the finite check), no input pipeline. The trainer's
   own figure (with its distributed iterator) is `trainer_rate`.
   """
-  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models.rbm import maths as model_lib  # pylint: disable=g-import-not-at-top
   windows = _random_windows(tf, batch, n_visible)
   rbm = model_lib.RBM(n_visible, n_hidden, seed=0)
   scale = 0.005 / batch
@@ -217,8 +218,8 @@ def rnn_trainer_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
   of `batch` sequences of `frames` frames, unpinned as the trainer runs."""
   # pylint: disable=g-import-not-at-top  # main imports TF after the flags
   from trainer import config as config_lib
-  from trainer import sequence_train_lib
-  from trainer.models import rnn_rbm
+  from trainer.models.rnn_rbm import training as sequence_train_lib
+  from trainer.models.rnn_rbm import maths as rnn_rbm
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
   # The CLI's --model=rnn_rbm defaults (Adam 1e-3, cosine, clip 10, no
   # momentum or weight decay), at this shape.
@@ -271,7 +272,7 @@ def rnn_matmul_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
           tf.matmul(ub, w_uu, transpose_b=True))
     return acc
 
-  from trainer.models import rnn_rbm  # pylint: disable=g-import-not-at-top
+  from trainer.models.rnn_rbm import maths as rnn_rbm  # pylint: disable=g-import-not-at-top
   per_step = n * rnn_rbm.flops_per_cd_frame(v, h, u, k)
 
   def run():
@@ -402,7 +403,7 @@ def _measure(name: str, data_dir: str, seconds: float,
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from trainer import data  # pylint: disable=g-import-not-at-top
-  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models.rbm import maths as model_lib  # pylint: disable=g-import-not-at-top
   kind, _, arg = name.partition(":")
   unpin = kind.endswith("+unpin")
   kind = kind.removesuffix("+unpin")
@@ -418,7 +419,7 @@ def _measure(name: str, data_dir: str, seconds: float,
     rate = rnn_trainer_rate(tf, *shapes["rnn_rbm"], seconds)
     return {name: rate, f"{name}:cores": _cores_used()}
   if kind == "rnn_matmul_flops":
-    from trainer.models import rnn_rbm  # pylint: disable=g-import-not-at-top
+    from trainer.models.rnn_rbm import maths as rnn_rbm  # pylint: disable=g-import-not-at-top
     v, h, u, _, _, k = shapes["rnn_rbm"]
     rate = rnn_matmul_rate(tf, *shapes["rnn_rbm"], seconds)
     return {name: rate, f"{name}:cores": _cores_used(),
@@ -479,7 +480,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   shapes = TINY_SHAPES if FLAGS.tiny else SHAPES
   if FLAGS.measurement:
-    from trainer import distribute  # pylint: disable=g-import-not-at-top
+    from trainer.training import distribute  # pylint: disable=g-import-not-at-top
     # Before TF initialises, in every process, so all runs see the same devices.
     distribute.use_logical_cpus(2)
     print(json.dumps(_measure(FLAGS.measurement, FLAGS.data_dir,

@@ -96,8 +96,9 @@ def define_flags(config_cls, *, skip=(), required=(),
   hints = typing.get_type_hints(config_cls)
   presets = getattr(config_cls, "PRESETS", None)
   if presets:
+    aliases = list(getattr(config_cls, "PRESET_ALIASES", {}))
     flags.DEFINE_enum(
-        "preset", "default", ["default", *presets],
+        "preset", "default", ["default", *presets, *aliases],
         "Starting values for the settings not given as flags: default (the "
         "tuned defaults) or " + ", ".join(
             f"{name} ({doc})" for name, doc in getattr(
@@ -145,8 +146,10 @@ def config_from_flags(config_cls, *, skip=(), flag_values=flags.FLAGS,
   """
   hints = typing.get_type_hints(config_cls)
   presets = getattr(config_cls, "PRESETS", None) or {}
-  preset = (presets.get(flag_values["preset"].value, {})
-            if presets and "preset" in flag_values else {})
+  preset = {}
+  if presets and "preset" in flag_values:
+    preset = presets.get(_preset_name(config_cls, flag_values["preset"].value),
+                         {})
   for field, name in _flag_fields(config_cls, skip):
     if field.name in values:
       continue
@@ -164,6 +167,16 @@ def config_from_flags(config_cls, *, skip=(), flag_values=flags.FLAGS,
     raise UsageError(str(e)) from None
 
 
+def _preset_name(config_cls, name: str) -> str:
+  """A preset's current name; an old name still works, with a one-line note."""
+  current = getattr(config_cls, "PRESET_ALIASES", {}).get(name)
+  if current is None:
+    return name
+  print(f"{program_name()}: note: --preset={name} is now called "
+        f"--preset={current}.", file=sys.stderr)
+  return current
+
+
 def explicit_fields(config_cls, *, skip=(), flag_values=flags.FLAGS):
   """The names of `config_cls`'s fields whose flags the command line gave
   (a value equal to the default still counts; a preset's does not)."""
@@ -179,6 +192,7 @@ def preset(config_cls, name: str, **values):
   defaults. Raises UsageError for an unknown name.
   """
   presets = getattr(config_cls, "PRESETS", None) or {}
+  name = _preset_name(config_cls, name)
   if name != "default" and name not in presets:
     raise UsageError(f"--preset={name}: use one of {['default', *presets]}.")
   return config_cls(**{**presets.get(name, {}), **values})

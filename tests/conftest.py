@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from trainer import distribute  # pylint: disable=g-import-not-at-top
+from trainer.training import distribute  # pylint: disable=g-import-not-at-top
 
 distribute.use_logical_cpus(2)
 assert len(tf.config.list_logical_devices("CPU")) == 2

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tests import fake_dataset
-from trainer import ais
-from trainer.models import rbm as model_lib
+from trainer.models import ais
+from trainer.models.rbm import maths as model_lib
 
 
 def random_rbm(n_visible, n_hidden, scale, seed):

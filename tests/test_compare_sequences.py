@@ -10,11 +10,11 @@ import pytest
 from preprocess import pianoroll
 from tests import fake_dataset
 from tests import midi_builders
-from trainer import compare_lib
-from trainer import generate_lib as generation
-from trainer import music_features as mf
-from trainer import previews
-from trainer import storage as storage_lib
+from trainer.comparison import lib as compare_lib
+from trainer.generation import lib as generation
+from trainer.comparison import features as mf
+from trainer.generation import previews
+from trainer.generation import storage as storage_lib
 
 SPEC = fake_dataset.PIECE_SPEC  # roll, 12 pitches, quarter-note grid
 SPAN = mf.span_steps(SPEC.steps_per_quarter)  # 4 bars: 16 quarters

@@ -414,15 +414,15 @@ def test_replica_refuses_shard_flags():
 
 def _tiny_model(root):
   """An 8-hidden-unit model in trainer.task's model/ format."""
-  from trainer import export  # pylint: disable=g-import-not-at-top
-  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models import files as export  # pylint: disable=g-import-not-at-top
+  from trainer.models.rbm import maths as model_lib  # pylint: disable=g-import-not-at-top
   train = fake_dataset.structured_windows(100, seed=1)
   dataset = fake_dataset.write_dataset(os.path.join(root, "dataset"), train,
                                        train[:10])
   rbm = model_lib.RBM(dataset.n_visible, 8)
   rbm.weights.assign(np.random.default_rng(0).normal(
       0, 1, (dataset.n_visible, 8)).astype(np.float32))
-  export.save_model(os.path.join(root, "job", "model"), rbm, dataset, {}, 1)
+  rbm_training.save(os.path.join(root, "job", "model"), rbm, dataset, {}, 1)
 
 
 def _local(argv, root):
@@ -434,7 +434,7 @@ def _local(argv, root):
 def test_generation_replicas_write_every_sample_once(tmp_path):
   """Two replicas of the spec, with the CLUSTER_SPEC Vertex gives each, write
   exactly the samples one machine writes, byte for byte."""
-  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  from trainer.generation import lib as generate_lib  # pylint: disable=g-import-not-at-top
   root = str(tmp_path)
   _tiny_model(root)
   config = vertex("generate", workers=2, gpus=0,
@@ -457,7 +457,7 @@ def test_generation_replicas_write_every_sample_once(tmp_path):
   samples = os.path.join(root, "job", "samples")
   single = str(tmp_path / "single")
   generate_lib.generate(os.path.join(root, "job", "model"), single,
-                      generate_lib.GenerateConfig(num_samples=150, gibbs_steps=5))
+                      config_lib.GenerateConfig(num_samples=150, gibbs_steps=5))
   names = sorted(n for n in os.listdir(single) if n.startswith("sample-"))
   assert len(names) == 150
   assert sorted(n for n in os.listdir(samples) if n.startswith("sample-")) == (
@@ -540,7 +540,8 @@ def vertex_tf_configs(spec):
 ALL_REDUCE = """
 import json, os
 import tensorflow as tf
-from trainer import distribute
+from trainer.training import distribute
+from trainer.models.rbm import training as rbm_training
 strategy = distribute.make_strategy()
 task = json.loads(os.environ["TF_CONFIG"])["task"]
 mine = 1.0 if task["type"] == "chief" else 10.0

@@ -19,7 +19,7 @@ _CHILD = """
 import json, resource
 import numpy as np
 import tensorflow as tf
-from trainer import distribute
+from trainer.training import distribute
 
 STEPS = 50
 x = tf.constant(np.random.default_rng(0).random((100, 2340)), tf.float32)

@@ -11,10 +11,11 @@ import tensorflow as tf
 
 from preprocess import pianoroll
 from tests import fake_dataset
-from trainer import ais
-from trainer import evaluate_lib
-from trainer import export
-from trainer.models import rbm as model_lib
+from trainer.models import ais
+from trainer.evaluation import lib as evaluate_lib
+from trainer.models import files as export
+from trainer.models.rbm import maths as model_lib
+from trainer.models.rbm import training as rbm_training
 
 N_TRAIN, N_EVAL, N_VALID = 400, 50, 30
 
@@ -35,7 +36,7 @@ def small_model(tmp_path_factory):
       rng.normal(0, 0.3, (spec.n_visible, 8)).astype(np.float32))
   rbm.hidden_bias.assign(rng.normal(0, 1, 8).astype(np.float32))
   model_dir = str(root / "model")
-  export.save_model(model_dir, rbm, spec, {"num_hidden": 8}, 10)
+  rbm_training.save(model_dir, rbm, spec, {"num_hidden": 8}, 10)
   return model_dir, data_dir, train, eval_
 
 

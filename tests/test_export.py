@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 from preprocess import records
-from trainer import export
-from trainer.models import rbm as model_lib
-from trainer.models import rnn_rbm
+from trainer.models import files as export
+from trainer.models.rbm import maths as model_lib
+from trainer.models.rnn_rbm import maths as rnn_rbm
+from trainer.models.rbm import training as rbm_training
+from trainer.models.rnn_rbm import training as sequence_train_lib
+from trainer.models import base
 
 
 def piece_spec(n_columns=12):
@@ -23,23 +26,23 @@ def test_rnn_rbm_round_trips_every_parameter(tmp_path):
   model = rnn_rbm.RNNRBM(12, 7, 5, seed=3)
   model.b_u.assign(np.arange(5, dtype=np.float32))
   model.u0.assign(-np.arange(5, dtype=np.float32))
-  export.save_rnn_rbm(str(tmp_path), model, piece_spec(), {"model": "rnn_rbm"},
+  sequence_train_lib.save(str(tmp_path), model, piece_spec(), {"model": "rnn_rbm"},
                       42, frame_means=[0.25] * 12, train_frames=80)
   info = json.loads((tmp_path / "model.json").read_text())
   assert info["model"] == "rnn_rbm"
   assert info["sizes"] == {"n_visible": 12, "n_hidden": 7,
                            "n_hidden_recurrent": 5}
   assert sorted(np.load(tmp_path / "params.npz").files) == sorted(
-      export.RNN_RBM_PARAMS)
+      sequence_train_lib.PARAMS)
   loaded = export.load_model(str(tmp_path))
-  assert loaded.kind == export.RNN_RBM and loaded.rbm is None
-  assert loaded.model is loaded.rnn_rbm and loaded.step == 42
+  assert loaded.name == "rnn_rbm" and loaded.model is None
+  assert loaded.model is loaded.model and loaded.step == 42
   assert loaded.frame_means == [0.25] * 12 and loaded.train_frames == 80
-  for name in export.RNN_RBM_PARAMS:
-    np.testing.assert_array_equal(getattr(loaded.rnn_rbm, name).numpy(),
+  for name in sequence_train_lib.PARAMS:
+    np.testing.assert_array_equal(getattr(loaded.model, name).numpy(),
                                   getattr(model, name).numpy())
-  with pytest.raises(export.WrongModelError, match="--model=rbm"):
-    loaded.require(export.RBM, "this tool")
+  with pytest.raises(base.WrongModelError, match="--model=rbm"):
+    loaded.require("rbm", "this tool")
 
 
 def test_rbm_format_is_unchanged(tmp_path):
@@ -48,20 +51,20 @@ def test_rbm_format_is_unchanged(tmp_path):
       encoding="roll", low_note=60, high_note=72, steps_per_quarter=1,
       num_timesteps=1, stride=1, n_visible=12, unit_means=[0.5] * 12,
       counts={})
-  export.save_model(str(tmp_path), rbm, spec, {"num_hidden": 4}, 7)
+  rbm_training.save(str(tmp_path), rbm, spec, {"num_hidden": 4}, 7)
   info = json.loads((tmp_path / "model.json").read_text())
   assert sorted(info) == ["config", "dataset", "format_version", "step"]
   assert sorted(np.load(tmp_path / "params.npz").files) == [
       "hidden_bias", "visible_bias", "weights"]
   loaded = export.load_model(str(tmp_path))
-  assert loaded.kind == export.RBM and loaded.rnn_rbm is None
-  assert loaded.model is loaded.rbm
-  np.testing.assert_array_equal(loaded.rbm.weights.numpy(), rbm.weights.numpy())
+  assert loaded.name == "rbm" and loaded.model is None
+  assert loaded.model is loaded.model
+  np.testing.assert_array_equal(loaded.model.weights.numpy(), rbm.weights.numpy())
 
 
 def test_mismatched_rnn_rbm_files_are_refused(tmp_path):
   model = rnn_rbm.RNNRBM(12, 7, 5)
-  export.save_rnn_rbm(str(tmp_path), model, piece_spec(13), {}, 0,
+  sequence_train_lib.save(str(tmp_path), model, piece_spec(13), {}, 0,
                       frame_means=[0.1] * 12, train_frames=1)
   with pytest.raises(ValueError, match="13"):
     export.load_model(str(tmp_path))

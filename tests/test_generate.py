@@ -16,9 +16,12 @@ from common import cli
 from preprocess import pianoroll
 from tests import fake_dataset
 from tests import midi_builders
-from trainer import export
-from trainer import generate_lib
-from trainer.models import rbm as model_lib
+from trainer.models import files as export
+from trainer.generation import lib as generate_lib
+from trainer.models.rbm import maths as model_lib
+from trainer.models.rbm import training as rbm_training
+from trainer.models.rbm import sampling as rbm_sampling
+from trainer import config as config_lib
 
 T = fake_dataset.SMALL_TIMESTEPS
 SPEC = fake_dataset.SMALL_SPEC
@@ -34,7 +37,7 @@ def make_model(path, visible_bias=-2.0, seed=0):
   rbm.weights.assign(rng.normal(0, 1.0, (dataset.n_visible, 8)).astype(np.float32))
   rbm.visible_bias.assign(np.full(dataset.n_visible, visible_bias, np.float32))
   model_dir = os.path.join(path, "model")
-  export.save_model(model_dir, rbm, dataset, {}, 1)
+  rbm_training.save(model_dir, rbm, dataset, {}, 1)
   return model_dir
 
 
@@ -48,7 +51,7 @@ def config(**kw):
   about bytes, shards and chaining, and a single window keeps them fast."""
   kw.setdefault("num_samples", N)
   kw.setdefault("gibbs_steps", 20)
-  return cli.preset(generate_lib.GenerateConfig, "seed", **kw)
+  return cli.preset(config_lib.GenerateConfig, "seed", **kw)
 
 
 def files(folder):
@@ -167,14 +170,14 @@ def test_kill_and_rerun_gives_exactly_the_uninterrupted_files(model_dir, tmp_pat
 def test_windows_chain_through_the_clamped_overlap(model_dir, tmp_path):
   loaded = export.load_model(model_dir)
   cfg = config(num_windows=3, overlap=2)
-  gen = generate_lib.Generator(loaded, cfg, None, None)
+  gen = rbm_sampling.Generator(loaded, cfg, None, None)
   pieces = gen.sample([0], attempt=0)
   assert pieces.shape == (generate_lib.BLOCK, T + 2 * (T - 2), SPEC.n_columns)
   # A primer's tail is clamped: every piece starts with it.
   primer = pianoroll.midi_to_matrix(pianoroll.parse_midi(
       midi_builders.make_midi([(62, 0, 1), (65, 0.5, 2)])), SPEC)
   for candidates in (1, 3):  # the primer's profile scores the first window
-    gen = generate_lib.Generator(loaded, dataclasses.replace(
+    gen = rbm_sampling.Generator(loaded, dataclasses.replace(
         cfg, candidates=candidates), primer, None)
     pieces = gen.sample([0], attempt=0)
     np.testing.assert_array_equal(
@@ -213,7 +216,7 @@ def test_seed_generator_and_data_init(model_dir, tmp_path):
                                 config(init="data", data_dir=data_dir))
   assert summary["written"] == N
   with pytest.raises(ValueError, match="--init=data needs --data_dir"):
-    generate_lib.GenerateConfig(init="data")
+    config_lib.GenerateConfig(init="data")
 
 
 def test_data_init_starts_from_the_data(model_dir, tmp_path):
@@ -285,13 +288,13 @@ def bias_only_model(path, play_p, articulate_p, spec=SPEC):
   row[spec.n_pitches:] = logit(articulate_p)
   rbm.visible_bias.assign(np.tile(row, T))
   model_dir = os.path.join(path, "model")
-  export.save_model(model_dir, rbm, dataset, {}, 1)
+  rbm_training.save(model_dir, rbm, dataset, {}, 1)
   return export.load_model(model_dir)
 
 
 def shares(loaded, **kw):
   """(share of play units on, share of articulate units on) in one block."""
-  pieces = generate_lib.Generator(loaded, config(gibbs_steps=3, **kw), None,
+  pieces = rbm_sampling.Generator(loaded, config(gibbs_steps=3, **kw), None,
                                 None).sample([0], attempt=0)
   return (pieces[..., :SPEC.n_pitches].mean(),
           pieces[..., SPEC.n_pitches:].mean())
@@ -319,13 +322,13 @@ def test_temperature_divides_the_pre_activations(tmp_path):
 
 def test_sampling_lever_errors(tmp_path):
   with pytest.raises(ValueError, match="--temperature=0"):
-    generate_lib.GenerateConfig(temperature=0)
+    config_lib.GenerateConfig(temperature=0)
   with pytest.raises(ValueError, match="--articulate_threshold=1.5"):
-    generate_lib.GenerateConfig(articulate_threshold=1.5)
+    config_lib.GenerateConfig(articulate_threshold=1.5)
   roll = pianoroll.RollSpec("roll", 60, 72, 4)
   loaded = bias_only_model(str(tmp_path), 0.5, 0.5, spec=roll)
   with pytest.raises(ValueError, match="needs an onoff model"):
-    generate_lib.Generator(loaded, config(articulate_threshold=0.7), None, None)
+    rbm_sampling.Generator(loaded, config(articulate_threshold=0.7), None, None)
 
 
 def test_play_threshold_decides_play_units_only(tmp_path):
@@ -358,19 +361,19 @@ def _minus_kl(counts, profile):
 def test_candidates_keep_the_best_pitch_class_agreement(model_dir):
   loaded = export.load_model(model_dir)
   cfg = config(num_windows=2, overlap=1, candidates=3)
-  gen = generate_lib.Generator(loaded, cfg, None, None)
+  gen = rbm_sampling.Generator(loaded, cfg, None, None)
   pieces = gen.sample([0], attempt=0)
   first = pieces[:, :T]
   # Window 1's candidates, drawn again from window 0's end: candidate 0 is
   # what one candidate would have drawn (the same streams).
-  mask = np.zeros(loaded.rbm.n_visible, bool)
+  mask = np.zeros(loaded.model.n_visible, bool)
   mask[:SPEC.n_columns] = True
-  values = np.zeros((generate_lib.BLOCK, loaded.rbm.n_visible), np.float32)
+  values = np.zeros((generate_lib.BLOCK, loaded.model.n_visible), np.float32)
   values[:, :SPEC.n_columns] = first[:, -1]
   starts = np.zeros_like(values)
   candidates = gen._chains([0], starts, mask, values, 1, 3).numpy().reshape(
       3, generate_lib.BLOCK, T, SPEC.n_columns)
-  single = generate_lib.Generator(loaded, dataclasses.replace(
+  single = rbm_sampling.Generator(loaded, dataclasses.replace(
       cfg, candidates=1), None, None).sample([0], attempt=0)
   np.testing.assert_array_equal(single[:, :T], first)
   np.testing.assert_array_equal(single[:, T:], candidates[0][:, 1:])
@@ -387,7 +390,7 @@ def test_more_candidates_stay_closer_to_the_opening(model_dir):
   loaded = export.load_model(model_dir)
 
   def drift(candidates):
-    pieces = generate_lib.Generator(loaded, config(
+    pieces = rbm_sampling.Generator(loaded, config(
         num_windows=4, overlap=1, candidates=candidates), None, None).sample(
             [0], attempt=0)
     opening = _pitch_classes(pieces[:, :T], 0)
@@ -400,27 +403,27 @@ def test_free_energy_candidates_keep_the_lowest_free_energy(model_dir):
   loaded = export.load_model(model_dir)
   cfg = config(num_windows=2, overlap=1, candidates=4,
                candidate_score="free_energy")
-  pieces = generate_lib.Generator(loaded, cfg, None, None).sample([0], 0)
-  gen = generate_lib.Generator(loaded, cfg, None, None)
-  mask = np.zeros(loaded.rbm.n_visible, bool)
+  pieces = rbm_sampling.Generator(loaded, cfg, None, None).sample([0], 0)
+  gen = rbm_sampling.Generator(loaded, cfg, None, None)
+  mask = np.zeros(loaded.model.n_visible, bool)
   mask[:SPEC.n_columns] = True
-  values = np.zeros((generate_lib.BLOCK, loaded.rbm.n_visible), np.float32)
+  values = np.zeros((generate_lib.BLOCK, loaded.model.n_visible), np.float32)
   values[:, :SPEC.n_columns] = pieces[:, T - 1]
   candidates = gen._chains([0], np.zeros_like(values), mask, values, 1, 4)
-  energies = np.stack([loaded.rbm.free_energy(c).numpy() for c in candidates])
+  energies = np.stack([loaded.model.free_energy(c).numpy() for c in candidates])
   window = np.concatenate([pieces[:, T - 1:T], pieces[:, T:]], axis=1)
-  kept = loaded.rbm.free_energy(
+  kept = loaded.model.free_energy(
       window.reshape(generate_lib.BLOCK, -1).astype(np.float32)).numpy()
   np.testing.assert_allclose(kept, energies.min(axis=0), rtol=1e-5)
 
 
 def test_candidate_errors():
   with pytest.raises(ValueError, match="--candidates=0"):
-    generate_lib.GenerateConfig(candidates=0)
+    config_lib.GenerateConfig(candidates=0)
   with pytest.raises(ValueError, match="--candidates=65"):
-    generate_lib.GenerateConfig(candidates=65)
+    config_lib.GenerateConfig(candidates=65)
   with pytest.raises(ValueError, match="--play_threshold=2"):
-    generate_lib.GenerateConfig(play_threshold=2)
+    config_lib.GenerateConfig(play_threshold=2)
   # One candidate: generation.json as before these settings, so older
   # output resumes.
   assert "candidates" not in config().settings()
@@ -430,7 +433,7 @@ def test_candidate_errors():
 @pytest.mark.parametrize("score", ["pitch_class", "free_energy"])
 def test_candidates_do_not_depend_on_the_blocks_of_a_call(model_dir, score):
   loaded = export.load_model(model_dir)
-  gen = generate_lib.Generator(loaded, config(
+  gen = rbm_sampling.Generator(loaded, config(
       num_windows=3, overlap=1, candidates=3, candidate_score=score), None,
                                None)
   together = gen.sample([0, 1], attempt=0)

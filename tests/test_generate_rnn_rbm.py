@@ -14,12 +14,14 @@ from preprocess import records
 from tests import midi_builders
 from tests.test_generate import make_model as make_window_rbm
 from trainer import config as config_lib
-from trainer import export
-from trainer import generate_lib
-from trainer import generate_rnn_rbm
-from trainer import primer as primer_lib
-from trainer import previews
-from trainer.models import rnn_rbm
+from trainer.models.rnn_rbm import settings as rnn_settings
+from trainer.models import files as export
+from trainer.generation import lib as generate_lib
+from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
+from trainer.generation import primer as primer_lib
+from trainer.generation import previews
+from trainer.models.rnn_rbm import maths as rnn_rbm
+from trainer.models.rnn_rbm import training as sequence_train_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = generate_lib.BLOCK
@@ -34,7 +36,7 @@ V = DATASET.n_columns
 
 
 def save(path, model) -> str:
-  export.save_rnn_rbm(path, model, DATASET, {"model": "rnn_rbm"}, 1,
+  sequence_train_lib.save(path, model, DATASET, {"model": "rnn_rbm"}, 1,
                       frame_means=[0.2] * V, train_frames=10)
   return path
 
@@ -80,7 +82,7 @@ def config(**kw):
   kw.setdefault("num_samples", N)
   kw.setdefault("num_frames", FRAMES)
   kw.setdefault("gibbs_steps_per_frame", 3)
-  return generate_lib.GenerateConfig(**kw)
+  return config_lib.GenerateConfig(**kw)
 
 
 def files(folder):
@@ -210,16 +212,16 @@ def test_flags_of_the_other_model_name_the_right_one(model_dir, tmp_path):
                     ({"articulate_threshold": 0.5}, "pass 0"),
                     ({"candidates": 8}, "--candidates=8"),
                     ({"play_threshold": 0.5}, "leave them out")):
-    with pytest.raises(generate_rnn_rbm.RNNRBMGenerateError, match=words):
+    with pytest.raises(generate_rnn_rbm.GenerateError, match=words):
       generate_lib.generate(model_dir, out, config(**kw))
   window_rbm = make_window_rbm(str(tmp_path / "rbm"))
   t = export.load_model(window_rbm).dataset.num_timesteps
-  with pytest.raises(generate_rnn_rbm.RNNRBMGenerateError,
+  with pytest.raises(generate_rnn_rbm.GenerateError,
                      match="--num_windows=4"):  # 4 windows of t - t//3 new steps
     generate_lib.generate(window_rbm, out, config(num_frames=3 * t))
-  with pytest.raises(generate_rnn_rbm.RNNRBMGenerateError,
+  with pytest.raises(generate_rnn_rbm.GenerateError,
                      match="--gibbs_steps "):
-    generate_lib.generate(window_rbm, out, generate_lib.GenerateConfig(
+    generate_lib.generate(window_rbm, out, config_lib.GenerateConfig(
         gibbs_steps_per_frame=5))
   assert not os.path.exists(out)
 
@@ -244,7 +246,7 @@ def test_temperature_and_resampling_of_empty_pieces(tmp_path):
 
 def test_noise_ranges_do_not_overlap():
   # Two streams per Gibbs step within the model's streams of one frame.
-  assert 2 * config_lib.MAX_FRAME_GIBBS_STEPS < rnn_rbm._GEN_STREAMS_PER_FRAME  # pylint: disable=protected-access
+  assert 2 * rnn_settings.MAX_FRAME_GIBBS_STEPS < rnn_rbm._GEN_STREAMS_PER_FRAME  # pylint: disable=protected-access
   assert config_lib.MAX_NUM_FRAMES < generate_rnn_rbm.ATTEMPT_FRAMES
 
 
@@ -324,7 +326,7 @@ def test_the_cli_with_one_thread_per_op_writes_the_same_bytes(tmp_path):
   for var in (model.weights, model.w_uv, model.w_uh, model.w_vu, model.w_uu):
     var.assign(rng.normal(0, 0.3, var.shape).astype(np.float32))
   model_dir = str(tmp_path / "model")
-  export.save_rnn_rbm(model_dir, model, keys, {"model": "rnn_rbm"}, 1,
+  sequence_train_lib.save(model_dir, model, keys, {"model": "rnn_rbm"}, 1,
                       frame_means=[0.05] * 88, train_frames=10)
   flags = {"num_samples": 130, "num_frames": 16, "gibbs_steps_per_frame": 4}
   cli_out = str(tmp_path / "cli")
@@ -332,7 +334,7 @@ def test_the_cli_with_one_thread_per_op_writes_the_same_bytes(tmp_path):
                  *[f"--{k}={v}" for k, v in flags.items()])
   assert done.returncode == 0, done.stderr[-2000:]
   here = str(tmp_path / "here")
-  generate_lib.generate(model_dir, here, generate_lib.GenerateConfig(**flags))
+  generate_lib.generate(model_dir, here, config_lib.GenerateConfig(**flags))
   reference = files(here)
   assert len(reference) == 130 and files(cli_out) == reference
 
@@ -340,7 +342,7 @@ def test_the_cli_with_one_thread_per_op_writes_the_same_bytes(tmp_path):
 def test_a_window_rbms_settings_file_is_as_before():
   # generation.json decides whether a rerun resumes: an RBM job started
   # before the RNN-RBM's flags existed must still match.
-  settings = generate_lib.GenerateConfig().settings()
+  settings = config_lib.GenerateConfig().settings()
   assert "num_frames" not in settings
   assert "gibbs_steps_per_frame" not in settings
   assert "num_frames" in config().settings()

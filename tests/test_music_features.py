@@ -6,7 +6,7 @@ import pytest
 
 from preprocess import pianoroll
 from tests import midi_builders
-from trainer import music_features as mf
+from trainer.comparison import features as mf
 
 
 def piece(notes, num_steps=None, tempo=120.0, spq=4):

@@ -4,8 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import config as config_lib
+from trainer.models.rbm import settings as rbm_settings
 from trainer import random_streams
-from trainer.models import rbm as model_lib
+from trainer.models.rbm import maths as model_lib
 
 V, H = 24, 5
 
@@ -61,17 +62,17 @@ def test_chains_start_from_the_visible_biases():
 def test_the_settings_fit_the_stream_table():
   # config.py cannot import TensorFlow (deploy reads it), so its limits are
   # numbers of their own: they must fit random_streams' regions.
-  assert (2 * (config_lib.MAX_GIBBS_STEPS + 1) ==
+  assert (2 * (rbm_settings.MAX_GIBBS_STEPS + 1) ==
           random_streams.GENERATION_CHAIN_STREAMS)
-  assert 2 * config_lib.MAX_CD_K + 2 <= random_streams.STREAMS_PER_STEP
+  assert 2 * rbm_settings.MAX_CD_K + 2 <= random_streams.STREAMS_PER_STEP
   # The regions do not meet within a run's reach.
   assert random_streams.generation_base(2**20) < random_streams.CHAIN_INIT
   assert int(random_streams.training_base(2**40)) < random_streams.CHAIN_INIT
   # --candidates: every chain a job can reach stays below the next
   # candidate's region, and the last candidate below CHAIN_INIT.
-  assert config_lib.MAX_GENERATION_CHAINS == random_streams.CANDIDATE_CHAINS
+  assert rbm_settings.MAX_GENERATION_CHAINS == random_streams.CANDIDATE_CHAINS
   last = random_streams.generation_candidate(
-      config_lib.MAX_GENERATION_CHAINS - 1, config_lib.MAX_CANDIDATES - 1)
+      rbm_settings.MAX_GENERATION_CHAINS - 1, rbm_settings.MAX_CANDIDATES - 1)
   assert (random_streams.generation_base(last + 1) <=
           random_streams.CHAIN_INIT - random_streams.CHAIN_INIT // 2)
   assert random_streams.generation_candidate(5, 0) == 5

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import ais
+from trainer.models import ais
 from trainer import random_streams
-from trainer.models import rbm as model_lib
-from trainer.models import rnn_rbm
+from trainer.models.rbm import maths as model_lib
+from trainer.models.rnn_rbm import maths as rnn_rbm
 
 
 def random_model(n_visible, n_hidden, n_recurrent, seed, scale=1.0):

@@ -16,12 +16,12 @@ from tests import fake_dataset
 from tests import net
 from trainer import config as config_lib
 from trainer import data
-from trainer import evaluate_lib
-from trainer import export
-from trainer import sequence_train_lib
+from trainer.evaluation import lib as evaluate_lib
+from trainer.models import files as export
+from trainer.models.rnn_rbm import training as sequence_train_lib
 from trainer import task
-from trainer import train_lib
-from trainer.models import rnn_rbm
+from trainer.training import loop as train_lib
+from trainer.models.rnn_rbm import maths as rnn_rbm
 
 ONE = ["/cpu:0"]
 TWO = ["/cpu:0", "/cpu:1"]
@@ -76,11 +76,11 @@ def test_training_learns_and_exports_the_best_validated_state(pieces_dir,
                                                               trained):
   job, metrics, _ = trained
   loaded = export.load_model(os.path.join(job, "model"))
-  assert loaded.kind == export.RNN_RBM
+  assert loaded.name == "rnn_rbm"
   v, lengths = eval_batch(pieces_dir)
   untrained = rnn_rbm.RNNRBM(C, 8, 10, unit_means=loaded.frame_means)
   before = untrained.nll_exact(v, lengths)
-  after = loaded.rnn_rbm.nll_exact(v, lengths)
+  after = loaded.model.nll_exact(v, lengths)
   # The cycle is predictable from the previous frame: far below the frame
   # marginals (untrained: b_v = logit of the means).
   assert after < before - 3.0, (before, after)
@@ -122,7 +122,7 @@ def test_validation_uses_the_valid_split_when_there_is_one(tmp_path):
   with open(os.path.join(job, "model", "model.json")) as f:
     assert json.load(f)["validation_split"] == "valid"
   spec = data.load_dataset_spec(data_dir)
-  exact = {split: loaded.rnn_rbm.nll_exact(*sequence_train_lib.validation_subset(
+  exact = {split: loaded.model.nll_exact(*sequence_train_lib.validation_subset(
       data_dir, spec, split)) for split in ("valid", "eval")}
   best = metrics["best_validation_nll_per_frame"]
   # A short AIS run (8 chains, 100 betas) estimates to a few tenths.
@@ -137,7 +137,7 @@ def test_evaluation_agrees_with_the_exact_per_frame_log_partition(pieces_dir,
       model_dir, pieces_dir, "eval",
       config_lib.AISConfig(num_chains=16, num_betas=1500))
   v, lengths = eval_batch(pieces_dir)
-  exact = -export.load_model(model_dir).rnn_rbm.nll_exact(v, lengths)
+  exact = -export.load_model(model_dir).model.nll_exact(v, lengths)
   assert abs(result["loglik_per_frame"] - exact) < 0.05, (result, exact)
   assert result["frames"] == int(lengths.numpy().sum())
   assert result["loglik_per_frame"] > result["baseline_loglik_per_frame"] + 2
@@ -158,7 +158,7 @@ def one_update(devices, batch, lengths, init):
   for _ in range(2):  # twice: Adam's moments carry over
     out = trainer.train_step(next(it))
   assert bool(out["finite"])
-  return [getattr(model, n).numpy() for n in export.RNN_RBM_PARAMS], float(
+  return [getattr(model, n).numpy() for n in sequence_train_lib.PARAMS], float(
       out["free_energy_gap"])
 
 
@@ -171,7 +171,7 @@ def test_two_replicas_compute_the_same_update_as_one():
   lengths = tf.constant([len(p) for p in pieces], tf.int32)
   model = rnn_rbm.RNNRBM(C, 6, 5)
   init = {n: rng.normal(0, 0.3, getattr(model, n).shape).astype(np.float32)
-          for n in export.RNN_RBM_PARAMS}
+          for n in sequence_train_lib.PARAMS}
   one, gap1 = one_update(ONE, tf.constant(batch), lengths, init)
   two, gap2 = one_update(TWO, tf.constant(batch), lengths, init)
   assert gap1 == pytest.approx(gap2, rel=1e-5, abs=1e-5)
@@ -184,7 +184,7 @@ def latest_weights(job):
   model = rnn_rbm.RNNRBM(C, 8, 10)
   latest = tf.train.latest_checkpoint(os.path.join(job, "checkpoints"))
   tf.train.Checkpoint(model=model).read(latest).expect_partial()
-  return {n: getattr(model, n).numpy() for n in export.RNN_RBM_PARAMS}
+  return {n: getattr(model, n).numpy() for n in sequence_train_lib.PARAMS}
 
 
 def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(pieces_dir,
@@ -198,7 +198,7 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(pieces_dir,
   run("b", 30)
   straight, resumed = latest_weights(str(tmp_path / "a")), latest_weights(
       str(tmp_path / "b"))
-  for name in export.RNN_RBM_PARAMS:
+  for name in sequence_train_lib.PARAMS:
     np.testing.assert_allclose(straight[name], resumed[name], atol=1e-6,
                                err_msg=name)
 
@@ -297,6 +297,6 @@ def test_two_workers_train_the_rnn_rbm_in_sync(pieces_dir, tmp_path):
   assert chief["best_validation_nll_per_frame"] == worker[
       "best_validation_nll_per_frame"]
   model = export.load_model(os.path.join(job, "model"))
-  assert model.kind == "rnn_rbm"
+  assert model.name == "rnn_rbm"
   assert model.step == chief["exported_step"]
   assert sorted(os.listdir(job)) == ["checkpoints", "model", "tensorboard"]

@@ -17,10 +17,11 @@ import tensorflow as tf
 from tests import fake_dataset
 from tests import net
 from trainer import config as config_lib
-from trainer import export
-from trainer.models import rbm as model_lib
+from trainer.models import files as export
+from trainer.models.rbm import maths as model_lib
 from trainer import task
-from trainer import train_lib
+from trainer.training import loop as train_lib
+from trainer.models.rbm import training as rbm_training
 
 ONE = ["/cpu:0"]
 TWO = ["/cpu:0", "/cpu:1"]
@@ -55,7 +56,7 @@ def one_update(devices, persistent, batch, init):
     rbm = model_lib.RBM(V, 6)
   for var, value in zip((rbm.weights, rbm.visible_bias, rbm.hidden_bias), init):
     var.assign(value)
-  trainer = train_lib.CDTrainer(strategy, rbm, config, len(batch), V)
+  trainer = rbm_training.CDTrainer(strategy, rbm, config, len(batch), V)
   ds = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(batch).repeat(2))
   it = iter(ds)
@@ -97,7 +98,7 @@ def test_training_on_two_replicas_learns(dataset_dir, tmp_path):
   spec = train_lib.data.load_dataset_spec(dataset_dir)
   with tf.distribute.MirroredStrategy(ONE).scope():
     untrained = model_lib.RBM(V, 8, spec.unit_means, seed=0)
-  export.save_model(str(tmp_path / "init"), untrained, spec, {}, 0)
+  rbm_training.save(str(tmp_path / "init"), untrained, spec, {}, 0)
   before = heldout_loglik(str(tmp_path / "init"), eval_windows)
 
   config = config_lib.TrainConfig(num_hidden=8, learning_rate=0.1,

@@ -22,9 +22,10 @@ import tensorflow as tf
 from common import cli
 from tests import fake_dataset
 from trainer import config as config_lib
-from trainer import export
-from trainer import job_lock
-from trainer import train_lib
+from trainer.models import files as export
+from trainer.training import job_lock
+from trainer.training import loop as train_lib
+from trainer.models.rbm import training as rbm_training
 
 ONE = ["/cpu:0"]
 N_TRAIN = 400
@@ -258,7 +259,7 @@ def test_a_run_whose_free_energy_diverges_fails_and_exports_nothing(
 
 
 def _write_model(model_dir, **params):
-  from trainer.models import rbm as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models.rbm import maths as model_lib  # pylint: disable=g-import-not-at-top
   spec = fake_dataset.write_dataset(
       os.path.join(model_dir, "..", "data"),
       fake_dataset.structured_windows(50, seed=1),
@@ -266,14 +267,14 @@ def _write_model(model_dir, **params):
   rbm = model_lib.RBM(spec.n_visible, 4, spec.unit_means, seed=0)
   for name, value in params.items():
     getattr(rbm, name).assign(value)
-  export.save_model(model_dir, rbm, spec, {}, 1)
+  rbm_training.save(model_dir, rbm, spec, {}, 1)
   return os.path.join(model_dir, "..", "data")
 
 
 @pytest.mark.parametrize("what", ["nan_bias", "huge_weights"])
 def test_evaluating_a_non_finite_model_is_an_error(tmp_path, what):
   # Before: trainer.evaluate printed NaN (or -inf) figures and exited 0.
-  from trainer import evaluate_lib  # pylint: disable=g-import-not-at-top
+  from trainer.evaluation import lib as evaluate_lib  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / "model")
   if what == "nan_bias":
     v = fake_dataset.SMALL_TIMESTEPS * fake_dataset.SMALL_SPEC.n_columns
@@ -349,7 +350,7 @@ def records_example(n_visible):
 def test_every_output_file_follows_the_umask(dataset_dir, tmp_path):
   # Before: samples, manifests, generation.json and previews were 0600
   # (temp file + rename, no chmod), whatever the umask.
-  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  from trainer.generation import lib as generate_lib  # pylint: disable=g-import-not-at-top
   old = os.umask(0o027)
   try:
     job = str(tmp_path / "job")
@@ -385,7 +386,7 @@ def _samples(folder) -> dict:
 
 
 def _gen(model_dir, out, **kw):
-  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  from trainer.generation import lib as generate_lib  # pylint: disable=g-import-not-at-top
   return generate_lib.generate(model_dir, str(out), config_lib.GenerateConfig(
       **{"gibbs_steps": 2, **kw}))
 
@@ -439,7 +440,7 @@ def test_a_truncated_unrecorded_sample_of_this_job_is_rewritten(model_dir,
 
 def test_an_absurd_num_samples_is_refused_before_allocating(model_dir, tmp_path):
   # Before: --num_samples=1000000000 built a list of 1e9 ids: MemoryError.
-  from trainer import generate_lib  # pylint: disable=g-import-not-at-top
+  from trainer.generation import lib as generate_lib  # pylint: disable=g-import-not-at-top
   with pytest.raises(generate_lib.GenerateError,
                      match=r"--num_samples=1000000000 .* use --num_shards=1001 "):
     _gen(model_dir, tmp_path / "out", num_samples=10**9)

@@ -13,13 +13,13 @@ spans; --match_lengths and --transposed compare long samples like with like.
 Prints one summary line (features that meet the data, the worst ones, copies
 of training windows) and writes the JSON and its figure (a .png next to it);
 refreshes the samples' gallery when trainer.generate wrote one. The library
-is trainer/compare_lib.py, the feature maths trainer/music_features.py.
+is trainer/comparison/lib.py, the feature maths trainer/comparison/features.py.
 """
 
 from absl import logging
 
 from common import cli
-from trainer import compare_lib
+from trainer.comparison import lib as compare_lib
 
 cli.define_flags(compare_lib.CompareConfig, required=["samples", "data"])
 

@@ -1,16 +1,14 @@
-r"""Held-out log-likelihood of a trained RBM, with log Z by AIS.
+r"""Held-out log-likelihood of a trained model (log Z by AIS where needed).
 
     python -m trainer.evaluate --model_dir=out/job/model --data_dir=out/dataset
 
-Prints one JSON object: log Z (Annealed Importance Sampling) and its standard
-error, the mean log-likelihood per window and per time step (frame) on --split,
-the number of windows, and the same figures for an independent-Bernoulli
-baseline fitted on the windows the model was trained on. An RNN-RBM
-(--model=rnn_rbm) is scored per frame, each frame's log Z by AIS (default
-16 chains x 1,500 betas per frame unless --ais_chains/--ais_betas are given). 10,000 betas x 100
-chains take about 20-30 s on 2 CPU cores at the seed's shape (V=2340, H=50).
-The flags are trainer/config.py's EvaluateData and AISConfig; the library
-function is trainer/evaluate_lib.py:evaluate.
+Prints one JSON object: the mean log-likelihood per frame (and per window or
+sequence) on --split, the standard error of the AIS estimate, and the same
+figures for an independent-Bernoulli baseline fitted on what the model was
+trained on. Each model may set its own defaults for --ais_chains/--ais_betas
+when they are not given (the RNN-RBM: 16 x 1,500 per frame). The flags are
+trainer/config.py's EvaluateData and AISConfig; the library function is
+trainer/evaluation/lib.py:evaluate.
 """
 
 import dataclasses
@@ -27,17 +25,18 @@ def main(argv):
   del argv  # cli.run rejects stray arguments
   what = cli.config_from_flags(config_lib.EvaluateData)
   ais_config = cli.config_from_flags(config_lib.AISConfig)
-  from trainer import evaluate_lib  # pylint: disable=g-import-not-at-top
-  from trainer import export  # pylint: disable=g-import-not-at-top
-  if export.model_kind(what.model_dir) == export.RNN_RBM:
-    # Per-frame AIS: the RNN-RBM's defaults for the AIS flags not given.
-    flags = cli.flags.FLAGS
-    given = {"num_chains": flags["ais_chains"].present,
-             "num_betas": flags["ais_betas"].present}
-    ais_config = dataclasses.replace(ais_config, **{
-        k: v for k, v in config_lib.RNN_RBM_AIS_DEFAULTS.items()
-        if not given[k]})
-  result = evaluate_lib.evaluate(what.model_dir, what.data_dir, what.split,
+  # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
+  from trainer import models
+  from trainer.evaluation import lib
+  from trainer.models import files
+  # The model's own defaults for the AIS flags not given.
+  flags = cli.flags.FLAGS
+  given = {"num_chains": flags["ais_chains"].present,
+           "num_betas": flags["ais_betas"].present}
+  defaults = models.settings(files.model_name(what.model_dir)).AIS_DEFAULTS
+  ais_config = dataclasses.replace(ais_config, **{
+      k: v for k, v in defaults.items() if not given[k]})
+  result = lib.evaluate(what.model_dir, what.data_dir, what.split,
                                  ais_config)
   print(json.dumps(result, indent=1))
 

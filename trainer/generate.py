@@ -1,14 +1,14 @@
-r"""Generate samples from a trained RBM: thousands of MIDI files, locally or to GCS.
+r"""Generate samples from a trained model: thousands of MIDI files, locally or to GCS.
 
     python -m trainer.generate --model_dir=out/job/model --output=out/samples \
         --num_samples=1000 [--previews]
 
-An RNN-RBM model (trainer.task --model=rnn_rbm) makes long pieces frame by
-frame: add --num_frames=N (default 32 bars) and optionally --primer=FILE.mid.
+Frame models (trainer.task --model=rnn_rbm or bernoulli) make pieces frame by
+frame: --num_frames=N (default 32 bars), and the RNN-RBM --primer=FILE.mid.
 
 Rerunning the same command resumes; `--num_shards/--shard_index` split one job
 across workers. The flags are trainer/config.py's GenerateConfig and
-GeneratePaths; the library is trainer/generate_lib.py.
+GeneratePaths; the library is trainer/generation/lib.py.
 """
 
 import json
@@ -27,10 +27,12 @@ def main(argv):
       config_lib.GenerateConfig,
       explicit=cli.explicit_fields(config_lib.GenerateConfig))
   # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
-  from trainer import generate_lib
-  from trainer import generate_rnn_rbm
-  generate_rnn_rbm.configure_threads(paths.model_dir)  # before any TF op
-  summary = generate_lib.generate(paths.model_dir, paths.output, config)
+  from trainer import models
+  from trainer.generation import lib
+  from trainer.models import files
+  # Process-wide settings of the model's sampler, before any TF op runs.
+  models.get(files.model_name(paths.model_dir)).configure_generation()
+  summary = lib.generate(paths.model_dir, paths.output, config)
   print(json.dumps(summary, indent=1))
 
 

@@ -22,7 +22,9 @@ ones the project has always used (checked byte for byte, README "Development").
   generation, candidate k of c     chain c + k * CANDIDATE_CHAINS (k = 0 is c)
   AIS base-model samples           CHAIN_INIT
   AIS transition at beta index k   2k (hidden), 2k + 1 (visible)
-  RNN-RBM CD and AIS (16-bit)      families of models/rnn_rbm.frame_noise
+  RNN-RBM CD and AIS (16-bit)      families of models/rnn_rbm/maths.frame_noise
+  Bernoulli generation, attempt a, `bernoulli_frames(a, c)` = BERNOULLI_FRAMES
+  frame chunk c                    + a * 2^32 + c (row = sample index)
 
 CHAIN_INIT (2^62) is far above anything the step-indexed streams reach in a
 run (training: 2^10 per step; generation: 2^21 per chain).
@@ -41,6 +43,9 @@ GENERATION_CHAIN_STREAMS = 2**21
 CANDIDATE_CHAINS = 2**24
 # Initial states of chains (PCD, generation, AIS): far from the step streams.
 CHAIN_INIT = 2**62
+# The Bernoulli baseline's generated frames: above every generation chain
+# (< 2^51) and below CHAIN_INIT.
+BERNOULLI_FRAMES = 2**61
 # Gibbs steps of each TensorBoard sample chain.
 MONITOR_GIBBS_STEPS = 200
 
@@ -72,6 +77,12 @@ def generation_candidate(chain: int, k: int) -> int:
 def generation_init(chain: int) -> int:
   """Stream of generation chain `chain`'s random initial state."""
   return CHAIN_INIT + chain
+
+
+def bernoulli_frames(attempt: int, chunk: int) -> int:
+  """Stream of the Bernoulli baseline's frames of chunk `chunk` of attempt
+  `attempt` (--resample_empty)."""
+  return BERNOULLI_FRAMES + attempt * 2**32 + chunk
 
 
 def ais_transition(k):

@@ -1,13 +1,16 @@
-r"""Train the RBM (or the RNN-RBM): contrastive divergence under tf.distribute.
+r"""Train a model (--model: rbm, rnn_rbm, bernoulli) under tf.distribute.
 
     python -m trainer.task --data_dir=out/dataset --job_dir=out/job
     python -m trainer.task --model=rnn_rbm --data_dir=PIECES --job_dir=out/rnn
 
-Defaults are the seed's (50 hidden, CD-1, lr 0.005, batch 100, 200 epochs).
-On Vertex AI, --job_dir may be left out: AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and
-AIP_TENSORBOARD_LOG_DIR are used. Rerunning the same command resumes.
-The flags are trainer/config.py's TrainConfig and TrainDirs; the loop is
-trainer/train_lib.py.
+The default model is the window RBM: 200 hidden units, CD-1 with momentum
+and weight decay, lr 0.005, batch 100, 200 epochs (--preset=original: the
+original post's 50 units, plain SGD). Each model has its own defaults for the
+flags not given (trainer/models/<name>/settings.py). On Vertex AI, --job_dir
+may be left out: AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and AIP_TENSORBOARD_LOG_DIR
+are used. Rerunning the same command resumes. The flags are
+trainer/config.py's TrainConfig and TrainDirs; the loop is
+trainer/training/loop.py.
 """
 
 import json
@@ -29,8 +32,8 @@ def main(argv):
       config_lib.TrainConfig,
       **config_lib.model_defaults(flags.model, given))
   # TensorFlow only once the flags are known to be good.
-  from trainer import train_lib  # pylint: disable=g-import-not-at-top
-  metrics = train_lib.train_and_evaluate(
+  from trainer.training import loop  # pylint: disable=g-import-not-at-top
+  metrics = loop.train_and_evaluate(
       config, dirs.data_dir, dirs.job_dir, model_dir=dirs.model_dir,
       checkpoint_dir=dirs.checkpoint_dir, tensorboard_dir=dirs.tensorboard_dir)
   print(json.dumps(metrics, sort_keys=True))

@@ -35,8 +35,8 @@ This file must not do I/O, read flags or run a training loop.
 import numpy as np
 import tensorflow as tf
 
-from trainer import ais as ais_lib
-from trainer.models.rbm import visible_bias_from_means
+from trainer.models import ais as ais_lib
+from trainer.models.rbm.maths import visible_bias_from_means
 from trainer.random_streams import STREAMS_PER_STEP, UINT16_SCALE, bernoulli, keyed_uint16
 
 # Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
@@ -470,7 +470,7 @@ class RNNRBM(tf.Module):
                         base_biases=None, row_start=0):
     """AIS estimate of log Z(t) for every frame, batched over frames.
 
-    Shared W, per-frame biases; the path and schedule of trainer/ais.py, one
+    Shared W, per-frame biases; the path and schedule of trainer/models/ais.py, one
     set of `config.num_chains` chains per frame, the noise of frame t of
     sequence s keyed by (config.seed, s, t). Eager only (returns numpy).
 
@@ -484,7 +484,7 @@ class RNNRBM(tf.Module):
       row_start: global index of v's first sequence.
     Returns:
       (log_z [B, T], log_z_stderr [B, T]) as float64 numpy arrays; the
-      stderr is the delta-method one of trainer/ais.py, per frame.
+      stderr is the delta-method one of trainer/models/ais.py, per frame.
     """
     b_v, b_h, _ = self.frame_biases(v)
     if base_biases is None:
@@ -577,7 +577,7 @@ class RNNRBM(tf.Module):
 @tf.function
 def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
                      row_start):
-  """Log importance weights [B, T, M] (float64), as trainer/ais.py per frame.
+  """Log importance weights [B, T, M] (float64), as trainer/models/ais.py per frame.
 
   Chains are rows [B, T, M, V]: frame (s, t) anneals from the base model with
   visible biases b_a(s, t) and uniform hiddens to its RBM (W, b_v, b_h).
@@ -607,7 +607,7 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
     # softplus(beta x) - softplus(beta' x) = -log1p(sigmoid(beta x)
     # expm1(-(beta - beta') x)): the difference itself to float32's relative
     # precision, where two float32 softplus values would lose it (the float64
-    # difference of trainer/ais.py costs ~6x more here). Summed over betas
+    # difference of trainer/models/ais.py costs ~6x more here). Summed over betas
     # in float64.
     hidden_part = -tf.reduce_sum(tf.math.log1p(p_h * tf.math.expm1(-step * x)),
                                  axis=-1)

@@ -4,7 +4,7 @@
 Applications): compute features per piece for the data and for the samples,
 then compare the two sets. Pure functions on numpy arrays and
 `pianoroll.Notes`: no files, no TensorFlow, no plotting here
-(trainer/compare_lib.py does the I/O).
+(trainer/comparison/lib.py does the I/O).
 
 A piece is its notes on the beat grid (`pianoroll.Notes`, steps of
 1/steps_per_quarter quarter note) plus its length in steps and the seconds one

@@ -4,7 +4,7 @@ Binary visible units v (a flattened piano-roll window), binary hidden units h,
 energy E(v, h) = -v.b_v - h.b_h - v W h. This file holds sampling, free energy,
 the contrastive-divergence statistics and exact quantities for small models.
 It must not do I/O, read flags or run a training loop (see
-trainer/train_lib.py); training, generation and monitoring call its Gibbs
+trainer/models/rbm/training.py); training, generation and monitoring call its Gibbs
 chain rather than write their own.
 
 Randomness is keyed (trainer/random_streams.py): callers pass the stream a

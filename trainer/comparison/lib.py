@@ -1,16 +1,16 @@
-"""Samples against their corpus: the I/O around trainer/music_features.py.
+"""Samples against their corpus: the I/O around trainer/comparison/features.py.
 
-Reads the samples (a local folder or gs://, through trainer/storage.py) and
+Reads the samples (a local folder or gs://, through trainer/generation/storage.py) and
 the data (a MIDI glob, local or gs://, or a preprocessed dataset folder),
 computes the per-piece features of both, compares them, checks the samples
 for copies of training windows, and writes a JSON, a figure and, when the
 samples folder has a gallery this project wrote, a gallery with data
-excerpts next to the samples (trainer/previews.py).
+excerpts next to the samples (trainer/generation/previews.py).
 
 Datasets of windows are stitched back into pieces; datasets of whole pieces
 (preprocess.main --num_timesteps=0, the RNN-RBM's) give one piece per
 untransposed sequence, and memorisation is then checked on spans of
-music_features.SPAN_BARS bars instead of windows.
+features.SPAN_BARS bars instead of windows.
 
 The grid. Samples and MIDI data are put on one grid and quantisation: the
 dataset's (--data or --dataset_dir) when given, else the model's as
@@ -30,13 +30,13 @@ import numpy as np
 from common import cli
 from preprocess import pianoroll
 from preprocess import records
-from trainer import music_features as mf
-from trainer import storage as storage_lib
+from trainer.comparison import features as mf
+from trainer.generation import storage as storage_lib
 
 GENERATOR = "rbm-music compare"
 DEFAULT_JSON = "comparison.json"
 DEFAULT_FIGURE = "comparison.png"
-# trainer.generate's record of a job (generate_lib.SETTINGS_FILE; not
+# trainer.generate's record of a job (generation/lib.py SETTINGS_FILE; not
 # imported: that would load the samplers and TensorFlow).
 GENERATION_FILE = "generation.json"
 # The grid of the features when no dataset says otherwise (the seed's).

@@ -1,12 +1,12 @@
-"""Batch generation: thousands of samples from a trained RBM to disk or GCS.
+"""Batch generation: thousands of samples of any model to disk or GCS.
 
-Determinism. Sample i's randomness comes from (seed, i) alone: noise is keyed
-by global sample index (trainer/random_streams.py), and the Gibbs chain is
-the model's own (trainer/models/rbm.py). Float matmuls can round differently
-for different batch shapes, so sampling always runs in blocks of BLOCK samples
-aligned to global indices: sample i is row i % BLOCK of block i // BLOCK,
-whatever the shard split, so every run computes it with the same shapes.
-Shards own whole blocks (block % num_shards == shard_index).
+The model gives its sampler (trainer/models/<name>/model.py `sampler`); this
+job knows no model. Determinism. Sample i's randomness comes from (seed, i)
+alone: the samplers key their noise by global sample index. Float matmuls can
+round differently for different batch shapes, so sampling always runs in
+blocks of BLOCK samples aligned to global indices: sample i is row i % BLOCK
+of block i // BLOCK, whatever the shard split, so every run computes it with
+the same shapes. Shards own whole blocks (block % num_shards == shard_index).
 
 Resumability. Files are written (atomically, create-only) before the block's
 manifest lines, which go to `_progress/` as one immutable object per block
@@ -17,34 +17,26 @@ complete its lines are merged into its manifest and its progress removed.
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import json
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
-from common import cli
 from preprocess import pianoroll
 from trainer import config as config_lib
-from trainer import data as data_lib
-from trainer import export
-from trainer import generate_rnn_rbm
-from trainer import primer as primer_lib
-from trainer import random_streams
-from trainer import storage as storage_lib
-from trainer.models import rbm as model_lib
+from trainer.generation import storage as storage_lib
+from trainer.models import base
+from trainer.models import files
 
 BLOCK = config_lib.GENERATION_BLOCK
-INITS = config_lib.GENERATION_INITS
 SETTINGS_FILE = "generation.json"
 PROGRESS_DIR = "_progress"
 # The settings live with the other jobs' in trainer/config.py.
 GenerateConfig = config_lib.GenerateConfig
 
 
-class GenerateError(cli.UsageError):
-  """A primer, dataset or output that generation cannot use; nothing written."""
+# A flag, primer, dataset or output generation cannot use; nothing written.
+GenerateError = base.GenerateError
 
 
 def sample_name(i: int) -> str:
@@ -85,198 +77,6 @@ def shard_blocks(config: GenerateConfig) -> list:
   return list(range(config.shard_index, num_blocks, config.num_shards))
 
 
-@tf.function
-def _gibbs_blocks(weights, visible_bias, hidden_bias, v, clamp_mask,
-                  clamp_values, seed, stream_bases, row_starts, steps,
-                  init_streams, random_init, clamped, temperature,
-                  threshold_mask, threshold, thresholded):
-  """Gibbs chains for [blocks, BLOCK, V] states, block by block.
-
-  Each block is its own [BLOCK, V] chain, so a sample's arithmetic never
-  depends on how many blocks a call holds (two blocks run at once, on their
-  own). Block b draws its noise from stream_bases[b] (and init_streams[b])
-  for rows from row_starts[b]: the candidates of one block of samples are
-  blocks with the same rows and other streams. With random_init the chains
-  start from a sample of the visible biases, else from v. `clamped` (a Python
-  bool) passes clamp_mask to the chain; without clamping it skips the pass.
-  The chain runs at `temperature`; with `thresholded` (a Python bool) its
-  last step sets the units of threshold_mask to p(v | h) >= threshold. The
-  parameters are arguments, not captured variables, so one trace serves every
-  model loaded in this process (models/rbm.py, RBMTensors).
-  """
-  rbm = model_lib.RBMTensors(weights, visible_bias, hidden_bias)
-
-  def one_block(args):
-    state, values, row_start, stream_base, init_stream = args
-    if random_init:
-      state = rbm.visible_bias_samples(seed, init_stream, row_start, BLOCK)
-    return rbm.gibbs_chain(state, steps, seed, stream_base, row_start,
-                           clamp_mask if clamped else None,
-                           values if clamped else None, temperature,
-                           threshold_mask if thresholded else None, threshold)
-  return tf.map_fn(one_block, (v, clamp_values, row_starts, stream_bases,
-                               init_streams),
-                   fn_output_signature=v.dtype, parallel_iterations=2)
-
-
-@tf.function
-def _choose(weights, visible_bias, hidden_bias, candidates, projection,
-            profile, by_free_energy):
-  """Best of candidates [K, rows, V] per row: (chosen [rows, V], index).
-
-  by_free_energy (a Python bool): the model's lowest F(v); else the best
-  agreement of the projected profile with `profile` (models/rbm.py).
-  """
-  if by_free_energy:
-    rbm = model_lib.RBMTensors(weights, visible_bias, hidden_bias)
-    k, rows = tf.shape(candidates)[0], tf.shape(candidates)[1]
-    # Block by block, as the chains: a matmul's rounding depends on its
-    # shape, and a sample's choice must not depend on the call's blocks.
-    blocks = tf.reshape(candidates, [-1, BLOCK, candidates.shape[-1]])
-    scores = -tf.reshape(tf.map_fn(rbm.free_energy, blocks), [k, rows])
-  else:
-    # Exact whatever the shape: binary units times 0/1 weights sum to
-    # integers; the rest is per row.
-    scores = tf.map_fn(
-        lambda c: model_lib.profile_agreement(c, projection, profile),
-        candidates)
-  return model_lib.best_of(candidates, scores)
-
-
-def pitch_class_projection(spec: pianoroll.RollSpec, num_timesteps: int,
-                           skip_steps: int) -> np.ndarray:
-  """[V, 12]: each play unit of steps skip_steps.. to its pitch class.
-
-  Sounding steps (play units), not onsets: a duration-weighted profile, as
-  key profiles are, and the same for onoff and roll layouts.
-  """
-  columns = spec.n_columns
-  projection = np.zeros((num_timesteps, columns, 12), np.float32)
-  pitches = np.arange(spec.n_pitches) + spec.low_note
-  projection[skip_steps:, np.arange(spec.n_pitches), pitches % 12] = 1.0
-  return projection.reshape(num_timesteps * columns, 12)
-
-
-class Generator:
-  """Samples pieces block by block (see the module docstring)."""
-
-  def __init__(self, loaded: export.LoadedModel, config: GenerateConfig,
-               primer: np.ndarray | None, data_windows: np.ndarray | None):
-    self.rbm = loaded.rbm
-    self.spec = loaded.dataset.roll_spec
-    self.num_timesteps = loaded.dataset.num_timesteps
-    self.columns = self.spec.n_columns
-    self.config = config
-    self.overlap = config.overlap or max(1, self.num_timesteps // 3)
-    if self.overlap >= self.num_timesteps and (config.num_windows > 1 or
-                                               primer is not None):
-      raise GenerateError(f"--overlap={self.overlap} must be shorter than the "
-                          f"model's window of {self.num_timesteps} steps.")
-    self.primer = primer
-    self.data_windows = data_windows
-    if config.articulate_threshold and self.spec.encoding != "onoff":
-      raise GenerateError(
-          f"--articulate_threshold={config.articulate_threshold} needs an "
-          f"onoff model; this one is {self.spec.encoding!r}: pass 0.")
-    # The last Gibbs step's thresholds: articulate units (the second half of
-    # every step's row) at --articulate_threshold, play units at
-    # --play_threshold; 0 leaves a unit sampled.
-    articulate = np.tile(np.arange(self.columns) >= self.spec.n_pitches,
-                         self.num_timesteps)
-    self.thresholds = np.where(articulate, config.articulate_threshold,
-                               config.play_threshold).astype(np.float32)
-    self.threshold_mask = self.thresholds > 0
-    # Candidates are scored on the steps they add, not the clamped overlap
-    # all of them share; the piece's profile grows by the kept window's.
-    self.projection = pitch_class_projection(self.spec, self.num_timesteps,
-                                             self.overlap)
-
-  def _init(self, rows, window, attempt):
-    """[blocks * BLOCK, V] starting states, keyed by sample index.
-
-    Zeros for init="random" too: the sampler draws those in the graph.
-    """
-    if self.config.init == "data":
-      picks = [int.from_bytes(hashlib.sha256(
-          f"{self.config.seed}/{i}/{window}/{attempt}".encode()).digest()[:8],
-                              "big") % len(self.data_windows) for i in rows]
-      return self.data_windows[picks]
-    return np.zeros((len(rows), self.rbm.n_visible), np.float32)
-
-  def _chains(self, blocks, v, mask, values, chain, num_candidates):
-    """[num_candidates, rows, V] windows: candidate k of every row draws from
-    random_streams.generation_candidate(chain, k)."""
-    n_visible = self.rbm.n_visible
-    chains = [random_streams.generation_candidate(chain, k)
-              for k in range(num_candidates)]
-    tile = lambda x: np.tile(x.reshape(len(blocks), BLOCK, n_visible),
-                             (num_candidates, 1, 1))
-    out = _gibbs_blocks(
-        self.rbm.weights, self.rbm.visible_bias, self.rbm.hidden_bias,
-        tf.constant(tile(v), tf.float32), tf.constant(mask),
-        tf.constant(tile(values)), tf.constant(self.config.seed, tf.int64),
-        tf.constant([random_streams.generation_base(c) for c in chains
-                     for _ in blocks], tf.int64),
-        tf.constant([b * BLOCK for _ in chains for b in blocks], tf.int64),
-        tf.constant(self.config.gibbs_steps),
-        tf.constant([random_streams.generation_init(c) for c in chains
-                     for _ in blocks], tf.int64),
-        self.config.init == "random", bool(mask.any()),
-        tf.constant(self.config.temperature, tf.float32),
-        tf.constant(self.threshold_mask), tf.constant(self.thresholds),
-        bool(self.threshold_mask.any()))
-    return tf.reshape(out, [num_candidates, len(blocks) * BLOCK, n_visible])
-
-  def _profile(self, windows: np.ndarray, skip: int) -> np.ndarray:
-    """[rows, 12] pitch-class counts of windows [rows, steps, columns] from
-    step `skip` on, by the projection the scores use."""
-    projection = pitch_class_projection(self.spec, windows.shape[1], skip)
-    return windows.reshape(len(windows), -1).astype(np.float32) @ projection
-
-  def sample(self, blocks: list, attempt: int) -> np.ndarray:
-    """Pieces [len(blocks) * BLOCK, steps, columns] (uint8) for `blocks`.
-
-    Each window after the first (or every one after a primer) is the best
-    of --candidates continuations: the piece's tonal context is its
-    pitch-class profile so far, which the 15-step window cannot see.
-    """
-    rows = np.concatenate([np.arange(b * BLOCK, (b + 1) * BLOCK) for b in blocks])
-    n_visible, t, c = self.rbm.n_visible, self.num_timesteps, self.columns
-    clamp_units = self.overlap * c
-    pieces = []
-    context = None
-    profile = np.zeros((len(rows), 12), np.float32)
-    if self.primer is not None:
-      context = np.broadcast_to(self.primer[-self.overlap:].reshape(-1),
-                                (len(rows), clamp_units))
-      profile += self._profile(self.primer[None], 0)
-    for window in range(self.config.num_windows):
-      mask = np.zeros(n_visible, bool)
-      values = np.zeros((len(rows), n_visible), np.float32)
-      if context is not None:
-        mask[:clamp_units] = True
-        values[:, :clamp_units] = context
-      # Nothing to agree with before the first window: one candidate.
-      k = self.config.candidates if context is not None else 1
-      candidates = self._chains(blocks, self._init(rows, window, attempt),
-                                mask, values,
-                                attempt * self.config.num_windows + window, k)
-      if k > 1:
-        chosen, _ = _choose(
-            self.rbm.weights, self.rbm.visible_bias, self.rbm.hidden_bias,
-            candidates, tf.constant(self.projection), tf.constant(profile),
-            self.config.candidate_score == "free_energy")
-      else:
-        chosen = candidates[0]
-      win = chosen.numpy().reshape(len(rows), t, c).astype(np.uint8)
-      # Later windows repeat the clamped overlap: keep only what is new.
-      pieces.append(win[:, self.overlap:] if window > 0 else win)
-      # The profile counts each step once (a primer's tail is in it already).
-      profile += self._profile(win, self.overlap if context is not None else 0)
-      context = win[:, -self.overlap:].reshape(len(rows), -1)
-    return np.concatenate(pieces, axis=1)
-
-
 def _describe(piece: np.ndarray, spec: pianoroll.RollSpec, config) -> dict:
   notes = pianoroll.matrix_to_notes(piece, spec)
   polyphony = piece[:, :spec.n_pitches].sum(axis=1)
@@ -284,27 +84,6 @@ def _describe(piece: np.ndarray, spec: pianoroll.RollSpec, config) -> dict:
           "duration_s": round(len(piece) * 60.0 / config.tempo /
                               spec.steps_per_quarter, 4),
           "empty": len(notes) == 0}
-
-
-def _load_primer(path: str, spec, overlap_needed: int) -> np.ndarray:
-  matrix = primer_lib.load_primer(path, spec)
-  if len(matrix) < overlap_needed:
-    raise GenerateError(
-        f"--primer={path} has {len(matrix)} steps in the model's range; at "
-        f"least --overlap={overlap_needed} are needed.")
-  return matrix
-
-
-def _load_data_windows(data_dir: str, dataset, limit: int = 20000) -> np.ndarray:
-  spec = data_lib.load_dataset_spec(data_dir)
-  data_layout, model_layout = spec.layout(), dataset.layout()
-  for field, value in model_layout.items():
-    if data_layout[field] != value:
-      raise GenerateError(f"--data_dir={data_dir} has {field}="
-                          f"{data_layout[field]} but the model was trained on "
-                          f"{field}={value}.")
-  ds = data_lib.make_dataset(data_dir, "train", 1000, spec).unbatch().take(limit)
-  return np.stack([w.numpy() for w in ds])
 
 
 def _read_lines(store, names) -> dict:
@@ -317,14 +96,14 @@ def _read_lines(store, names) -> dict:
   return lines
 
 
-def model_record(model_dir: str, loaded: export.LoadedModel) -> dict:
+def model_record(model_dir: str, loaded: base.LoadedModel) -> dict:
   """generation.json's "model": which model wrote the samples, on what grid.
 
   trainer.compare reads the samples on this grid and quantisation when no
   dataset is given (a 16th-note reading of quarter-note samples would
   measure other music).
   """
-  return {"model_dir": model_dir, "kind": loaded.kind,
+  return {"model_dir": model_dir, "kind": loaded.name,
           "roll_spec": dataclasses.asdict(loaded.dataset.roll_spec),
           "num_timesteps": loaded.dataset.num_timesteps}
 
@@ -367,7 +146,7 @@ def _check_settings(store, config: GenerateConfig, output: str,
     store.write(SETTINGS_FILE, wanted, create_only=False)
 
 
-def _sampled_ahead(generator: Generator, calls: list):
+def _sampled_ahead(generator, calls: list):
   """Yields (blocks, pieces) per call, sampling the next call meanwhile.
 
   TensorFlow releases the GIL, so the next call's Gibbs chains run while the
@@ -534,7 +313,7 @@ def _write_block(shard: _Shard, b: int, rows, pieces, attempts, stats, spec,
   summary["written"] += len(files)
 
 
-def _write(shard: _Shard, generator: Generator, spec, summary: dict) -> None:
+def _write(shard: _Shard, generator, spec, summary: dict) -> None:
   """Samples and writes every block not done yet, a call ahead."""
   config = shard.config
   todo = [b for b in shard.blocks
@@ -552,7 +331,7 @@ def _write(shard: _Shard, generator: Generator, spec, summary: dict) -> None:
                  len(shard.done), len(shard.ids))
 
 
-def _finalise(shard: _Shard, spec, summary: dict) -> None:
+def _finalise(shard: _Shard, spec, summary: dict, caption: str) -> None:
   """Merges the progress into the shard's manifest, then the previews."""
   store, config, done = shard.store, shard.config, shard.done
   manifest = "".join(json.dumps(done[i], sort_keys=True) + "\n"
@@ -562,10 +341,10 @@ def _finalise(shard: _Shard, spec, summary: dict) -> None:
   summary["empty_total"] = sum(1 for r in done.values() if r["empty"])
   summary["manifest"] = store.url(manifest_name(config))
   if config.previews:
-    from trainer import previews  # pylint: disable=g-import-not-at-top
+    from trainer.generation import previews  # pylint: disable=g-import-not-at-top
     summary["gallery"] = previews.write_previews(
         store, [done[i] for i in sorted(done)][:config.num_previews], spec,
-        config)
+        config, caption)
 
 
 def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
@@ -576,23 +355,16 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
 
   Raises:
     FileNotFoundError: no model, primer or dataset where given.
-    GenerateError: a primer or dataset the model cannot use, or a shard too
-      big for memory.
+    GenerateError: a flag, primer or dataset the model cannot use, or a
+      shard too big for memory.
     FileExistsError: OUTPUT holds other output and --overwrite is not given.
   """
   check_shard_size(config)
-  loaded = export.load_model(model_dir)
+  loaded = files.load_model(model_dir)
   spec = loaded.dataset.roll_spec
-  # An RNN-RBM has its own sampler (and fills in --num_frames); a window RBM
-  # gets None and the Generator above.
-  config, generator = generate_rnn_rbm.prepare(loaded, config)
-  if generator is None:
-    overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)
-    primer = (_load_primer(config.primer, spec, overlap)
-              if config.primer else None)
-    data_windows = (_load_data_windows(config.data_dir, loaded.dataset)
-                    if config.init == "data" else None)
-    generator = Generator(loaded, config, primer, data_windows)
+  # The model's sampler, and the config it runs with (a model may fill in
+  # its length or its neutral settings).
+  config, generator = loaded.family.sampler(loaded, config)
 
   # Only once the model, primer and data are known to work.
   store = storage_lib.open_storage(output)
@@ -603,5 +375,5 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
              "already_present": len(shard.done), "written": 0, "empty": 0,
              "resampled": 0}
   _write(shard, generator, spec, summary)
-  _finalise(shard, spec, summary)
+  _finalise(shard, spec, summary, loaded.family.describe_sampling(config))
   return summary

@@ -191,22 +191,12 @@ def _render_samples(store, state: dict, spec, soundfont) -> list:
   return rows
 
 
-def _settings_line(config) -> str:
-  if getattr(config, "num_frames", 0):  # an RNN-RBM's (generate_rnn_rbm.py)
-    return (f"seed {config.seed}, RNN-RBM, {config.num_frames} frames of "
-            f"{config.gibbs_steps_per_frame} Gibbs steps, temperature "
-            f"{config.temperature}" + (", after a primer" if config.primer
-                                       else ""))
-  threshold = (f", articulate threshold {config.articulate_threshold}"
-               if config.articulate_threshold else "")
-  return (f"seed {config.seed}, {config.gibbs_steps} Gibbs steps "
-          f"from {config.init}, {config.num_windows} window(s), temperature "
-          f"{config.temperature}{threshold}")
-
-
 def write_previews(store, records: list, spec: pianoroll.RollSpec,
-                   config) -> str | None:
+                   config, settings_line: str) -> str | None:
   """Writes previews/ for `records` (manifest lines); returns index.html's URL.
+
+  settings_line: the model and how it sampled (the model's
+  describe_sampling), shown on the page.
 
   None (and a warning) when previews/index.html is the user's own.
   """
@@ -224,7 +214,7 @@ def write_previews(store, records: list, spec: pianoroll.RollSpec,
            "num_steps": max(lengths + [1]), "tempo": config.tempo,
            "program": config.program, "velocity": config.velocity,
            "renderer": renderer,
-           "settings": _settings_line(config)}
+           "settings": settings_line}
   rows = _render_samples(store, state, spec, soundfont)
   store.write(STATE_FILE, json.dumps(state, indent=1).encode(),
               create_only=False)

@@ -1,7 +1,7 @@
 """A --primer: a MIDI file read as the model's piano roll, for generation to continue.
 
-Shared by the window RBM's generation (trainer/generate_lib.py) and the
-RNN-RBM's (trainer/generate_rnn_rbm.py). A primer the user gave that cannot be
+Shared by the models' samplers (trainer/models/*/sampling.py): the
+window RBM's and the RNN-RBM's. A primer the user gave that cannot be
 used is a one-line usage error, never a traceback.
 """
 

@@ -32,7 +32,7 @@ likelihood, slightly.
 
 Noise is keyed (seed, beta index, chain), so an estimate is reproducible; the
 streams are random_streams' (AIS rows). This module must not do I/O (see
-trainer/evaluate_lib.py).
+trainer/models/*/likelihood.py).
 """
 
 import dataclasses
@@ -42,7 +42,7 @@ import tensorflow as tf
 
 from trainer import config as config_lib
 from trainer import random_streams
-from trainer.models import rbm as model_lib
+from trainer.models.rbm import maths as model_lib
 
 
 # The settings (chains, betas, seed) are declared with the other jobs' in

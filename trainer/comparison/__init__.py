@@ -1,0 +1,1 @@
+"""The comparison job: samples against the data, feature by feature."""

@@ -1,0 +1,1 @@
+"""The evaluation job: held-out likelihood of any registered model."""

@@ -1,0 +1,1 @@
+"""The batch generation job: shards, resume, manifest, storage, previews; it knows no model."""

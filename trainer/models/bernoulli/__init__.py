@@ -1,0 +1,1 @@
+"""Independent Bernoulli units per frame, the baseline: see model.py."""

@@ -1,0 +1,145 @@
+"""The trained-model format: the model/ folder `trainer.task` writes and
+generation and evaluation load, without the training code's flags.
+
+    model/params.npz   the model's float32 arrays (its model.py says which)
+    model/model.json   {"format_version", "model": its registry name,
+                        "config": the training settings, "dataset":
+                        dataset.json as trained on, "step", and what the
+                        model adds (sizes, frame statistics, ...)}
+
+A model.json without "model" is a window RBM (written before the field).
+Use it as:
+
+    loaded = files.load_model(model_dir)
+    loaded.family.sampler(loaded, config)   # or .evaluate(...), ...
+
+Plain numpy + JSON so any tool (or a notebook) can read it; paths go through
+tf.io.gfile, so gs:// works in the cloud. params.npz is written before
+model.json, so a folder with a model.json holds its parameters.
+"""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+
+from common import cli
+from preprocess import records
+from trainer import models
+from trainer.models import base
+
+FORMAT_VERSION = 1
+PARAMS_FILE = "params.npz"
+INFO_FILE = "model.json"
+# The model of a model.json without "model".
+UNNAMED = "rbm"
+
+
+class ModelError(cli.UsageError):
+  """--model_dir does not hold a readable model (a ValueError, as before)."""
+
+
+class NonFiniteModelError(cli.JobError):
+  """The model's parameters hold NaN/Inf: its figures and samples would be."""
+
+
+def save(model_dir: str, arrays: dict, info: dict) -> None:
+  """Writes params.npz (`arrays`) first, then model.json (`info` with the
+  format version)."""
+  tf.io.gfile.makedirs(model_dir)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  with tf.io.gfile.GFile(os.path.join(model_dir, PARAMS_FILE), "wb") as f:
+    f.write(buf.getvalue())
+  info = {"format_version": FORMAT_VERSION, **info}
+  with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE), "w") as f:
+    f.write(json.dumps(info, indent=1, sort_keys=True))
+
+
+def base_info(config: dict, dataset: records.DatasetSpec, step: int) -> dict:
+  """The model.json entries every model writes."""
+  return {"config": config, "dataset": json.loads(dataset.to_json()),
+          "step": int(step)}
+
+
+def model_name(model_dir: str) -> str:
+  """The registry name from model_dir/model.json alone (UNNAMED when it is
+  unreadable: `load_model` then reports what is wrong)."""
+  try:
+    with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE)) as f:
+      name = json.loads(f.read()).get("model", UNNAMED)
+  except (tf.errors.OpError, ValueError, AttributeError):
+    return UNNAMED
+  return name if name in models.NAMES else UNNAMED
+
+
+def load_model(model_dir: str) -> base.LoadedModel:
+  """Loads a model/ folder.
+
+  Raises:
+    FileNotFoundError: model_dir has no model.json/params.npz.
+    ValueError: the files are not a model of this format.
+  """
+  info_path = os.path.join(model_dir, INFO_FILE)
+  params_path = os.path.join(model_dir, PARAMS_FILE)
+  for path in (info_path, params_path):
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(
+          f"{path} does not exist: --model_dir must be the model/ folder that "
+          "trainer.task writes (JOB_DIR/model).")
+  with tf.io.gfile.GFile(info_path) as f:
+    try:
+      info = json.loads(f.read())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{info_path} is not valid JSON: {e}") from None
+  if info.get("format_version") != FORMAT_VERSION:
+    raise ValueError(f"{info_path} has format_version="
+                     f"{info.get('format_version')}; this code reads "
+                     f"{FORMAT_VERSION}. Retrain or use a matching version.")
+  name = info.get("model", UNNAMED)
+  if name not in models.NAMES:
+    raise ValueError(f"{info_path} has model={name!r}; this code reads "
+                     f"{models.NAMES}.")
+  model = models.get(name)
+  dataset = records.DatasetSpec.from_json(json.dumps(info["dataset"]),
+                                          source=info_path)
+  with tf.io.gfile.GFile(params_path, "rb") as f:
+    params = _read_params(params_path, f.read(), model.param_names(info))
+  return model.load(info, params, dataset, params_path)
+
+
+def assign_checked(module, params: dict, names, path: str) -> None:
+  """Assigns params[name] to module.<name> for each name, checking shapes."""
+  for name in names:
+    var = getattr(module, name)
+    if name not in params or tuple(params[name].shape) != tuple(var.shape):
+      raise ValueError(f"{path}: {name} is missing or not of shape "
+                       f"{tuple(var.shape)}; the files do not match.")
+    var.assign(params[name])
+
+
+def _read_params(path: str, raw: bytes, names) -> dict:
+  """params.npz's arrays `names`, checked whole and finite.
+
+  Raises:
+    ModelError: truncated or not an npz of ours (np.load's BadZipFile names
+      no file).
+    NonFiniteModelError: an array holds NaN/Inf (a diverged run's export).
+  """
+  try:
+    with np.load(io.BytesIO(raw)) as npz:
+      params = {name: npz[name] for name in names}
+  except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+    raise ModelError(
+        f"{path} is not a readable model ({type(e).__name__}: {e}); it is "
+        "truncated or was not written by trainer.task: rerun trainer.task "
+        "with the same --job_dir to export it again.") from None
+  bad = [n for n in names if not np.isfinite(params[n]).all()]
+  if bad:
+    raise NonFiniteModelError(
+        f"{path} holds NaN/Inf in {', '.join(bad)}: the run that wrote it "
+        "diverged; retrain with a lower --learning_rate.")
+  return params

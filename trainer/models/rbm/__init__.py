@@ -1,0 +1,1 @@
+"""The window RBM (the original post's model): see model.py."""

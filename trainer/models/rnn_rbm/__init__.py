@@ -1,0 +1,1 @@
+"""The RNN-RBM (Boulanger-Lewandowski et al. 2012): see model.py."""
