@@ -89,14 +89,14 @@ bench-load: $(INSTALLED) data ## load run (not in CI, ~20 min): 20,000 partly ho
 # --- training ------------------------------------------------------------------
 .PHONY: train evaluate bench-train
 
-train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (tuned defaults; TRAIN_FLAGS=--preset=seed for the seed's; a rerun resumes)
+train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (tuned defaults; TRAIN_FLAGS=--preset=original for the original post's; a rerun resumes)
 	$(PY) -m trainer.task --data_dir=$(DATASET) --job_dir=$(JOB_DIR) $(TRAIN_FLAGS)
 
 evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs an independent baseline
 	$(PY) -m trainer.evaluate --model_dir=$(JOB_DIR)/model --data_dir=$(DATASET) \
 	  $(EVAL_FLAGS) | tee $(JOB_DIR)/evaluation.json
 
-# The chorales benchmark (issue 10): frame RBM, window RBM and RNN-RBM on a
+# The chorales benchmark: frame RBM, window RBM and RNN-RBM on a
 # quarter-note grid, 88 keys; a rerun reuses what is in $(BENCH_DIR).
 BENCH_DIR ?= $(OUT)/chorales-benchmark
 BENCH_FLAGS ?=

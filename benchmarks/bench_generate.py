@@ -36,7 +36,7 @@ samples/s to the emulator. Then the RNN-RBM at the Theano tutorial's shape
 second, sampler alone and end to end, with CPU seconds (goal, issue 10:
 >= 100 pieces/s on 2 cores), in a process of its own that gives each
 TensorFlow op one thread as trainer.generate does for an RNN-RBM
-(generate_rnn_rbm.configure_threads). Run from the repository's root (tests/ holds the
+(the RNN-RBM's configure_generation). Run from the repository's root (tests/ holds the
 emulator helper; benchmarks are not installed). tests/test_benchmarks.py runs
 it at a tiny size (--num_samples, --gibbs_steps) so that it cannot rot.
 """
@@ -48,9 +48,6 @@ import time
 
 from absl import app
 from absl import flags
-from trainer.models.rbm import training as rbm_training
-from trainer.models.rbm import sampling as rbm_sampling
-from trainer.models.rnn_rbm import training as sequence_train_lib
 from trainer import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -59,7 +56,7 @@ flags.DEFINE_integer("num_samples", 10000, "Samples per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("gibbs_steps", None, "Default: generation's default.")
 flags.DEFINE_string("seed_model_dir", None,
-                    "A model trained with --preset=seed (50 hidden units) for "
+                    "A model trained with --preset=original (50 hidden units) for "
                     "the seed's side of the efficiency figures; default: "
                     "random weights of that shape.")
 flags.DEFINE_integer("efficiency_samples", 512,
@@ -109,6 +106,7 @@ def _sampler_rate(loaded, config, n):
   `config` (n samples a round)."""
   # pylint: disable=g-import-not-at-top
   from trainer.generation import lib as generate_lib
+  from trainer.models.rbm import sampling as rbm_sampling  # pylint: disable=g-import-not-at-top
   generator = rbm_sampling.Generator(loaded, config, None, None)
   blocks = generate_lib.shard_blocks(config)
   generator.sample(blocks[:1], 0)  # trace, not timed
@@ -132,7 +130,7 @@ def _seed_model(loaded, n_hidden=50):
   rbm.weights.assign(rng.normal(0, 0.01, (loaded.model.n_visible, n_hidden))
                      .astype(np.float32))
   rbm.visible_bias.assign(loaded.model.visible_bias)
-  return dataclasses.replace(loaded, rbm=rbm)
+  return dataclasses.replace(loaded, model=rbm)
 
 
 def sampler_efficiency(loaded, config, n) -> dict:
@@ -200,6 +198,8 @@ def main(argv):
   from tests import gcs_emulator
   from trainer.models import files as export
   from trainer.generation import lib as generate_lib
+  from trainer.models.rbm import sampling as rbm_sampling  # pylint: disable=g-import-not-at-top
+  from trainer.models.rbm import training as rbm_training  # pylint: disable=g-import-not-at-top
   if not os.path.exists(os.path.join(FLAGS.model_dir, "model.json")):
     raise app.UsageError(f"--model_dir={FLAGS.model_dir} has no model.json; "
                          "run `make train` first.")
@@ -213,11 +213,11 @@ def main(argv):
   new = sampler_efficiency(
       loaded, config_lib.GenerateConfig(num_samples=m, **steps), m)
   old = sampler_efficiency(
-      seed_loaded, cli.preset(config_lib.GenerateConfig, "seed",
+      seed_loaded, cli.preset(config_lib.GenerateConfig, "original",
                               num_samples=m, **steps), m)
   _print_efficiency(new, old)
 
-  config = cli.preset(config_lib.GenerateConfig, "seed", num_samples=n,
+  config = cli.preset(config_lib.GenerateConfig, "original", num_samples=n,
                       **steps)
   workdir = tempfile.mkdtemp(prefix="bench-generate-")
   try:
@@ -231,7 +231,7 @@ def main(argv):
     for model_dir in (seed_dir, FLAGS.model_dir):
       generate_lib.generate(
           model_dir, os.path.join(workdir, "warm", os.path.basename(model_dir)),
-          cli.preset(config_lib.GenerateConfig, "seed",
+          cli.preset(config_lib.GenerateConfig, "original",
                      num_samples=min(n, 256), **steps))
     local_rate, _ = _rate(n, lambda: generate_lib.generate(
         seed_dir, os.path.join(workdir, "local"), config))
@@ -312,6 +312,7 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
   from preprocess import records
   from trainer.models import files as export
   from trainer.generation import lib as generate_lib
+  from trainer.models.rnn_rbm import training as sequence_train_lib  # pylint: disable=g-import-not-at-top
   from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
   from trainer.models.rnn_rbm import maths as rnn_rbm
   n_visible, n_hidden, n_recurrent = shape
@@ -353,7 +354,7 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
 
 def _rnn_rbm_child() -> None:
   """The RNN-RBM measurement as trainer.generate runs it: a process whose
-  TensorFlow ops have one thread each (generate_rnn_rbm.configure_threads),
+  TensorFlow ops have one thread each (the RNN-RBM's configure_generation),
   set before any op runs, so it needs a process of its own."""
   # pylint: disable=g-import-not-at-top
   import json

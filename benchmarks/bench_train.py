@@ -16,7 +16,7 @@ Measured in one run:
     at most 100 windows from window 1, fed as the int matrix it is) on the
     same corpus: its examples/s, the matmul-rate cap relative to it, and ours
     against it;
-  * the RNN-RBM: frames/s of sequence_train_lib.SequenceTrainer's step (the
+  * the RNN-RBM: frames/s of the RNN-RBM's SequenceTrainer step (the
     one the trainer runs: CD-k, Adam, gradient clipping; 1 replica, in-memory
     data) at the Theano tutorial's shape (V=88, H=150, U=100, 100 sequences
     x 100 frames, CD-15), and its useful FLOP/s
@@ -39,7 +39,6 @@ import time
 from absl import app
 from absl import flags
 import numpy as np
-from trainer.models.rbm import training as rbm_training
 
 FLAGS = flags.FLAGS
 
@@ -99,14 +98,14 @@ def _cd_trainer(tf, strategy, n_visible, n_hidden, batch, unit_means=None):
   """A CDTrainer (CD-1, the seed's other defaults) on a fresh RBM."""
   # pylint: disable=g-import-not-at-top  # main imports TF after the flags
   from trainer import config as config_lib
-  from trainer.training import loop as train_lib
   from trainer.models.rbm import maths as model_lib
+  from trainer.models.rbm import training as rbm_training
   with strategy.scope():
     rbm = model_lib.RBM(n_visible, n_hidden, unit_means, seed=0)
   return rbm_training.CDTrainer(strategy, rbm,
-                         config_lib.TrainConfig(num_hidden=n_hidden,
-                                                batch_size=batch),
-                         batch, n_visible)
+                                config_lib.TrainConfig(num_hidden=n_hidden,
+                                                       batch_size=batch),
+                                batch, n_visible)
 
 
 def _train_loop_rate(tf, strategy, trainer, dataset, batch, seconds,
@@ -114,7 +113,7 @@ def _train_loop_rate(tf, strategy, trainer, dataset, batch, seconds,
   """examples/s of trainer.train_loop over a distributed iterator of dataset.
 
   unpin: call distribute.unpin_malloc_mmap_threshold() once the distributed
-  iterator exists (see there), as train_lib.py does.
+  iterator exists (see there), as the training loop does.
   """
   from trainer.training import distribute  # pylint: disable=g-import-not-at-top
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
@@ -218,13 +217,14 @@ def rnn_trainer_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
   of `batch` sequences of `frames` frames, unpinned as the trainer runs."""
   # pylint: disable=g-import-not-at-top  # main imports TF after the flags
   from trainer import config as config_lib
-  from trainer.models.rnn_rbm import training as sequence_train_lib
+  from trainer import models
   from trainer.models.rnn_rbm import maths as rnn_rbm
+  from trainer.models.rnn_rbm import training as sequence_train_lib
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
   # The CLI's --model=rnn_rbm defaults (Adam 1e-3, cosine, clip 10, no
   # momentum or weight decay), at this shape.
   config = config_lib.TrainConfig(**{
-      **config_lib.MODEL_DEFAULTS["rnn_rbm"], "model": "rnn_rbm",
+      **models.settings("rnn_rbm").DEFAULTS, "model": "rnn_rbm",
       "num_hidden": n_hidden, "num_hidden_recurrent": n_recurrent,
       "cd_k": k, "batch_size": batch, "sequence_length": frames})
   with strategy.scope():
@@ -452,7 +452,7 @@ def _cores_used() -> float:
 # malloc's mmap threshold for the whole process, see distribute.py), and TF1
 # graph mode stays apart from TF2 eager. "+unpin": with
 # distribute.unpin_malloc_mmap_threshold() after the iterator is built;
-# without it, the trainer as it ran before train_lib.py called it too.
+# without it, the trainer as it ran before the training loop called it too.
 MEASUREMENTS = (
     "1_replica:seed", "2_replicas:seed", "1_replica+unpin:seed",
     "2_replicas+unpin:seed", "matmul_flops:seed", "maths", "step",
@@ -493,7 +493,7 @@ def main(argv):
 
   for variant, suffix in (("without distribute.unpin_malloc_mmap_threshold()",
                            ""),
-                          ("as train_lib.py runs it: with "
+                          ("as the training loop runs it: with "
                            "distribute.unpin_malloc_mmap_threshold()",
                            "+unpin")):
     print(f"\n== {variant}")
@@ -547,7 +547,7 @@ def _report_rnn(r: dict, shapes: dict = SHAPES) -> None:
   v, h, u, b, t, k = shapes["rnn_rbm"]
   frames, mm = r["rnn_rbm"], r["rnn_matmul_flops"]
   useful = frames * r["useful_flops_per_frame:rnn_rbm"]
-  print(f"\n== RNN-RBM: sequence_train_lib.SequenceTrainer's step (CD-{k}, "
+  print(f"\n== RNN-RBM: the RNN-RBM's SequenceTrainer step (CD-{k}, "
         f"Adam, gradient clipping), 1 replica, V={v} H={h} U={u}, {b} "
         f"sequences x {t} frames")
   print(f"frames/s {frames:.0f} ({frames / t:.1f} sequences/s); useful "

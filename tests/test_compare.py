@@ -158,7 +158,8 @@ def make_gallery(folder, n=3):
     store.write(generation.sample_name(i), midi)
     records.append({"path": generation.sample_name(i), "notes": notes,
                     "duration_s": T * 0.125, "empty": notes == 0})
-  return store, previews.write_previews(store, records, SPEC, config)
+  return store, previews.write_previews(store, records, SPEC, config,
+                                        "seed 0, window RBM")
 
 
 def test_compare_adds_data_and_figure_to_the_gallery(corpus, tmp_path):

@@ -185,7 +185,7 @@ def test_gallery_of_long_pieces_on_a_quarter_grid(tmp_path):
                     "notes": len(pianoroll.matrix_to_notes(matrix, spec)),
                     "empty": False})
   config = generation.GenerateConfig(num_frames=128)
-  previews.write_previews(store, records, spec, config)
+  previews.write_previews(store, records, spec, config, "seed 0, RNN-RBM")
   # The data: one piece longer than the samples among short ones.
   long_piece = fake_dataset.cycle_pieces([150], seed=4)[0]
   data = [(f"short-{i}", mf.piece_from_matrix(p, spec)) for i, p in

@@ -1,4 +1,5 @@
-"""trainer/config.py: the tuned defaults and the seed preset that undoes them."""
+"""trainer/config.py: the tuned defaults, the preset that undoes them (the
+original post's settings), and each model's own settings."""
 
 import dataclasses
 
@@ -8,8 +9,8 @@ import pytest
 from common import cli
 from trainer import config as config_lib
 
-# The configurations before issue 9's tuning (main before this change), field
-# by field: --preset=seed must give exactly these back.
+# The original post's configurations, field by field: --preset=original must
+# give exactly these back.
 SEED_TRAIN = dict(num_hidden=50, learning_rate=0.005, batch_size=100,
                   epochs=200, cd_k=1, persistent=False, momentum=False,
                   weight_decay=0.0, seed=0)
@@ -30,50 +31,69 @@ def _from_flags(config_cls, argv):
 @pytest.mark.parametrize("config_cls, seed", [
     (config_lib.TrainConfig, SEED_TRAIN),
     (config_lib.GenerateConfig, SEED_GENERATE)])
-def test_preset_seed_is_exactly_the_old_configuration(config_cls, seed):
+def test_preset_original_is_exactly_the_old_configuration(config_cls, seed,
+                                                          capsys):
   old = config_cls(**seed)
+  assert _from_flags(config_cls, ["--preset=original"]) == old
+  assert cli.preset(config_cls, "original") == old
+  # Its old name still works, with a one-line note.
+  capsys.readouterr()
   assert _from_flags(config_cls, ["--preset=seed"]) == old
-  assert cli.preset(config_cls, "seed") == old
+  note = capsys.readouterr().err.strip().splitlines()
+  assert len(note) == 1 and "--preset=original" in note[0]
   # The tuned defaults differ from it, and only in the preset's fields.
   new = _from_flags(config_cls, [])
   assert new == config_cls()
   changed = {f.name for f in dataclasses.fields(config_cls)
              if getattr(new, f.name) != getattr(old, f.name)}
-  assert changed == set(config_cls.PRESETS["seed"])
+  assert changed == set(config_cls.PRESETS["original"])
 
 
 def test_an_explicit_flag_wins_over_the_preset():
   train = _from_flags(config_lib.TrainConfig,
-                      ["--preset=seed", "--num_hidden=100", "--momentum"])
+                      ["--preset=original", "--num_hidden=100", "--momentum"])
   assert (train.num_hidden, train.momentum, train.weight_decay) == (100, True,
                                                                    0.0)
   # A flag given with the preset's own value, or the default's, is kept too.
   train = _from_flags(config_lib.TrainConfig,
-                      ["--weight_decay=1e-4", "--preset=seed"])
+                      ["--weight_decay=1e-4", "--preset=original"])
   assert (train.num_hidden, train.weight_decay) == (50, 1e-4)
   generate = _from_flags(config_lib.GenerateConfig,
-                         ["--preset=seed", "--num_windows=4"])
+                         ["--preset=original", "--num_windows=4"])
   assert (generate.num_windows, generate.temperature,
           generate.articulate_threshold) == (4, 1.0, 0.0)
   generate = _from_flags(config_lib.GenerateConfig,
-                         ["--preset=seed", "--temperature=0.9"])
+                         ["--preset=original", "--temperature=0.9"])
   assert (generate.num_windows, generate.temperature) == (1, 0.9)
 
 
 def test_an_unknown_preset_is_a_usage_error():
-  with pytest.raises(flags.IllegalFlagValueError, match="seed"):
+  with pytest.raises(flags.IllegalFlagValueError, match="original"):
     _from_flags(config_lib.TrainConfig, ["--preset=nope"])
   with pytest.raises(cli.UsageError, match="--preset=nope"):
     cli.preset(config_lib.GenerateConfig, "nope")
 
 
 def test_default_samples_are_at_least_8_bars():
-  # Issue 9: windows of 15 steps (the demo corpus's) at 4 steps a quarter,
-  # chained with the default overlap (a third of a window), as generate_lib
-  # chains them.
+  # Windows of 15 steps (the demo corpus's) at 4 steps a quarter, chained
+  # with the default overlap (a third of a window), as the window RBM's
+  # sampler chains them.
   config, window = config_lib.GenerateConfig(), 15
   overlap = config.overlap or window // 3
   steps = window + (config.num_windows - 1) * (window - overlap)
   assert steps / 16 >= 8
-  seed = cli.preset(config_lib.GenerateConfig, "seed")
-  assert seed.num_windows == 1  # 15 steps: under a bar, as the seed wrote
+  original = cli.preset(config_lib.GenerateConfig, "original")
+  assert original.num_windows == 1  # 15 steps: under a bar, as the post
+
+
+def test_a_setting_of_another_model_is_refused():
+  with pytest.raises(ValueError, match="--init_from.*--model=rnn_rbm"):
+    config_lib.TrainConfig(init_from="x")
+  with pytest.raises(ValueError, match="--persistent.*--model=rbm"):
+    config_lib.TrainConfig(model="bernoulli", persistent=True,
+                           **config_lib.model_defaults("bernoulli", set()))
+  # Each model's settings are its own dataclass's fields, all in the job's.
+  from trainer import models  # pylint: disable=g-import-not-at-top
+  for cls in models.training_settings():
+    assert set(cls.__dataclass_fields__) <= set(
+        config_lib.TrainConfig.__dataclass_fields__)

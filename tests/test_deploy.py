@@ -414,8 +414,8 @@ def test_replica_refuses_shard_flags():
 
 def _tiny_model(root):
   """An 8-hidden-unit model in trainer.task's model/ format."""
-  from trainer.models import files as export  # pylint: disable=g-import-not-at-top
   from trainer.models.rbm import maths as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models.rbm import training as rbm_training  # pylint: disable=g-import-not-at-top
   train = fake_dataset.structured_windows(100, seed=1)
   dataset = fake_dataset.write_dataset(os.path.join(root, "dataset"), train,
                                        train[:10])
@@ -434,6 +434,7 @@ def _local(argv, root):
 def test_generation_replicas_write_every_sample_once(tmp_path):
   """Two replicas of the spec, with the CLUSTER_SPEC Vertex gives each, write
   exactly the samples one machine writes, byte for byte."""
+  from trainer import config as config_lib  # pylint: disable=g-import-not-at-top
   from trainer.generation import lib as generate_lib  # pylint: disable=g-import-not-at-top
   root = str(tmp_path)
   _tiny_model(root)
@@ -456,8 +457,9 @@ def test_generation_replicas_write_every_sample_once(tmp_path):
     assert proc.returncode == 0, err[-3000:]
   samples = os.path.join(root, "job", "samples")
   single = str(tmp_path / "single")
-  generate_lib.generate(os.path.join(root, "job", "model"), single,
-                      config_lib.GenerateConfig(num_samples=150, gibbs_steps=5))
+  generate_lib.generate(
+      os.path.join(root, "job", "model"), single,
+      config_lib.GenerateConfig(num_samples=150, gibbs_steps=5))
   names = sorted(n for n in os.listdir(single) if n.startswith("sample-"))
   assert len(names) == 150
   assert sorted(n for n in os.listdir(samples) if n.startswith("sample-")) == (
@@ -521,7 +523,7 @@ def test_container_entry_point_runs():
   # absl prints the help to stdout and exits 1 by convention.
   assert done.returncode in (0, 1) and "Traceback" not in done.stderr, (
       done.stderr[-2000:])
-  assert "Train the RBM" in done.stdout and "--data_dir" in done.stdout
+  assert "Train a model" in done.stdout and "--data_dir" in done.stdout
 
 
 # --- TF_CONFIG as Vertex AI sets it: MultiWorkerMirroredStrategy --------------------------------
@@ -541,7 +543,6 @@ ALL_REDUCE = """
 import json, os
 import tensorflow as tf
 from trainer.training import distribute
-from trainer.models.rbm import training as rbm_training
 strategy = distribute.make_strategy()
 task = json.loads(os.environ["TF_CONFIG"])["task"]
 mine = 1.0 if task["type"] == "chief" else 10.0

@@ -54,7 +54,7 @@ def test_likelihoods_match_exact_values(small_model, split):
              "valid": fake_dataset.structured_windows(N_VALID, seed=3)}[split]
   result = evaluate_lib.evaluate(model_dir, data_dir, split,
                                ais.AISConfig(200, 2000, 0))
-  rbm = export.load_model(model_dir).rbm
+  rbm = export.load_model(model_dir).model
   exact = float(tf.reduce_mean(rbm.log_likelihood_exact(
       tf.constant(windows.reshape(len(windows), -1), tf.float32))))
   t = fake_dataset.SMALL_TIMESTEPS

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from preprocess import records
+from trainer.models import base
 from trainer.models import files as export
 from trainer.models.rbm import maths as model_lib
-from trainer.models.rnn_rbm import maths as rnn_rbm
 from trainer.models.rbm import training as rbm_training
+from trainer.models.rnn_rbm import maths as rnn_rbm
 from trainer.models.rnn_rbm import training as sequence_train_lib
-from trainer.models import base
 
 
 def piece_spec(n_columns=12):
@@ -26,8 +26,9 @@ def test_rnn_rbm_round_trips_every_parameter(tmp_path):
   model = rnn_rbm.RNNRBM(12, 7, 5, seed=3)
   model.b_u.assign(np.arange(5, dtype=np.float32))
   model.u0.assign(-np.arange(5, dtype=np.float32))
-  sequence_train_lib.save(str(tmp_path), model, piece_spec(), {"model": "rnn_rbm"},
-                      42, frame_means=[0.25] * 12, train_frames=80)
+  sequence_train_lib.save(str(tmp_path), model, piece_spec(),
+                          {"model": "rnn_rbm"}, 42, frame_means=[0.25] * 12,
+                          train_frames=80)
   info = json.loads((tmp_path / "model.json").read_text())
   assert info["model"] == "rnn_rbm"
   assert info["sizes"] == {"n_visible": 12, "n_hidden": 7,
@@ -35,9 +36,10 @@ def test_rnn_rbm_round_trips_every_parameter(tmp_path):
   assert sorted(np.load(tmp_path / "params.npz").files) == sorted(
       sequence_train_lib.PARAMS)
   loaded = export.load_model(str(tmp_path))
-  assert loaded.name == "rnn_rbm" and loaded.model is None
-  assert loaded.model is loaded.model and loaded.step == 42
-  assert loaded.frame_means == [0.25] * 12 and loaded.train_frames == 80
+  assert loaded.name == "rnn_rbm" and isinstance(loaded.model, rnn_rbm.RNNRBM)
+  assert loaded.step == 42
+  assert loaded.info["frame_statistics"] == {"means": [0.25] * 12,
+                                             "frames": 80}
   for name in sequence_train_lib.PARAMS:
     np.testing.assert_array_equal(getattr(loaded.model, name).numpy(),
                                   getattr(model, name).numpy())
@@ -57,15 +59,14 @@ def test_rbm_format_is_unchanged(tmp_path):
   assert sorted(np.load(tmp_path / "params.npz").files) == [
       "hidden_bias", "visible_bias", "weights"]
   loaded = export.load_model(str(tmp_path))
-  assert loaded.name == "rbm" and loaded.model is None
-  assert loaded.model is loaded.model
+  assert loaded.name == "rbm" and isinstance(loaded.model, model_lib.RBM)
   np.testing.assert_array_equal(loaded.model.weights.numpy(), rbm.weights.numpy())
 
 
 def test_mismatched_rnn_rbm_files_are_refused(tmp_path):
   model = rnn_rbm.RNNRBM(12, 7, 5)
   sequence_train_lib.save(str(tmp_path), model, piece_spec(13), {}, 0,
-                      frame_means=[0.1] * 12, train_frames=1)
+                          frame_means=[0.1] * 12, train_frames=1)
   with pytest.raises(ValueError, match="13"):
     export.load_model(str(tmp_path))
   info = json.loads((tmp_path / "model.json").read_text())

@@ -18,7 +18,7 @@ from trainer.models.rnn_rbm import settings as rnn_settings
 from trainer.models import files as export
 from trainer.generation import lib as generate_lib
 from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
-from trainer.generation import primer as primer_lib
+from trainer import primer as primer_lib
 from trainer.generation import previews
 from trainer.models.rnn_rbm import maths as rnn_rbm
 from trainer.models.rnn_rbm import training as sequence_train_lib

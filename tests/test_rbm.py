@@ -3,7 +3,6 @@
 import numpy as np
 import tensorflow as tf
 
-from trainer import config as config_lib
 from trainer.models.rbm import settings as rbm_settings
 from trainer import random_streams
 from trainer.models.rbm import maths as model_lib

@@ -78,7 +78,7 @@ def test_training_learns_and_exports_the_best_validated_state(pieces_dir,
   loaded = export.load_model(os.path.join(job, "model"))
   assert loaded.name == "rnn_rbm"
   v, lengths = eval_batch(pieces_dir)
-  untrained = rnn_rbm.RNNRBM(C, 8, 10, unit_means=loaded.frame_means)
+  untrained = rnn_rbm.RNNRBM(C, 8, 10, unit_means=loaded.info["frame_statistics"]["means"])
   before = untrained.nll_exact(v, lengths)
   after = loaded.model.nll_exact(v, lengths)
   # The cycle is predictable from the previous frame: far below the frame
@@ -213,21 +213,23 @@ def test_init_from_a_frame_rbm_and_rnn_pretraining(pieces_dir, tmp_path):
   train_lib.train_and_evaluate(config_lib.TrainConfig(
       num_hidden=8, max_steps=20, batch_size=10), frames_dir,
                                str(tmp_path / "frame_rbm"))
-  frame_rbm = export.load_model(str(tmp_path / "frame_rbm" / "model")).rbm
+  frame_rbm = export.load_model(str(tmp_path / "frame_rbm" / "model")).model
   config = tiny_config(init_from=str(tmp_path / "frame_rbm" / "model"),
                        pretrain_rnn_epochs=3, max_steps=1)
-  run = sequence_train_lib._setup(config, pieces_dir, train_lib.resolve_dirs(
+  run = train_lib._setup(config, pieces_dir, train_lib.resolve_dirs(  # pylint: disable=protected-access
       str(tmp_path / "job")), tf.distribute.MirroredStrategy(ONE))
-  state = sequence_train_lib._restore(run)
-  np.testing.assert_array_equal(state.model.weights.numpy(),
+  trainer = sequence_train_lib.RNNRBMTrainer(run)
+  trainer.initialise()  # what the loop calls on a fresh run
+  np.testing.assert_array_equal(trainer.model.weights.numpy(),
                                 frame_rbm.weights.numpy())
-  assert not np.any(state.model.w_uh.numpy())  # starts as the frame RBM
-  assert np.any(state.model.w_uv.numpy())  # the pretrained RNN's output map
-  with pytest.raises(train_lib.SetupError, match="num_hidden=8.*--num_hidden=9"):
-    sequence_train_lib._setup(
+  assert not np.any(trainer.model.w_uh.numpy())  # starts as the frame RBM
+  assert np.any(trainer.model.w_uv.numpy())  # the pretrained RNN's output map
+  with pytest.raises(train_lib.SetupError,
+                     match="num_hidden=8.*--num_hidden=9"):
+    sequence_train_lib.RNNRBMTrainer(train_lib._setup(  # pylint: disable=protected-access
         tiny_config(num_hidden=9, init_from=config.init_from), pieces_dir,
         train_lib.resolve_dirs(str(tmp_path / "job2")),
-        tf.distribute.MirroredStrategy(ONE))
+        tf.distribute.MirroredStrategy(ONE)))
 
 
 def test_model_defaults_apply_to_flags_not_given():

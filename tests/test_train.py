@@ -88,7 +88,7 @@ def test_two_replicas_compute_the_same_update_as_one(persistent):
 
 
 def heldout_loglik(model_dir, eval_windows):
-  rbm = export.load_model(model_dir).rbm
+  rbm = export.load_model(model_dir).model
   v = tf.constant(eval_windows.reshape(len(eval_windows), -1), tf.float32)
   return float(tf.reduce_mean(rbm.log_likelihood_exact(v)))
 

@@ -421,7 +421,7 @@ def compare(config: CompareConfig) -> dict:
                 create_only=False)
     result["json"] = store.url(json_name)
     if config.gallery:
-      from trainer import previews  # pylint: disable=g-import-not-at-top
+      from trainer.generation import previews  # pylint: disable=g-import-not-at-top
       # Excerpts of the corpus as written: a listener compares with Bach's
       # keys, and transposed copies would show one chorale several times.
       result["gallery"] = previews.update_gallery(

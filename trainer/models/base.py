@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from common import cli
 from preprocess import records
+from trainer import models
 
 
 class SetupError(cli.UsageError):
@@ -80,7 +81,6 @@ class LoadedModel:
 
   @property
   def family(self) -> "Model":
-    from trainer import models  # pylint: disable=g-import-not-at-top  # cycle
     return models.get(self.name)
 
   def require(self, name: str, what: str) -> None:
@@ -117,6 +117,7 @@ class Trainer(abc.ABC):
 
   def initialise(self) -> None:
     """Fresh runs only (a restored checkpoint has this): pretraining etc."""
+    return None
 
   @abc.abstractmethod
   def train_steps(self, iterator, num_steps: int, epoch: int) -> dict:
@@ -137,6 +138,7 @@ class Trainer(abc.ABC):
 
   def summaries(self, step: int) -> None:
     """Model-specific TensorBoard output (in the writer's default context)."""
+    del step
 
   def validate(self, epoch: int, last: bool) -> float | None:
     """At an epoch's end: a held-out NLL per frame when one is due (the loop
@@ -146,6 +148,7 @@ class Trainer(abc.ABC):
 
   def check_before_save(self, step: int, kept: str | None) -> None:
     """Raises NonFiniteError when the state is finite but diverged."""
+    del step, kept
 
   def final_metrics(self) -> dict:
     """Model-specific figures for the job's result (chief)."""
@@ -165,6 +168,7 @@ class Model(abc.ABC):
 
   def check_data(self, spec: records.DatasetSpec, data_dir: str) -> None:
     """Raises SetupError (one line) when this model cannot train on it."""
+    del spec, data_dir
 
   @abc.abstractmethod
   def trainer(self, run: TrainingRun) -> Trainer:
@@ -234,7 +238,6 @@ def check_same_frames(model_spec: records.DatasetSpec,
 def refuse_other_sampling_flags(config, name: str) -> None:
   """Raises GenerateError for a sampling flag of another model that the
   command line gave (a frame model ignores a window RBM's levers)."""
-  from trainer import models  # pylint: disable=g-import-not-at-top  # cycle
   for other in models.NAMES:
     if other == name:
       continue

@@ -18,7 +18,7 @@ from preprocess import pianoroll
 from trainer import config as config_lib
 from trainer import data as data_lib
 from trainer import random_streams
-from trainer.generation import primer as primer_lib
+from trainer import primer as primer_lib
 from trainer.models import base
 from trainer.models.rbm import maths as model_lib
 

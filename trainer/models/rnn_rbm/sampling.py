@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import config as config_lib
-from trainer.generation import primer as primer_lib
+from trainer import primer as primer_lib
 from trainer.models import base
 
 BLOCK = config_lib.GENERATION_BLOCK
