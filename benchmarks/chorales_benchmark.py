@@ -1,5 +1,5 @@
 r"""The chorales benchmark: nats per frame of the frame RBM, the window RBM and
-the RNN-RBM on the demo corpus (issue 10).
+the RNN-RBM on the demo corpus.
 
     python -m benchmarks.chorales_benchmark --corpus=data/chorales \
         --workdir=out/chorales-benchmark          # make chorales-benchmark

@@ -7,7 +7,7 @@ exactly one place. `run` starts a CLI: a mistake the user can fix prints one
 or two lines naming the value and the fix, never the whole --help or a
 traceback.
 
-Exit codes (README, "Exit codes"): 0 done, 2 usage error (bad flag, missing or
+Exit codes (README.md, "Exit codes"): 0 done, 2 usage error (bad flag, missing or
 unusable path, wrong dataset for a model), 1 failure while running (a
 diverged run, a job already running, a broken checkpoint).
 
@@ -15,7 +15,9 @@ This module must not import TensorFlow or Beam: every CLI imports it first.
 """
 
 import dataclasses
+import errno
 import os
+import re
 import sys
 import types
 import typing
@@ -245,8 +247,61 @@ def _flag_error_message(error: flags.Error) -> str:
   return text.splitlines()[0] if text else type(error).__name__
 
 
+_HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull",
+               "--helpxml")
+
+
+def _is_tensorflow_error(error: Exception) -> bool:
+  """TensorFlow's own I/O errors (tf.errors.*: a full disk while saving a
+  checkpoint, a folder where a file should be), told apart without importing
+  TensorFlow."""
+  return any(c.__module__.startswith("tensorflow.") and c.__name__ == "OpError"
+             for c in type(error).__mro__)
+
+
+def _os_error(error: Exception) -> tuple:
+  """(exit code, one line) for an operating-system error while running."""
+  text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "",
+                getattr(error, "message", None) or str(error))
+  first = text.strip().splitlines()[0] if text.strip() else type(
+      error).__name__
+  errno_value = getattr(error, "errno", None)
+  if errno_value == errno.ENOSPC or "No space left on device" in text:
+    where = getattr(error, "filename", None) or first
+    return (EXIT_FAILURE,
+            f"no space left on device ({where}): what was written before is "
+            "kept; free some space and rerun the same command to resume.")
+  if errno_value == errno.ENAMETOOLONG or "File name too long" in text:
+    where = getattr(error, "filename", None) or first
+    return (EXIT_USAGE, f"file name too long: {where}: use a shorter path "
+            "(each folder name at most 255 bytes).")
+  if isinstance(error, OSError):
+    return EXIT_FAILURE, f"{_path_error_message(error)}"
+  return EXIT_FAILURE, f"{type(error).__name__}: {first}"
+
+
+def _dangling_link(path) -> str | None:
+  """`path` or the nearest folder above it that is a symbolic link to
+  nothing, or None."""
+  if not isinstance(path, str) or "://" in path:
+    return None
+  while path and path not in (os.sep, "."):
+    if os.path.islink(path) and not os.path.exists(path):
+      return path
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  return None
+
+
 def _path_error_message(error: OSError) -> str:
   what = error.strerror or str(error)
+  for path in (error.filename, getattr(error, "filename2", None)):
+    link = _dangling_link(path)
+    if link:
+      return (f"{link} is a symbolic link to {os.readlink(link)}, which does "
+              "not exist: create its target, or remove the link.")
   if error.filename:
     return f"{what}: {error.filename}"
   return what
@@ -273,6 +328,12 @@ def run(main, *, known_only: bool = False, positional: bool = False,
   def parse(argv):
     try:
       rest = flags.FLAGS(argv, known_only=known_only)
+    except SystemExit as e:
+      # absl exits 1 after printing --help (--helpshort, ...): asked for, it
+      # is no error.
+      if e.code == 1 and any(a.split("=")[0] in _HELP_FLAGS for a in argv[1:]):
+        sys.exit(0)
+      raise
     except flags.Error as e:
       hint = (unknown_flag_hint if isinstance(e, flags.UnrecognizedFlagError)
               and unknown_flag_hint else
@@ -292,10 +353,16 @@ def run(main, *, known_only: bool = False, positional: bool = False,
       _fail(EXIT_USAGE, _path_error_message(e))
     except failures as e:
       _fail(EXIT_FAILURE, str(e))
+    except OSError as e:
+      _fail(*_os_error(e))
     except MemoryError:
       _fail(EXIT_FAILURE, "out of memory; ask for less at once (e.g. fewer "
             "samples per shard, a smaller batch)")
     except KeyboardInterrupt:
       _fail(130, "interrupted; rerun the same command to resume")
+    except Exception as e:  # pylint: disable=broad-except
+      if not _is_tensorflow_error(e):
+        raise
+      _fail(*_os_error(e))
 
   app.run(guarded, flags_parser=parse)

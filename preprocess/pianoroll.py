@@ -5,7 +5,7 @@ so both sides agree on the layout. Pure functions on numpy arrays and pretty_mid
 objects: no file system, no Beam, no TensorFlow here.
 
 Layouts (one row per grid step, `spec.n_columns` columns):
-  * ``onoff`` (the seed's): ``[play block | articulate block]``, each ``n_pitches``
+  * ``onoff`` (the original post's): ``[play block | articulate block]``, each ``n_pitches``
     wide. *play* is 1 while a note sounds, *articulate* is 1 on the step it is struck.
   * ``roll``: one column per pitch, 1 while a note sounds.
 
@@ -32,14 +32,17 @@ ENCODINGS = ("onoff", "roll")
 #     one beat (4.7 notes per frame in the chorales instead of 3.9).
 QUANTIZE = ("round", "sample")
 
+# Ticks per quarter note of the MIDI files the project writes.
+MIDI_RESOLUTION = 480
+
 
 @dataclasses.dataclass(frozen=True)
 class RollSpec:
   """What a matrix means: encoding, pitch range and grid resolution."""
 
-  # "onoff" (play + articulate columns, the seed's) or "roll" (play only).
+  # "onoff" (play + articulate columns, the original post's) or "roll" (play only).
   encoding: str = "onoff"
-  # Lowest MIDI pitch kept (inclusive). The seed's range is 24..101.
+  # Lowest MIDI pitch kept (inclusive). The original post's range is 24..101.
   low_note: int = 24
   # Highest MIDI pitch kept (exclusive).
   high_note: int = 102
@@ -197,7 +200,7 @@ def matrix_to_notes(matrix: np.ndarray, spec: RollSpec) -> Notes:
 
   ``onoff``: a note starts where *play* turns on, or where it stays on and
   *articulate* is set (a re-struck held note becomes two notes); it ends where
-  *play* turns off. *articulate* without *play* is ignored, as in the seed.
+  *play* turns off. *articulate* without *play* is ignored, as in the original post.
   ``roll``: each run of *play* is one note.
   """
   _check_matrix(matrix, spec)
@@ -228,10 +231,10 @@ def matrix_to_notes(matrix: np.ndarray, spec: RollSpec) -> Notes:
 
 def matrix_to_midi(matrix: np.ndarray, spec: RollSpec, tempo: float = 120.0,
                    program: int = 0, velocity: int = 80,
-                   resolution: int = 480) -> pretty_midi.PrettyMIDI:
+                   resolution: int = MIDI_RESOLUTION) -> pretty_midi.PrettyMIDI:
   """Writes a matrix as a one-instrument MIDI with a tempo event.
 
-  Every note gets its note-off (the seed's writer left notes hanging at the
+  Every note gets its note-off (the original post's writer left notes hanging at the
   end of the file).
   """
   if not 0 <= program <= 127:
@@ -309,7 +312,8 @@ def _vlq(value: int) -> bytes:
 
 def matrix_to_midi_bytes(matrix: np.ndarray, spec: RollSpec,
                          tempo: float = 120.0, program: int = 0,
-                         velocity: int = 80, resolution: int = 480) -> bytes:
+                         velocity: int = 80,
+                         resolution: int = MIDI_RESOLUTION) -> bytes:
   """The bytes `matrix_to_midi(...)` would write, serialised directly.
 
   A format-0 Standard MIDI File: tempo, program change, then note-ons and

@@ -91,6 +91,9 @@ class DatasetSpec:
     except json.JSONDecodeError as e:
       raise ValueError(f"{source} is not valid JSON ({e}); re-run "
                        "preprocess.main to rebuild it.") from None
+    if not isinstance(fields, dict):
+      raise ValueError(f"{source} holds a JSON {type(fields).__name__}, not "
+                       "an object; re-run preprocess.main to rebuild it.")
     known = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(n for n in known - set(fields) if n not in (
         "transpose", "eval_fraction", "valid_fraction", "explicit_splits",
@@ -102,7 +105,17 @@ class DatasetSpec:
       raise ValueError(
           f"{source} has format_version={fields['format_version']}, this code "
           f"reads {FORMAT_VERSION}; re-run preprocess.main.")
+    for field in dataclasses.fields(cls):
+      if field.name in fields and not _of_type(fields[field.name], field.type):
+        raise ValueError(
+            f"{source}: {field.name}={fields[field.name]!r} is not of type "
+            f"{getattr(field.type, '__name__', field.type)}; it was edited or "
+            "damaged: re-run preprocess.main to rebuild it.")
     spec = cls(**{k: v for k, v in fields.items() if k in known})
+    try:
+      _ = spec.roll_spec  # RollSpec checks its own fields
+    except ValueError as e:
+      raise ValueError(f"{source}: {e}") from None
     if spec.n_visible != spec.num_timesteps * spec.n_columns:
       raise ValueError(
           f"{source}: n_visible={spec.n_visible} but num_timesteps="
@@ -111,7 +124,24 @@ class DatasetSpec:
     if len(spec.unit_means) != spec.n_visible:
       raise ValueError(f"{source}: unit_means has {len(spec.unit_means)} "
                        f"entries, expected n_visible={spec.n_visible}.")
+    bad = next((i for i, m in enumerate(spec.unit_means)
+                if isinstance(m, bool) or not isinstance(m, (int, float))
+                or not 0 <= m <= 1), None)
+    if bad is not None:
+      raise ValueError(f"{source}: unit_means[{bad}]={spec.unit_means[bad]!r} "
+                       "is not a mean of binary units (0..1); it was edited or "
+                       "damaged: re-run preprocess.main to rebuild it.")
     return spec
+
+
+def _of_type(value, kind) -> bool:
+  """JSON `value` fits the dataclass field type `kind` (ints are floats too;
+  bools are not ints)."""
+  if isinstance(value, bool) and kind is not bool:
+    return False
+  if kind is float:
+    return isinstance(value, (int, float))
+  return isinstance(value, kind) if isinstance(kind, type) else True
 
 
 def pack_window(window: np.ndarray) -> bytes:

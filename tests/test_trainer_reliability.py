@@ -9,7 +9,9 @@ import datetime
 import glob
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -487,7 +489,29 @@ def cli_inputs(tmp_path_factory):
                              fake_dataset.structured_windows(100),
                              fake_dataset.structured_windows(20))
   os.replace(root / "roll" / "dataset.json", root / "mixed" / "dataset.json")
+  # Hand-edited or damaged model.json and dataset.json.
+  info = json.loads((model / export.INFO_FILE).read_text())
+  for name, text in (("badjson", "{not json"), ("listjson", "[1, 2]"),
+                     ("nokey", json.dumps({k: v for k, v in info.items()
+                                           if k != "dataset"})),
+                     ("badtype", json.dumps(dict(info, step="x")))):
+    (root / name).mkdir()
+    (root / name / export.INFO_FILE).write_text(text)
+    (root / name / export.PARAMS_FILE).write_bytes(
+        (model / export.PARAMS_FILE).read_bytes())
+  spec = json.loads((pathlib.Path(data) / "dataset.json").read_text())
+  for name, text in (("dslist", "[]"),
+                     ("dstype", json.dumps(dict(spec, low_note="sixty"))),
+                     ("dsmean", json.dumps(dict(spec, unit_means=[1.5] + spec[
+                         "unit_means"][1:])))):
+    shutil.copytree(data, root / name)
+    (root / name / "dataset.json").write_text(text)
+  os.symlink(root / "nowhere", root / "link")
   return {"MODEL": str(model), "DATA": os.path.normpath(data),
+          "BADJSON": str(root / "badjson"), "LISTJSON": str(root / "listjson"),
+          "NOKEY": str(root / "nokey"), "BADTYPE": str(root / "badtype"),
+          "DSLIST": str(root / "dslist"), "DSTYPE": str(root / "dstype"),
+          "DSMEAN": str(root / "dsmean"), "LINK": str(root / "link"),
           "TRUNC": str(truncated), "NAN": str(root / "nan" / "model"),
           "MIXED": str(root / "mixed"),
           "FILE": str(root / "file"), "NOJSON": str(root / "no_model_json"),
@@ -528,6 +552,33 @@ _USAGE_ERRORS = [
     ("trainer.task", ["--data_dir=MIXED", "--job_dir=ROOT/j2",
                       "--batch_size=10"],
      "MIXED/train-00000-of-00002.tfrecord: its windows are 12 bytes"),
+    # Round 3: these printed a traceback before.
+    ("trainer.evaluate", ["--model_dir=BADJSON", "--data_dir=DATA"],
+     "BADJSON/model.json is not valid JSON"),
+    ("trainer.generate", ["--model_dir=LISTJSON", "--output=ROOT/o3"],
+     "LISTJSON/model.json holds a JSON list"),
+    ("trainer.evaluate", ["--model_dir=NOKEY", "--data_dir=DATA"],
+     "NOKEY/model.json has no 'dataset'"),
+    ("trainer.generate", ["--model_dir=BADTYPE", "--output=ROOT/o4"],
+     "BADTYPE/model.json: step='x' is not of type int"),
+    ("trainer.task", ["--data_dir=DSLIST", "--job_dir=ROOT/j3"],
+     "DSLIST/dataset.json holds a JSON list"),
+    ("trainer.evaluate", ["--model_dir=MODEL", "--data_dir=DSTYPE"],
+     "low_note='sixty' is not of type int"),
+    ("trainer.task", ["--data_dir=DSMEAN", "--job_dir=ROOT/j4"],
+     "unit_means[0]=1.5 is not a mean of binary units"),
+    ("trainer.generate", ["--model_dir=MODEL", "--output=ROOT/o5",
+                          "--primer=ROOT", "--num_samples=2"],
+     "--primer=ROOT is a folder"),
+    ("trainer.generate", ["--model_dir=MODEL", "--output=ROOT/o6",
+                          "--num_windows=100000", "--num_samples=2"],
+     "use --num_windows <= "),
+    ("trainer.task", ["--data_dir=DATA", "--job_dir=LINK/job",
+                      "--batch_size=10", "--max_steps=1"],
+     "LINK is a symbolic link to"),
+    ("trainer.task", ["--data_dir=DATA", f"--job_dir=ROOT/{'x' * 300}",
+                      "--batch_size=10", "--max_steps=1"],
+     "file name too long"),
 ]
 
 

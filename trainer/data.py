@@ -23,9 +23,16 @@ def load_dataset_spec(data_dir: str) -> records.DatasetSpec:
         f"{path} does not exist: --data_dir must be the --output_dir of "
         "preprocess.main (it writes dataset.json and *.tfrecord there).")
   with tf.io.gfile.GFile(path) as f:
-    spec = records.DatasetSpec.from_json(f.read(), source=path)
+    try:
+      spec = records.DatasetSpec.from_json(f.read(), source=path)
+    except ValueError as e:
+      raise DatasetError(str(e)) from None
   check_record_sizes(data_dir, spec)
   return spec
+
+
+class DatasetError(cli.UsageError):
+  """dataset.json is not one preprocess.main wrote (damaged or edited)."""
 
 
 class RecordSizeError(cli.UsageError):

@@ -23,6 +23,8 @@ def load_primer(path: str, spec: pianoroll.RollSpec) -> np.ndarray:
     FileNotFoundError: no such file.
     PrimerError: SMPTE-timed, unreadable, or no step on the grid.
   """
+  if tf.io.gfile.isdir(path):
+    raise PrimerError(f"--primer={path} is a folder: pass one MIDI file.")
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       data = f.read()

@@ -9,7 +9,7 @@ The table below is the one place that chooses a stream for a purpose. Two
 purposes drawing from the same (seed, stream) would correlate their noise, so
 each gets its own region of the 64-bit stream space. Changing a number here
 changes samples and trained weights for a given seed: the numbers are the
-ones the project has always used (checked byte for byte, README "Development").
+ones the project has always used (checked byte for byte, docs/DEVELOPMENT.md).
 
   purpose                          streams (Gibbs step s: hidden, visible)
   CD/PCD training, step t          t * STREAMS_PER_STEP + 0 (h0), + 1 (PCD h

@@ -44,7 +44,7 @@ DURATION_BIN_LABELS = ("1/16", "1/8", "3/16", "1/4", "<1/2", "1/2", "<1",
                        ">=1")
 # A scalar feature "meets the data" within this relative difference of the
 # data's mean; a histogram feature when its overlapping area reaches
-# HISTOGRAM_MIN_OVERLAP (the goals of issue 9).
+# HISTOGRAM_MIN_OVERLAP (the sample-quality goals).
 SCALAR_TOLERANCE = 0.15
 HISTOGRAM_MIN_OVERLAP = 0.85
 # Pairwise distances fed to the KDE are subsampled to this many (fixed seed).

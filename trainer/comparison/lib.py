@@ -39,7 +39,7 @@ DEFAULT_FIGURE = "comparison.png"
 # trainer.generate's record of a job (generation/lib.py SETTINGS_FILE; not
 # imported: that would load the samplers and TensorFlow).
 GENERATION_FILE = "generation.json"
-# The grid of the features when no dataset says otherwise (the seed's).
+# The grid of the features when no dataset says otherwise (the original post's).
 DEFAULT_SPEC = pianoroll.RollSpec()
 
 

@@ -22,6 +22,7 @@ import json
 from absl import logging
 import numpy as np
 
+from common import preemption
 from preprocess import pianoroll
 from trainer import config as config_lib
 from trainer.generation import storage as storage_lib
@@ -104,6 +105,7 @@ def model_record(model_dir: str, loaded: base.LoadedModel) -> dict:
   measure other music).
   """
   return {"model_dir": model_dir, "kind": loaded.name,
+          "digest": files.digest(model_dir),
           "roll_spec": dataclasses.asdict(loaded.dataset.roll_spec),
           "num_timesteps": loaded.dataset.num_timesteps}
 
@@ -125,11 +127,31 @@ def _same_settings(existing: bytes, config: GenerateConfig) -> bool:
   return recorded == json.loads(json.dumps(config.settings()))
 
 
+def _check_model(existing: bytes, model: dict, output: str) -> None:
+  """Refuses to add samples of another model to a folder: a model's digest
+  (its files' bytes) must equal the one generation.json records (folders
+  written before digests were recorded, or a copy of the same model on
+  another path, pass)."""
+  try:
+    recorded = json.loads(existing).get("model") or {}
+  except (ValueError, AttributeError):
+    return  # not ours to judge here: _same_settings reports it
+  old = recorded.get("digest") if isinstance(recorded, dict) else None
+  if old and old != model.get("digest"):
+    raise FileExistsError(
+        f"{output} holds samples of another model ({recorded.get('model_dir')}"
+        f", digest {old[:12]}); {model['model_dir']} has digest "
+        f"{model['digest'][:12]}: pass --overwrite to replace them, or choose "
+        "another --output.")
+
+
 def _check_settings(store, config: GenerateConfig, output: str,
                     model: dict | None = None) -> None:
   settings = dict(config.settings(), **({"model": model} if model else {}))
   wanted = json.dumps(settings, indent=1, sort_keys=True).encode()
   existing = store.read(SETTINGS_FILE)
+  if existing is not None and model and not config.overwrite:
+    _check_model(existing, model, output)
   if existing is not None and not _same_settings(existing, config) and (
       not config.overwrite):
     raise FileExistsError(
@@ -313,8 +335,14 @@ def _write_block(shard: _Shard, b: int, rows, pieces, attempts, stats, spec,
   summary["written"] += len(files)
 
 
-def _write(shard: _Shard, generator, spec, summary: dict) -> None:
-  """Samples and writes every block not done yet, a call ahead."""
+def _write(shard: _Shard, generator, spec, summary: dict,
+           stop: preemption.StopSignals) -> None:
+  """Samples and writes every block not done yet, a call ahead.
+
+  Raises:
+    preemption.Stopped: SIGTERM/SIGINT; every block written so far is whole
+      and recorded, so a rerun writes only the rest.
+  """
   config = shard.config
   todo = [b for b in shard.blocks
           if any(i not in shard.done for i in shard.block_ids(b))]
@@ -327,6 +355,11 @@ def _write(shard: _Shard, generator, spec, summary: dict) -> None:
                                       config)
     for b in call_blocks:
       _write_block(shard, b, rows, pieces, attempts, stats, spec, summary)
+      if stop.requested:
+        raise preemption.Stopped(
+            f"stopped by {stop.requested} with {len(shard.done)} of "
+            f"{len(shard.ids)} samples of shard {config.shard_index} written "
+            "and recorded; rerun the same command to write the rest.")
     logging.info("shard %d: %d/%d samples", config.shard_index,
                  len(shard.done), len(shard.ids))
 
@@ -374,6 +407,7 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
              "num_shards": config.num_shards, "samples": len(shard.ids),
              "already_present": len(shard.done), "written": 0, "empty": 0,
              "resampled": 0}
-  _write(shard, generator, spec, summary)
+  with preemption.StopSignals() as stop:
+    _write(shard, generator, spec, summary, stop)
   _finalise(shard, spec, summary, loaded.family.describe_sampling(config))
   return summary

@@ -17,9 +17,11 @@ import abc
 import dataclasses
 
 import numpy as np
+import pretty_midi
 import tensorflow as tf
 
 from common import cli
+from preprocess import pianoroll
 from preprocess import records
 from trainer import models
 
@@ -249,8 +251,26 @@ def refuse_other_sampling_flags(config, name: str) -> None:
 
 
 def frame_model_length(config, spec: records.DatasetSpec, bars: int) -> int:
-  """A frame model's samples' length: --num_frames, else `bars` of 4/4."""
-  return config.num_frames or bars * 4 * spec.roll_spec.steps_per_quarter
+  """A frame model's samples' length: --num_frames, else `bars` of 4/4.
+
+  Raises:
+    GenerateError: --num_frames longer than a MIDI file can hold.
+  """
+  frames = config.num_frames or bars * 4 * spec.roll_spec.steps_per_quarter
+  most = max_piece_steps(spec.roll_spec)
+  if frames > most:
+    raise GenerateError(
+        f"--num_frames={frames}: a piece that long ends past MIDI tick "
+        f"{pretty_midi.pretty_midi.MAX_TICK:.0f}, where MIDI readers refuse "
+        f"the file as corrupt; use --num_frames <= {most}.")
+  return frames
+
+
+def max_piece_steps(spec) -> int:
+  """The most grid steps a written MIDI file can hold and still be read
+  (pretty_midi refuses files whose last tick passes its MAX_TICK)."""
+  ticks_per_step = pianoroll.MIDI_RESOLUTION / spec.steps_per_quarter
+  return int(pretty_midi.pretty_midi.MAX_TICK // ticks_per_step)
 
 
 def masked_baseline_sum(batch: np.ndarray, lengths: np.ndarray, log_p,

@@ -18,6 +18,7 @@ tf.io.gfile, so gs:// works in the cloud. params.npz is written before
 model.json, so a folder with a model.json holds its parameters.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -48,21 +49,39 @@ class NonFiniteModelError(cli.JobError):
 
 def save(model_dir: str, arrays: dict, info: dict) -> None:
   """Writes params.npz (`arrays`) first, then model.json (`info` with the
-  format version)."""
+  format version), each under a temporary name renamed into place: a reader
+  never sees a half-written file."""
   tf.io.gfile.makedirs(model_dir)
   buf = io.BytesIO()
   np.savez(buf, **arrays)
-  with tf.io.gfile.GFile(os.path.join(model_dir, PARAMS_FILE), "wb") as f:
-    f.write(buf.getvalue())
+  _write_whole(os.path.join(model_dir, PARAMS_FILE), buf.getvalue())
   info = {"format_version": FORMAT_VERSION, **info}
-  with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE), "w") as f:
-    f.write(json.dumps(info, indent=1, sort_keys=True))
+  _write_whole(os.path.join(model_dir, INFO_FILE),
+               json.dumps(info, indent=1, sort_keys=True).encode())
+
+
+def _write_whole(path: str, data: bytes) -> None:
+  """Writes `data` to a temporary name beside `path`, then renames it."""
+  temporary = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(temporary, "wb") as f:
+    f.write(data)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def base_info(config: dict, dataset: records.DatasetSpec, step: int) -> dict:
   """The model.json entries every model writes."""
   return {"config": config, "dataset": json.loads(dataset.to_json()),
           "step": int(step)}
+
+
+def digest(model_dir: str) -> str:
+  """SHA-256 of model.json and params.npz: the model's identity, wherever it
+  is copied to."""
+  h = hashlib.sha256()
+  for name in (INFO_FILE, PARAMS_FILE):
+    with tf.io.gfile.GFile(os.path.join(model_dir, name), "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()
 
 
 def model_name(model_dir: str) -> str:
@@ -81,7 +100,8 @@ def load_model(model_dir: str) -> base.LoadedModel:
 
   Raises:
     FileNotFoundError: model_dir has no model.json/params.npz.
-    ValueError: the files are not a model of this format.
+    ModelError: the files are not a model of this format (a usage error
+      naming the file and the key), or do not fit together.
   """
   info_path = os.path.join(model_dir, INFO_FILE)
   params_path = os.path.join(model_dir, PARAMS_FILE)
@@ -90,25 +110,65 @@ def load_model(model_dir: str) -> base.LoadedModel:
       raise FileNotFoundError(
           f"{path} does not exist: --model_dir must be the model/ folder that "
           "trainer.task writes (JOB_DIR/model).")
+  info = _read_info(info_path)
+  model = models.get(info.get("model", UNNAMED))
+  try:
+    dataset = records.DatasetSpec.from_json(json.dumps(info["dataset"]),
+                                            source=f"{info_path}'s dataset")
+  except ValueError as e:
+    raise ModelError(str(e)) from None
+  with tf.io.gfile.GFile(params_path, "rb") as f:
+    params = _read_params(params_path, f.read(), model.param_names(info))
+  try:
+    return model.load(info, params, dataset, params_path)
+  except ModelError:
+    raise
+  except (KeyError, TypeError, ValueError, AttributeError) as e:
+    raise ModelError(f"{info_path} does not describe {params_path} "
+                     f"({type(e).__name__}: {e}); it was edited or damaged: "
+                     "rerun trainer.task with the same --job_dir to export it "
+                     "again.") from None
+
+
+# model.json's keys every model writes, and their JSON types.
+_REQUIRED = {"format_version": int, "dataset": dict, "config": dict,
+             "step": int}
+
+
+def _read_info(info_path: str) -> dict:
+  """model.json, checked: an object with the keys and types every model
+  writes, of this format, of a registered model.
+
+  Raises:
+    ModelError: one line naming the file and the key.
+  """
   with tf.io.gfile.GFile(info_path) as f:
     try:
       info = json.loads(f.read())
     except json.JSONDecodeError as e:
-      raise ValueError(f"{info_path} is not valid JSON: {e}") from None
-  if info.get("format_version") != FORMAT_VERSION:
-    raise ValueError(f"{info_path} has format_version="
-                     f"{info.get('format_version')}; this code reads "
+      raise ModelError(f"{info_path} is not valid JSON ({e}): rerun "
+                       "trainer.task with the same --job_dir to export the "
+                       "model again.") from None
+  if not isinstance(info, dict):
+    raise ModelError(f"{info_path} holds a JSON {type(info).__name__}, not "
+                     "the object trainer.task writes: export the model again.")
+  for key, kind in _REQUIRED.items():
+    if key not in info:
+      raise ModelError(f"{info_path} has no {key!r}: it was edited or not "
+                       "written by trainer.task; export the model again.")
+    if not isinstance(info[key], kind) or isinstance(info[key], bool):
+      raise ModelError(f"{info_path}: {key}={info[key]!r} is not of type "
+                       f"{kind.__name__}; it was edited: export the model "
+                       "again.")
+  if info["format_version"] != FORMAT_VERSION:
+    raise ModelError(f"{info_path} has format_version="
+                     f"{info['format_version']}; this code reads "
                      f"{FORMAT_VERSION}. Retrain or use a matching version.")
   name = info.get("model", UNNAMED)
   if name not in models.NAMES:
-    raise ValueError(f"{info_path} has model={name!r}; this code reads "
-                     f"{models.NAMES}.")
-  model = models.get(name)
-  dataset = records.DatasetSpec.from_json(json.dumps(info["dataset"]),
-                                          source=info_path)
-  with tf.io.gfile.GFile(params_path, "rb") as f:
-    params = _read_params(params_path, f.read(), model.param_names(info))
-  return model.load(info, params, dataset, params_path)
+    raise ModelError(f"{info_path} has model={name!r}; this code reads "
+                     f"{', '.join(models.NAMES)}.")
+  return info
 
 
 def assign_checked(module, params: dict, names, path: str) -> None:

@@ -63,7 +63,7 @@ def unpin_malloc_mmap_threshold() -> bool:
   workaround for a from_generator leak, tensorflow#65675), and every iterator
   of `strategy.experimental_distribute_dataset` builds one inside. It also
   switches off glibc's dynamic threshold, so from then on every tensor over
-  128 KiB is mmap'ed and unmapped per op: at the seed's shape about 2,300 page
+  128 KiB is mmap'ed and unmapped per op: at the original post's shape about 2,300 page
   faults a step, which made the CD step 2-3x slower on 2 CPU cores. Call this
   after creating the distributed iterator. Tensors up to 32 MB then come from
   malloc's arenas again, which keep up to twice that free before trimming (as

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli
+from common import preemption
 from preprocess import records
 from trainer import config as config_lib
 from trainer import data
@@ -35,9 +36,14 @@ NonFiniteError = base.NonFiniteError
 RunDirs = base.RunDirs
 # Next to the checkpoints it describes: a resumed run is checked against it.
 RUN_CONFIG_FILE = "run_config.json"
+# The finished run's figures, which a rerun of a finished job prints again.
+METRICS_FILE = "metrics.json"
 KEEP_CHECKPOINTS = 3
 # The best validated state, under the checkpoint folder.
 BEST_SUBDIR = "best"
+# A call of several steps lasts about this long at most, so a stop signal is
+# answered well within a preempted VM's ~30 s of grace.
+_CALL_SECONDS = 5.0
 
 
 def resolve_dirs(job_dir=None, model_dir=None, checkpoint_dir=None,
@@ -259,21 +265,57 @@ def _next_boundary(run: base.TrainingRun, step: int) -> int:
           config.steps_per_checkpoint, run.steps_per_epoch)))
 
 
-def _loop(run: base.TrainingRun, state: _State, iterator, writer) -> dict:
+class _CallLength:
+  """Steps per call: up to the next boundary, and about _CALL_SECONDS at
+  most (measured on the previous call). Results do not depend on it: every
+  update's noise and batch are keyed by its step."""
+
+  def __init__(self):
+    self.seconds_per_step = None
+
+  def steps(self, wanted: int) -> int:
+    if self.seconds_per_step is None:
+      return 1  # the first call also traces: measure from the second on
+    return max(1, min(wanted, int(_CALL_SECONDS / self.seconds_per_step)))
+
+  def record(self, steps: int, seconds: float) -> None:
+    if steps:
+      self.seconds_per_step = seconds / steps
+
+
+def _stop_agreed(strategy, stop: preemption.StopSignals) -> bool:
+  """Whether any worker was asked to stop: every worker stops at the same
+  step (one tiny all-reduce per call across machines; none on one)."""
+  if isinstance(strategy, tf.distribute.MirroredStrategy):
+    return stop.requested is not None
+  flag = 1.0 if stop.requested is not None else 0.0
+  return bool(strategy.reduce(tf.distribute.ReduceOp.SUM,
+                              strategy.run(lambda: tf.constant(flag)),
+                              axis=None) > 0)
+
+
+def _loop(run: base.TrainingRun, state: _State, iterator, writer,
+          stop: preemption.StopSignals) -> dict:
   """Trains up to run.total_steps; returns the last call's scalars.
 
   Raises:
     NonFiniteError: an update went NaN/Inf (it was not applied), or the state
       diverged (it was not saved).
+    preemption.Stopped: SIGTERM/SIGINT; the current step was saved first.
   """
   config, trainer = run.config, state.trainer
   step = int(trainer.step.numpy())
   throughput = _Throughput(step, config.batch_size)
   scalars, rate = {}, 0.0
   rate_name = f"{trainer.unit}_per_sec"
+  length = _CallLength()
   while step < run.total_steps:
-    out = trainer.train_steps(iterator, _next_boundary(run, step) - step,
-                              step // run.steps_per_epoch)
+    started = time.perf_counter()
+    out = trainer.train_steps(
+        iterator, length.steps(_next_boundary(run, step) - step),
+        step // run.steps_per_epoch)
+    length.record(int(trainer.step.numpy()) - step,
+                  time.perf_counter() - started)
     step = int(trainer.step.numpy())
     if not bool(out["finite"]):
       raise trainer.non_finite_error(
@@ -311,10 +353,16 @@ def _loop(run: base.TrainingRun, state: _State, iterator, writer) -> dict:
         if summary_now:
           trainer.summaries(step)
       writer.flush()
-    if step % config.steps_per_checkpoint == 0 or last:
+    stopping = not last and _stop_agreed(run.strategy, stop)
+    if step % config.steps_per_checkpoint == 0 or last or stopping:
       trainer.check_before_save(
           step, tf.train.latest_checkpoint(run.dirs.checkpoint_dir))
-      state.manager.save(checkpoint_number=step)
+      saved = state.manager.save(checkpoint_number=step)
+    if stopping:
+      raise preemption.Stopped(
+          f"stopped by {stop.requested or 'another worker'} at step "
+          f"{step}/{run.total_steps}: saved {saved}; rerun the same command "
+          "to resume.")
   return scalars
 
 
@@ -404,8 +452,20 @@ def _train(run: base.TrainingRun, trainer: base.Trainer) -> dict:
                "replica(s), global batch %d", config.model, start_step,
                run.total_steps, run.steps_per_epoch,
                run.strategy.num_replicas_in_sync, config.batch_size)
+  metrics_path = os.path.join(run.dirs.checkpoint_dir, METRICS_FILE)
+  if start_step >= run.total_steps and tf.io.gfile.exists(metrics_path):
+    # A finished job: its figures again, not a run of no steps.
+    with tf.io.gfile.GFile(metrics_path) as f:
+      metrics = dict(json.loads(f.read()), already_done=True)
+    logging.info("already trained to step %d of %d: nothing to do (raise "
+                 "--epochs or --max_steps to train on)", start_step,
+                 run.total_steps)
+    _export(run, state, dict(metrics))
+    barrier(run.strategy)
+    return metrics
   start_time = time.perf_counter()
-  metrics = _loop(run, state, iterator, writer)
+  with preemption.StopSignals() as stop:
+    metrics = _loop(run, state, iterator, writer, stop)
   step = int(trainer.step.numpy())
   elapsed = time.perf_counter() - start_time
   metrics.update({
@@ -415,6 +475,9 @@ def _train(run: base.TrainingRun, trainer: base.Trainer) -> dict:
   if run.chief:
     metrics.update(trainer.final_metrics())
   _export(run, state, metrics)
+  if run.chief:
+    with tf.io.gfile.GFile(metrics_path, "w") as f:
+      f.write(json.dumps(metrics, indent=1, sort_keys=True))
   # Workers leave together, after the chief's export, so no process outlives
   # its peers and waits on their heartbeats at exit.
   barrier(run.strategy)

@@ -242,7 +242,7 @@ class RBM(RBMMaths, tf.Module):
     """Initialises as in Hinton's practical guide (UTML TR 2010-003).
 
     Args:
-      n_visible: visible units (2340 for the seed's 15-step onoff windows).
+      n_visible: visible units (2340 for the original post's 15-step onoff windows).
       n_hidden: hidden units.
       unit_means: per-visible-unit mean activation in the training data; sets
         the visible biases. None: zeros.

@@ -257,8 +257,21 @@ def check_flags(config, loaded: base.LoadedModel) -> None:
 
 def make_generator(loaded: base.LoadedModel,
                    config: config_lib.GenerateConfig) -> "Generator":
-  """The Generator with its primer and --init=data windows loaded."""
-  overlap = config.overlap or max(1, loaded.dataset.num_timesteps // 3)
+  """The Generator with its primer and --init=data windows loaded.
+
+  Raises:
+    GenerateError: pieces longer than a MIDI file can hold, or a primer or
+      dataset the model cannot use.
+  """
+  t = loaded.dataset.num_timesteps
+  overlap = config.overlap or max(1, t // 3)
+  steps = t + (config.num_windows - 1) * max(1, t - overlap)
+  most = base.max_piece_steps(loaded.dataset.roll_spec)
+  if steps > most:
+    raise GenerateError(
+        f"--num_windows={config.num_windows} makes pieces of {steps} steps; a "
+        f"MIDI file can hold {most} (readers refuse longer ones as corrupt): "
+        f"use --num_windows <= {1 + (most - t) // max(1, t - overlap)}.")
   primer = (_load_primer(config.primer, loaded.dataset.roll_spec, overlap)
             if config.primer else None)
   data_windows = (_load_data_windows(config.data_dir, loaded.dataset)

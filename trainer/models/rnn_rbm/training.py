@@ -289,6 +289,11 @@ class _Validator:
           "reports was also used for model selection; preprocess with "
           "--valid_fraction=0.1 (or --valid_input) for a clean test figure.",
           run.data_dir)
+    if self.split is None and run.chief:
+      logging.warning(
+          "%s has neither a valid nor an eval split: no validation, and the "
+          "last state (not the best) is exported; preprocess with "
+          "--valid_fraction=0.1 for early stopping.", run.data_dir)
     self.subset = validation_subset(run.data_dir, run.spec, self.split)
     self.base = ais.base_rate_biases(frame_means, train_frames)
     self.config = config_lib.AISConfig(
