@@ -51,19 +51,24 @@ _AIS_BASE_FAMILY = 2**40
 # Generation: frame t, Gibbs step g uses streams
 # t * _GEN_STREAMS_PER_FRAME + 2g (hidden) and + 2g + 1 (visible).
 _GEN_STREAMS_PER_FRAME = 2**12
+# AIS runs the chains of this many frames at a time (memory: sequences x
+# frames x chains x V floats, a few of them): flat in the piece's length.
+AIS_FRAMES = 256
 # Exact log Z enumerates hidden states in chunks of this many (memory:
 # rows x chunk x V floats).
 _EXACT_STATE_CHUNK = 256
 
 
 def frame_noise(seed, family, row_start, num_rows, num_frames,
-                width: int) -> tf.Tensor:
+                width: int, chunk_start=0) -> tf.Tensor:
   """Uniform noise [num_rows, num_frames, width] keyed by (row, frame).
 
   Entry (r, t, :) depends only on (seed, family, row_start + r, t, width):
   frames [16c, 16c + 16) of every row come from stream
   family * 2^20 + c, as one `keyed_uint16` row of 16 * width numbers, scaled
-  to [0, 1) on a grid of 2^-16 (float32).
+  to [0, 1) on a grid of 2^-16 (float32). With chunk_start = k, frame t of
+  the result is frame 16k + t of the sequence (a later part of it, drawing
+  exactly the noise the whole sequence would).
 
   Args:
     seed: integer scalar.
@@ -73,12 +78,14 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
     num_rows: integer scalar.
     num_frames: integer scalar (may be a tensor).
     width: Python int, units per frame.
+    chunk_start: the first frame's chunk of FRAME_CHUNK frames.
   """
   family = tf.cast(family, tf.int64)
+  chunk_start = tf.cast(chunk_start, tf.int64)
   num_chunks = (tf.cast(num_frames, tf.int32) + FRAME_CHUNK - 1) // FRAME_CHUNK
 
   def chunk(c):
-    stream = family * _CHUNKS_PER_FAMILY + tf.cast(c, tf.int64)
+    stream = family * _CHUNKS_PER_FAMILY + chunk_start + tf.cast(c, tf.int64)
     return keyed_uint16(seed, stream, row_start, num_rows, FRAME_CHUNK * width)
 
   static_frames = tf.get_static_value(num_frames)
@@ -470,9 +477,12 @@ class RNNRBM(tf.Module):
                         base_biases=None, row_start=0):
     """AIS estimate of log Z(t) for every frame, batched over frames.
 
-    Shared W, per-frame biases; the path and schedule of trainer/models/ais.py, one
-    set of `config.num_chains` chains per frame, the noise of frame t of
-    sequence s keyed by (config.seed, s, t). Eager only (returns numpy).
+    Shared W, per-frame biases; the path and schedule of trainer/models/ais.py,
+    one set of `config.num_chains` chains per frame, the noise of frame t of
+    sequence s keyed by (config.seed, s, t). The RNN runs over the whole
+    sequence (exact and cheap); the chains run AIS_FRAMES frames at a time,
+    so memory does not grow with the length of the piece, and the estimate
+    is the one all frames at once would give. Eager only (returns numpy).
 
     Args:
       v: [B, T, V] frames (they set the biases; padded frames are estimated
@@ -491,11 +501,7 @@ class RNNRBM(tf.Module):
       b_a = tf.clip_by_value(b_v, -10.0, 10.0)
     else:
       b_a = tf.broadcast_to(tf.cast(base_biases, tf.float32), tf.shape(b_v))
-    log_w = _ais_log_weights(
-        self.weights, b_v, b_h, b_a,
-        tf.constant(ais_lib.beta_schedule(config.num_betas), tf.float64),
-        config.num_chains, tf.constant(config.seed, tf.int64),
-        tf.constant(row_start, tf.int64)).numpy()  # [B, T, M]
+    log_w = self._chunked_log_weights(b_v, b_h, b_a, config, row_start)
     b_a64 = b_a.numpy().astype(np.float64)
     log_z_base = (np.logaddexp(0.0, b_a64).sum(-1) +
                   self.n_hidden * np.log(2.0))
@@ -505,6 +511,26 @@ class RNNRBM(tf.Module):
     log_z = log_z_base + shift[..., 0] + np.log(mean)
     stderr = w.std(-1, ddof=1) / np.sqrt(w.shape[-1]) / mean
     return log_z, stderr
+
+  def _chunked_log_weights(self, b_v, b_h, b_a, config, row_start,
+                           chunk_frames=None) -> np.ndarray:
+    """_ais_log_weights [B, T, M] of every frame, chunk_frames frames per
+    call (a multiple of FRAME_CHUNK: each call draws exactly the noise of
+    its frames; the last call is padded to the same shape, one trace)."""
+    frames = _dim(b_v, 1)
+    chunk = chunk_frames or min(
+        AIS_FRAMES, -(-int(frames) // FRAME_CHUNK) * FRAME_CHUNK)
+    betas = tf.constant(ais_lib.beta_schedule(config.num_betas), tf.float64)
+    pad = -int(frames) % chunk
+    padded = [tf.pad(x, [[0, 0], [0, pad], [0, 0]]) for x in (b_v, b_h, b_a)]
+    parts = []
+    for start in range(0, int(frames), chunk):
+      part = [x[:, start:start + chunk] for x in padded]
+      parts.append(_ais_log_weights(
+          self.weights, *part, betas, config.num_chains,
+          tf.constant(config.seed, tf.int64), tf.constant(row_start, tf.int64),
+          tf.constant(start // FRAME_CHUNK, tf.int64)).numpy())
+    return np.concatenate(parts, axis=1)[:, :int(frames)]  # [B, T, M]
 
   def nll_ais(self, v, lengths, config: ais_lib.AISConfig, base_biases=None,
               row_start=0) -> dict:
@@ -576,7 +602,7 @@ class RNNRBM(tf.Module):
 
 @tf.function
 def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
-                     row_start):
+                     row_start, chunk_start):
   """Log importance weights [B, T, M] (float64), as trainer/models/ais.py per frame.
 
   Chains are rows [B, T, M, V]: frame (s, t) anneals from the base model with
@@ -590,7 +616,7 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
 
   def sample(probs, family, width):
     noise = frame_noise(seed, family, row_start, batch, frames,
-                        num_chains * width)
+                        num_chains * width, chunk_start)
     noise = tf.reshape(noise, [batch, frames, num_chains, width])
     return tf.cast(noise < probs, tf.float32)
 
