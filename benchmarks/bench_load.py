@@ -18,6 +18,15 @@ CLIs a user runs, as separate processes:
      a local GCS emulator (its own process), each killed (SIGKILL) halfway and
      rerun: exactly N sample files, no duplicates, the manifest whole (every id
      once, every checksum equal to the file's).
+  5. Preemption: SIGTERM halfway through training and through generation,
+     then the same command again: the model and every sample file are the
+     bytes of an uninterrupted run.
+  6. A full disk halfway through generation (a small tmpfs; skipped where
+     one cannot be mounted): one line, exit 1; a rerun with space writes
+     exactly N files, no duplicates.
+  7. A 10-minute piece in each split (train, valid, eval): an RNN-RBM trained
+     and evaluated on every split, each evaluation's peak memory within 2 GB.
+The smoke test (tests/test_bench_load.py) runs the same steps, smaller.
 Prints one line per figure and a final PASS/FAIL line; exits 1 on FAIL.
 """
 
@@ -50,6 +59,17 @@ class LoadConfig:
   direct_workers: int = cli.setting(
       0, "DirectRunner workers for preprocessing: 0 all cores (multi-processing), "
       "1 in this process (the smoke test: no worker start-up).")
+  eval_betas: int = cli.setting(
+      1500, "AIS betas per frame when evaluating the long pieces (the "
+      "RNN-RBM's default; the smoke test uses fewer).")
+  long_minutes: float = cli.setting(
+      10.0, "Length of the long piece of each split, in minutes at 120 bpm.")
+  gibbs_steps: int = cli.setting(
+      50, "Gibbs steps per window of every generation (the generator's "
+      "default; the smoke test uses fewer).")
+  preempt_steps: int = cli.setting(
+      2000, "Updates of the training that is stopped by SIGTERM halfway: "
+      "enough that the signal arrives well before the end.")
 
   def __post_init__(self):
     if self.num_files < 20 or not 0 <= self.num_hostile < self.num_files:
@@ -206,9 +226,11 @@ def _sample_count(output: str) -> int:
   return len(glob.glob(os.path.join(output, "sample-*.mid")))
 
 
-def generate_killed_and_resumed(model_dir: str, output: str, n: int) -> dict:
+def generate_killed_and_resumed(model_dir: str, output: str, n: int,
+                                gibbs_steps: int) -> dict:
   args = [sys.executable, "-m", "trainer.generate", f"--model_dir={model_dir}",
-          f"--output={output}", f"--num_samples={n}"]
+          f"--output={output}", f"--num_samples={n}",
+          f"--gibbs_steps={gibbs_steps}"]
   start = time.perf_counter()
   proc = subprocess.Popen(args, cwd=_ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
@@ -250,6 +272,181 @@ def check_output(output: str, n: int) -> list:
     problems.append(f"{len(bad)} files differ from their manifest checksum, e.g. {bad[0]}")
   if store.list("_progress/"):
     problems.append("progress records left behind")
+  return problems
+
+
+# --- 5. preemption: SIGTERM, then the same command again ----------------------
+
+
+def _until(args: list, done, timeout: float = 1800):
+  """Starts `args`, waits until done() is true (polled every 0.2 s), sends
+  SIGTERM; returns (exit code, stderr)."""
+  proc = subprocess.Popen(args, cwd=_ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + timeout
+  while proc.poll() is None and not done() and time.monotonic() < deadline:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  return proc.returncode, err
+
+
+def _same_files(a: str, b: str, names: list) -> list:
+  """The names whose bytes differ between folders a and b."""
+  differ = []
+  for name in names:
+    with open(os.path.join(a, name), "rb") as fa, open(os.path.join(b, name),
+                                                       "rb") as fb:
+      if fa.read() != fb.read():
+        differ.append(name)
+  return differ
+
+
+def training_preempted(dataset: str, workdir: str, steps: int) -> list:
+  """SIGTERM halfway through training, a rerun: the model of a straight run."""
+
+  def task(job):
+    return ["trainer.task", f"--data_dir={dataset}", f"--job_dir={job}",
+            f"--max_steps={steps}", "--batch_size=16",
+            f"--log_every_steps={max(1, steps // 20)}",
+            "--steps_per_checkpoint=1000000", "--summary_every_steps=1000000"]
+  straight, stopped = (os.path.join(workdir, x) for x in ("job-straight",
+                                                          "job-sigterm"))
+  _run(task(straight))
+  marker = f"step {steps // 2}/{steps}"
+  log = []
+
+  def halfway():
+    return any(marker in line for line in log)
+  proc = subprocess.Popen([sys.executable, "-m"] + task(stopped), cwd=_ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+  for line in proc.stderr:
+    log.append(line)
+    if halfway():
+      proc.send_signal(signal.SIGTERM)
+      break
+  rest = proc.communicate(timeout=300)[1]
+  problems = []
+  # Exit 0: the run ended before the signal arrived (tiny smoke runs).
+  if not (proc.returncode == 0 or (proc.returncode == 1 and
+                                   "stopped by SIGTERM" in rest)):
+    problems.append(f"training SIGTERM: exit {proc.returncode}, "
+                    f"{rest.strip().splitlines()[-1:]}")
+  _run(task(stopped))
+  problems += [f"training SIGTERM: {n} differs from the uninterrupted run's"
+               for n in _same_files(os.path.join(straight, "model"),
+                                    os.path.join(stopped, "model"),
+                                    ["params.npz"])]
+  print(f"preemption: training sent SIGTERM at {marker} (exit "
+        f"{proc.returncode}), resumed: "
+        f"{'identical' if not problems else 'DIFFERENT'} model")
+  return problems
+
+
+def generation_preempted(model: str, reference: str, output: str,
+                         n: int, gibbs_steps: int) -> list:
+  """SIGTERM halfway through generation, a rerun: reference's bytes."""
+  args = [sys.executable, "-m", "trainer.generate", f"--model_dir={model}",
+          f"--output={output}", f"--num_samples={n}",
+          f"--gibbs_steps={gibbs_steps}"]
+  code, err = _until(args, lambda: _sample_count(output) >= n // 2)
+  problems = []
+  if code not in (0, 1) or (code == 1 and "stopped by SIGTERM" not in err):
+    problems.append(f"generation SIGTERM: exit {code}: {err[-500:]}")
+  rerun = subprocess.run(args, cwd=_ROOT, capture_output=True, text=True)
+  if rerun.returncode != 0:
+    return problems + [f"generation SIGTERM: rerun exited {rerun.returncode}"]
+  problems += check_output(output, n)
+  names = sorted(os.path.basename(p)
+                 for p in glob.glob(os.path.join(output, "sample-*.mid")))
+  problems += [f"generation SIGTERM: {name} differs"
+               for name in _same_files(reference, output, names)[:3]]
+  print(f"preemption: generation stopped by SIGTERM (exit {code}), resumed: "
+        f"{len(names)} samples, {'identical' if not problems else 'DIFFERENT'}")
+  return problems
+
+
+# --- 6. a full disk halfway through generation ----------------------------------
+
+
+def generation_on_a_full_disk(model: str, workdir: str, n: int,
+                              file_bytes: int, gibbs_steps: int) -> list:
+  disk = os.path.join(workdir, "small-disk")
+  os.makedirs(disk)
+  size_kib = max(64, n * file_bytes // 2 // 1024)
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k",
+                     "tmpfs", disk], capture_output=True).returncode:
+    print("full disk: SKIP (cannot mount a tmpfs here)")
+    return []
+  try:
+    output = os.path.join(disk, "samples")
+    args = [sys.executable, "-m", "trainer.generate", f"--model_dir={model}",
+            f"--output={output}", f"--num_samples={n}",
+            f"--gibbs_steps={gibbs_steps}"]
+    full = subprocess.run(args, cwd=_ROOT, capture_output=True, text=True)
+    lines = [line for line in full.stderr.splitlines()
+             if line.startswith("trainer.generate: error:")]
+    problems = []
+    if full.returncode != 1 or len(lines) != 1 or "no space left" not in (
+        lines[0]):
+      problems.append(f"full disk: exit {full.returncode}, {lines[-2:]}")
+    written = _sample_count(output)
+    subprocess.run(["mount", "-o", f"remount,size={4 * size_kib + 1024}k",
+                    disk], check=True)
+    rerun = subprocess.run(args, cwd=_ROOT, capture_output=True, text=True)
+    if rerun.returncode != 0:
+      problems.append(f"full disk: the rerun exited {rerun.returncode}: "
+                      f"{rerun.stderr[-300:]}")
+    else:
+      problems += [f"full disk: {p}" for p in check_output(output, n)]
+    print(f"full disk: stopped at {written}/{n} samples in one line "
+          f"(exit {full.returncode}); rerun with space: "
+          f"{'exactly N' if not problems else 'PROBLEMS'}")
+    return problems
+  finally:
+    subprocess.run(["umount", disk], capture_output=True)
+
+
+# --- 7. 10-minute pieces: evaluation memory ------------------------------------
+
+
+def long_pieces(config: LoadConfig, workdir: str) -> list:
+  """A long piece (--long_minutes) in each split, an RNN-RBM, evaluation of
+  each split within 2 GB."""
+  from tests import midi_builders  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(workdir, "long")
+  os.makedirs(folder)
+  rng = random.Random(config.seed)
+  # 120 bpm: 120 quarters a minute, a chord change every 16th note.
+  steps = int(config.long_minutes * 120 * 4)
+  for split in ("train", "valid", "eval"):
+    notes = [(rng.choice((48, 55, 60, 64, 67, 72)) + k, i / 4, (i + 1) / 4)
+             for i in range(steps) for k in (0, 4)]
+    with open(os.path.join(folder, f"long-{split}.mid"), "wb") as f:
+      f.write(midi_builders.make_midi(notes))
+  dataset = os.path.join(workdir, "dataset-long")
+  _run(["preprocess.main", f"--input={folder}/long-train.mid",
+        f"--valid_input={folder}/long-valid.mid",
+        f"--eval_input={folder}/long-eval.mid", f"--output_dir={dataset}",
+        "--num_timesteps=0", "--direct_num_workers=1",
+        "--direct_running_mode=in_memory"])
+  job = os.path.join(workdir, "job-long")
+  _run(["trainer.task", "--model=rnn_rbm", f"--data_dir={dataset}",
+        f"--job_dir={job}", "--max_steps=2", "--batch_size=1",
+        "--pretrain_rnn_epochs=0", "--validation_ais_betas=20"])
+  problems = []
+  for split in ("train", "valid", "eval"):
+    seconds, out, peak = _run([
+        "trainer.evaluate", f"--model_dir={job}/model",
+        f"--data_dir={dataset}", f"--split={split}",
+        f"--ais_betas={config.eval_betas}"])
+    frames = json.loads(out)["frames"]
+    print(f"long piece ({split}): {frames} frames evaluated in {seconds:.0f} s, "
+          f"peak memory {peak:.0f} MiB")
+    if peak > 2048:
+      problems.append(f"evaluating the long {split} piece took "
+                      f"{peak:.0f} MiB (> 2 GB)")
   return problems
 
 
@@ -297,7 +494,7 @@ def run_load(config: LoadConfig, workdir: str) -> bool:
   model = os.path.join(job, "model")
 
   local = generate_killed_and_resumed(model, os.path.join(workdir, "samples"),
-                                      config.num_samples)
+                                      config.num_samples, config.gibbs_steps)
   print(f"generate local: {config.num_samples} samples, killed at "
         f"{local['killed_at']}, resumed; {local['samples_per_s']:.0f} samples/s overall")
   problems = check_output(os.path.join(workdir, "samples"), config.num_samples)
@@ -305,10 +502,24 @@ def run_load(config: LoadConfig, workdir: str) -> bool:
   with gcs_emulator.running_emulator(own_process=True):
     bucket = gcs_emulator.new_bucket()
     out = f"gs://{bucket}/samples"
-    remote = generate_killed_and_resumed(model, out, config.num_samples)
+    remote = generate_killed_and_resumed(model, out, config.num_samples,
+                                         config.gibbs_steps)
     print(f"generate gs:// (emulator): killed at {remote['killed_at']}, resumed; "
           f"{remote['samples_per_s']:.0f} samples/s overall")
     problems += [f"gs://: {p}" for p in check_output(out, config.num_samples)]
+
+  problems += training_preempted(os.path.join(workdir, "dataset"), workdir,
+                                 config.preempt_steps)
+  reference = os.path.join(workdir, "samples")
+  problems += generation_preempted(model, reference,
+                                   os.path.join(workdir, "samples-sigterm"),
+                                   config.num_samples, config.gibbs_steps)
+  sizes = [os.path.getsize(p) for p in glob.glob(
+      os.path.join(reference, "sample-*.mid"))]
+  problems += generation_on_a_full_disk(model, workdir, config.num_samples,
+                                        sum(sizes) // max(len(sizes), 1),
+                                        config.gibbs_steps)
+  problems += long_pieces(config, workdir)
   for p in problems:
     print(f"FAIL {p}")
   return ok and not problems

@@ -16,6 +16,8 @@ import json
 import re
 import shlex
 
+from absl import flags
+
 from common import cli
 from deploy import gcp_catalog
 from preprocess import config as config_lib
@@ -227,9 +229,106 @@ def flag_value(args, name: str) -> str | None:
   return value
 
 
-def _has_flag(args, name: str) -> bool:
-  return any(a in (f"--{name}", f"--no{name}") or a.startswith(f"--{name}=")
-             for a in args)
+# Forwarded flags that name a file or folder the job reads or writes, besides
+# every flag whose name ends in _dir: on Vertex AI they must be gs:// paths.
+_PATH_FLAGS = ("init_from", "primer", "output")
+# Flags absl itself gives every CLI (logging, debugging): the jobs take them.
+_ABSL_MODULES = ("absl.logging", "absl.app")
+_SUGGESTIONS = re.compile(r"Did you mean: (.+?) \?$")
+
+
+def _job_flag_classes(job: str) -> tuple:
+  """The dataclasses whose fields are the flags of `job` (trainer/config.py;
+  no TensorFlow), as trainer/task.py and trainer/generate.py define them."""
+  from trainer import config as trainer_config  # pylint: disable=g-import-not-at-top  # no TF
+  if job == "train":
+    return trainer_config.TrainDirs, trainer_config.TrainConfig
+  return trainer_config.GeneratePaths, trainer_config.GenerateConfig
+
+
+def _absl_flags(flag_values) -> None:
+  """absl's own flags (--verbosity, --alsologtostderr, ...), which every job
+  accepts: plain copies, so parsing them changes nothing in this process."""
+  for module in _ABSL_MODULES:
+    for flag in flags.FLAGS.get_flags_for_module(module):
+      if flag.name not in flag_values:
+        flags.DEFINE_flag(flags.Flag(
+            flag.parser, flag.serializer, flag.name, flag.default_unparsed,
+            flag.help, flag.short_name, flag.boolean), flag_values=flag_values)
+
+
+def parse_job_flags(job: str, args) -> flags.FlagValues:
+  """`args` parsed as the job's module parses them, into fresh FlagValues.
+
+  Raises:
+    SpecError: an unknown flag (naming the closest ones), a value of the wrong
+      type, a stray argument, or a --flagfile (the job cannot read it).
+  """
+  module = JOBS[job]
+  args = list(args)
+  for arg in args:
+    if re.match(r"^--?flagfile(=|$)", arg):
+      raise SpecError(f"{arg} after `--`: {module} would read the file on the "
+                      "cloud machine, which cannot see this one; pass its "
+                      "flags themselves after `--`.")
+  flag_values = flags.FlagValues()
+  for config_cls in _job_flag_classes(job):
+    cli.define_flags(config_cls, flag_values=flag_values)
+  _absl_flags(flag_values)
+  try:
+    rest = flag_values([module] + args)
+  except flags.UnrecognizedFlagError as e:
+    # absl's message ends with its suggestions: "... Did you mean: a, b ?"
+    found = _SUGGESTIONS.search(str(e))
+    if found:
+      names = " or ".join(f"--{n.strip()}" for n in found.group(1).split(","))
+      hint = f" (did you mean {names}?)"
+    else:
+      hint = f"; see `python -m {module} --helpshort`."
+    raise SpecError(f"--{e.flagname} is not a flag of {module}{hint}") from None
+  except flags.Error as e:  # a value of the wrong type, a missing value
+    message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if message.startswith("flag --"):  # "flag --x=v: why"
+      message = message[len("flag "):]
+    raise SpecError(f"{module} flags after `--`: {message}") from None
+  if len(rest) > 1:
+    raise SpecError(f"{module} flags after `--`: unexpected arguments "
+                    f"{rest[1:]} (flags are written --name=value).")
+  return flag_values
+
+
+def job_config(job: str, flag_values):
+  """The job's settings (TrainConfig or GenerateConfig) from parsed flags,
+  with the model's defaults for the flags not given, as the job builds them.
+
+  Raises:
+    SpecError: the dataclass rejected a value (its one-line message).
+  """
+  from trainer import config as trainer_config  # pylint: disable=g-import-not-at-top  # no TF
+  config_cls = _job_flag_classes(job)[1]
+  given = {name for name in flag_values if flag_values[name].present}
+  try:
+    if job == "train":  # trainer/task.py main
+      return cli.config_from_flags(
+          config_cls, flag_values=flag_values,
+          **trainer_config.model_defaults(flag_values["model"].value, given))
+    return cli.config_from_flags(  # trainer/generate.py main
+        config_cls, flag_values=flag_values,
+        explicit=cli.explicit_fields(config_cls, flag_values=flag_values))
+  except cli.UsageError as e:
+    raise SpecError(f"{JOBS[job]} flags after `--`: {e}") from None
+
+
+def path_flags(job: str) -> tuple:
+  """The names of the job's flags that are paths it reads or writes."""
+  names = []
+  for config_cls in _job_flag_classes(job):
+    for field in dataclasses.fields(config_cls):
+      name = field.metadata.get("flag") or field.name
+      if field.metadata.get("cli", True) and (
+          name.endswith("_dir") or name in _PATH_FLAGS):
+        names.append(name)
+  return tuple(dict.fromkeys(names))
 
 
 # --- Vertex AI ---------------------------------------------------------------------
@@ -258,7 +357,8 @@ class VertexJobConfig:
   display_name: str = cli.setting(
       "", "Name shown in the console; also names the spec file (default: "
       "rbm-JOB-UTCTIME).")
-  # Flags for trainer.task / trainer.generate (after `--`), passed verbatim.
+  # Flags for trainer.task / trainer.generate (after `--`), passed verbatim
+  # once parsed as the job parses them (parse_job_flags, job_config).
   args: tuple = cli.setting((), "The job's own flags.", cli=False)
   gpus: int = cli.setting(1, "GPUs per machine (0: CPU only), of --gpu_type.")
   gpu_type: str = cli.setting(
@@ -314,7 +414,7 @@ class VertexJobConfig:
       if not self.service_account:
         raise SpecError("--tensorboard needs --service_account: Vertex AI "
                         "streams TensorBoard logs only for jobs that run as a "
-                        "service account (see README, Run on Google Cloud).")
+                        "service account (see docs/cloud.md).")
       region = self.tensorboard_name.split("/")[3]
       if region != self.region:
         raise SpecError(f"--tensorboard={self.tensorboard} is in {region}, "
@@ -347,43 +447,49 @@ class VertexJobConfig:
     return max(self.gpus, 1)
 
   def _check_args(self) -> None:
-    """The forwarded flags that decide where data lives must work remotely."""
-    args = self.args
+    """The forwarded flags must be the job's own, with values it accepts,
+    and every path in them must work remotely."""
+    job_flags = parse_job_flags(self.job, self.args)
+    given = [name for name in job_flags if job_flags[name].present]
     if self.job == "train":
       owned = [f for f in ("job_dir", "model_dir", "checkpoint_dir",
-                           "tensorboard_dir") if _has_flag(args, f)]
+                           "tensorboard_dir") if f in given]
       if owned:
         raise SpecError(
             f"--{owned[0]} after `--`: on Vertex AI the trainer writes under "
             "deploy's --job_dir (AIP_MODEL_DIR, AIP_CHECKPOINT_DIR, "
             "AIP_TENSORBOARD_LOG_DIR); pass the folder as deploy's --job_dir.")
-      check_gs_path("data_dir", flag_value(args, "data_dir") or "",
+      check_gs_path("data_dir", job_flags["data_dir"].value or "",
                     " of the dataset preprocess wrote (after `--`)")
-      self._check_batch(args)
     else:
       for owned in ("num_shards", "shard_index"):
-        if _has_flag(args, owned):
+        if owned in given:
           raise SpecError(f"--{owned} after `--`: deploy sets the shards from "
                           "--workers (one shard per machine).")
-      for name in ("model_dir", "output", "primer", "data_dir"):
-        value = flag_value(args, name)
-        if value is not None:
-          check_gs_path(name, value)
+      if "soundfont" in given:
+        # The previews open it as a local file (not gs://), and the image has
+        # neither a sound font nor FluidSynth: on Vertex AI it can only fail.
+        raise SpecError(
+            f"--soundfont={job_flags['soundfont'].value} after `--`: the job "
+            "reads it as a file inside the container, which has no sound font "
+            "nor FluidSynth; omit it (the previews' audio is sine tones).")
+    # Generation's --model_dir and --output default to folders of --job_dir
+    # (container_args); given, even empty, they are what the job gets.
+    required = ("model_dir", "output") if self.job == "generate" else ()
+    for name in path_flags(self.job):
+      value = job_flags[name].value
+      if value or (name in required and name in given):
+        check_gs_path(name, value or "")
+    config = job_config(self.job, job_flags)
+    if self.job == "train":
+      self._check_batch(config.batch_size, "batch_size" in given)
 
-  def _check_batch(self, args) -> None:
+  def _check_batch(self, batch: int, given: bool) -> None:
     """The global batch must split evenly over every replica of every machine."""
     replicas = self.replicas_per_machine * self.workers
-    value = flag_value(args, "batch_size")
-    if value is None:
-      from trainer import config as config_lib  # pylint: disable=g-import-not-at-top  # no TF
-      batch, source = config_lib.TrainConfig().batch_size, "the default "
-    else:
-      try:
-        batch, source = int(value), ""
-      except ValueError:
-        raise SpecError(f"--batch_size={value} is not an integer.") from None
     if batch % replicas:
       good = -(-batch // replicas) * replicas
+      source = "" if given else "the default "
       raise SpecError(
           f"{source}--batch_size={batch} does not split over {replicas} "
           f"replicas ({self.workers} machine(s) x {self.replicas_per_machine} "
@@ -578,7 +684,7 @@ def dataflow_args(config: DataflowConfig) -> list:
       f"--temp_location={config.temp_location}",
       f"--staging_location={config.staging_location}",
       # Workers pip-install this package (and its requirements) from the
-      # sdist Beam builds of it: see README, "Run on Google Cloud".
+      # sdist Beam builds of it: see docs/cloud.md.
       f"--setup_file={config.setup_file}",
       f"--job_name={config.job_name}",
       f"--machine_type={config.machine_type}",

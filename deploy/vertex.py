@@ -7,12 +7,14 @@ r"""Train or generate on Vertex AI: builds the CustomJob and submits it.
     python -m deploy.vertex generate ... --job_dir=gs://B/job [--workers=4] \
         -- --num_samples=100000
 
-Flags after `--` go to trainer.task / trainer.generate unchanged. --dry_run
-prints the spec and the equivalent `gcloud ai custom-jobs create` command;
-otherwise the job is created with google-cloud-aiplatform (pip install -e
-'.[vertex]'), or with gcloud when that is missing, and its console link is
-printed. The spec is built by deploy/specs.py and submitted by
-deploy/launch.py.
+Flags after `--` go to trainer.task / trainer.generate unchanged, once they
+are known to be the job's own flags with values it accepts and gs:// paths
+(deploy/specs.py parses them as the job does), so that a misspelt flag fails
+here, not in the cloud after the machines started. --dry_run prints the spec
+and the equivalent `gcloud ai custom-jobs create` command; otherwise the job
+is created with google-cloud-aiplatform (pip install -e '.[vertex]'), or with
+gcloud when that is missing, and its console link is printed. The spec is
+built by deploy/specs.py and submitted by deploy/launch.py.
 """
 
 import time

@@ -12,6 +12,7 @@ flag definitions read it.
 """
 
 import dataclasses
+import re
 
 from common import cli
 from preprocess import pianoroll
@@ -21,12 +22,12 @@ from preprocess import pianoroll
 class PreprocessConfig:
   """Everything that decides what the windows look like.
 
-  The defaults reproduce the seed: onoff encoding, 78 pitches, 16th notes,
+  The defaults reproduce the original post: onoff encoding, 78 pitches, 16th notes,
   non-overlapping windows of 15 steps (2340 visible units).
   """
 
   encoding: str = cli.setting(
-      "onoff", "onoff: play + articulate columns (the seed's); roll: play only.",
+      "onoff", "onoff: play + articulate columns (the original post's); roll: play only.",
       choices=("onoff", "roll"))
   # Notes outside [low_note, high_note) are dropped and counted.
   low_note: int = cli.setting(24, "Lowest MIDI pitch kept.")
@@ -72,7 +73,7 @@ class PreprocessConfig:
     _ = self.roll_spec  # validates the layout (RollSpec raises)
     if self.num_timesteps < 0:
       raise cli.UsageError(f"--num_timesteps={self.num_timesteps} must be >= 1 "
-                           "(the seed uses 15), or 0 for whole pieces.")
+                           "(the original post uses 15), or 0 for whole pieces.")
     if self.stride < 1:
       raise cli.UsageError(f"--stride={self.stride} must be >= 1; use --stride="
                            f"{self.num_timesteps} for non-overlapping windows.")
@@ -136,15 +137,52 @@ class RunConfig:
       object.__setattr__(self, name, tuple(getattr(self, name) or ()))
       for pattern in getattr(self, name):
         check_cloud_path(f"--{name}", pattern)
+        check_utf8(f"--{name}", pattern)
     check_cloud_path("--output_dir", self.output_dir or "")
+    check_utf8("--output_dir", self.output_dir or "")
+
+
+def printable_path(path: str) -> str:
+  """`path` as valid UTF-8 text: bytes that are not UTF-8 shown as \\xNN.
+
+  Python gives a local name that is not UTF-8 (b'caf\\xe9.mid', Latin-1) as
+  text with lone surrogates; Beam's coders encode text as strict UTF-8 and
+  fail on it, and so would dataset.json and errors-*.jsonl.
+  """
+  try:
+    path.encode("utf-8")
+    return path
+  except UnicodeEncodeError:
+    pass
+  try:
+    raw = path.encode("utf-8", "surrogateescape")
+  except UnicodeEncodeError:  # a surrogate that no byte decoded to
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+  return raw.decode("utf-8", "backslashreplace")
+
+
+def check_utf8(flag: str, path: str) -> None:
+  """Refuses a path given on the command line whose bytes are not UTF-8.
+
+  Raises:
+    cli.UsageError: naming the path with those bytes escaped.
+  """
+  shown = printable_path(path)
+  if shown != path:
+    raise cli.UsageError(
+        f"{flag}={shown} is not valid UTF-8 (bytes shown as \\xNN); rename "
+        "that folder in UTF-8 (e.g. convmv -f latin1 -t utf8 --notest).")
 
 
 def check_cloud_path(flag: str, path: str) -> None:
-  """Refuses a gs:// path with a query string or a fragment, unprinted.
+  """Refuses a gs:// path with a query string, a fragment or an empty name.
 
   A signed URL's query (?X-Goog-Signature=...&access_token=...) is a secret:
   it would become part of object names and of every log line. `?` alone is a
   glob wildcard, so a query is a `?` followed by `=` or `&`.
+
+  A path with `//` after the bucket (gs://b//x) would write objects whose
+  names start with "/": the URLs printed would not match what consoles show.
 
   Raises:
     cli.UsageError: naming the path up to the query, never the query.
@@ -162,6 +200,16 @@ def check_cloud_path(flag: str, path: str) -> None:
         f"{flag}={path[:cut]}... has a query string or fragment (not shown: "
         "it may hold a credential); give the plain gs://BUCKET/PATH, the "
         "pipeline authenticates by itself.")
+  rest = path[len("gs://"):]
+  if not rest.split("/", 1)[0]:
+    raise cli.UsageError(f"{flag}={path} names no bucket; write "
+                         "gs://BUCKET/PATH.")
+  if "//" in rest.rstrip("/"):
+    # GCS keeps the empty name: gs://b//x/train-... is the object
+    # "/x/train-...", which consoles and gsutil show apart from gs://b/x.
+    raise cli.UsageError(
+        f"{flag}={path} has an empty folder name (//), which GCS keeps in "
+        f"object names; write gs://{re.sub('/{2,}', '/', rest)}.")
 
 
 def with_explicit_splits(config: PreprocessConfig, eval_input=(),

@@ -8,13 +8,20 @@ names, in a folder that holds the marker or a dataset.json, count as ours:
 called train-1.mid, notes named errors-todo.txt). A folder that overlaps the
 inputs is refused outright.
 
+While a run writes, Beam's sinks keep their shards in temporary folders
+beside them, beam-temp-{train,eval,valid,errors}-<32 hex digits>; a run that
+fails removes those it made (pipeline.run_pipeline), --overwrite those an
+older run left.
+
 Everything here runs on the launching machine, before or after the Beam job.
 """
 
 import dataclasses
+import errno
 import os
 import posixpath
 import re
+import shutil
 
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
@@ -37,6 +44,12 @@ _OURS = re.compile("^(" + "|".join([
     f"({'|'.join(records.SPLITS)}){_SHARD}"
     + re.escape(records.TFRECORD_SUFFIX),
     f"{records.ERRORS_PREFIX}{_SHARD}" + re.escape(".jsonl")]) + ")$")
+# Beam's FileBasedSink: base folder + 'beam-temp-' + prefix + '-' + uuid1 hex.
+_TEMP = re.compile(
+    f"^beam-temp-({'|'.join(records.SPLITS)}|{records.ERRORS_PREFIX})"
+    "-[0-9a-f]{32}$")
+# Errors that mean the disk (or the user's quota) is full.
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 class OutputError(cli.UsageError):
@@ -45,6 +58,31 @@ class OutputError(cli.UsageError):
 
 class OutputExistsError(OutputError, FileExistsError):
   """output_dir already holds a dataset and overwrite was not asked for."""
+
+
+def shown(path: str, limit: int = 200) -> str:
+  """A path short enough for a one-line message (its middle elided)."""
+  if len(path) <= limit:
+    return path
+  return f"{path[:limit // 2]}...{path[-limit // 2:]} ({len(path)} characters)"
+
+
+def too_long_error(output_dir: str) -> OutputError:
+  """ENAMETOOLONG on a path in output_dir: the folder's name is the cause."""
+  return OutputError(
+      f"--output_dir={shown(output_dir)} is too long for the file system (a "
+      "name over 255 bytes, or a path over 4096 with the files written in "
+      "it); choose a shorter path.")
+
+
+def full_disk_error(output_dir: str, code: int = errno.ENOSPC
+                    ) -> cli.JobError:
+  """ENOSPC (or EDQUOT) writing output_dir: what was kept, and what to do."""
+  return cli.JobError(
+      f"{os.strerror(code).lower()} while writing --output_dir="
+      f"{shown(output_dir)}: the run stopped; it holds no new dataset.json "
+      "and no temporary files (the inputs are untouched); free space (or "
+      "choose another folder) and rerun with --overwrite.")
 
 
 def join(directory: str, name: str) -> str:
@@ -125,6 +163,12 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
         f"--output_dir={output_dir} holds files named like a dataset (e.g. "
         f"{existing[0]}) that preprocess.main did not write; move them or "
         "choose another folder.")
+  if existing and not overwrite and records.SPEC_FILENAME not in names:
+    # The marker without dataset.json: a run that failed or was stopped.
+    raise OutputExistsError(
+        f"--output_dir={output_dir} holds a run that did not finish (no "
+        f"dataset.json; {len(existing)} files of ours, e.g. {existing[0]}); "
+        "pass --overwrite to start it again, or choose another directory.")
   if existing and not overwrite:
     raise OutputExistsError(
         f"--output_dir={output_dir} already holds a dataset ({len(existing)} "
@@ -134,14 +178,55 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
     logging.info("--overwrite: deleting the %d files of the earlier dataset "
                  "in %s", len(existing), output_dir)
     FileSystems.delete(existing)
+    # Beam's temporary folders of an earlier run that failed (the marker
+    # says the folder is ours).
+    remove_temp_folders(output_dir)
   try:
     if local:
       os.makedirs(output_dir, exist_ok=True)
     write_file(join(output_dir, OUTPUTS_MARKER), _MARKER_TEXT.encode("utf-8"))
   except OSError as e:
+    if e.errno == errno.ENAMETOOLONG:
+      raise too_long_error(output_dir) from None
+    if e.errno in FULL_DISK:
+      raise full_disk_error(output_dir, e.errno) from None
     raise OutputError(
-        f"--output_dir={output_dir} cannot be written ({e.strerror or e}); "
-        "choose a folder you can write to.") from None
+        f"--output_dir={shown(output_dir)} cannot be written "
+        f"({e.strerror or e}); choose a folder you can write to.") from None
+
+
+def temp_folders(output_dir: str) -> set:
+  """Beam's temporary folders in output_dir (beam-temp-<sink>-<uuid>)."""
+  if "://" not in output_dir:
+    try:
+      names = os.listdir(output_dir)
+    except OSError:  # missing, or not readable: nothing of ours to remove
+      return set()
+    return {join(output_dir, name) for name in names if _TEMP.match(name)
+            and os.path.isdir(os.path.join(output_dir, name))}
+  # Object stores have no folders: a temporary folder is its objects' prefix.
+  result = FileSystems.match([join(output_dir, "beam-temp-*/*")])[0]
+  return {posixpath.dirname(m.path) for m in result.metadata_list
+          if _TEMP.match(posixpath.basename(posixpath.dirname(m.path)))}
+
+
+def remove_temp_folders(output_dir: str, keep=frozenset()) -> None:
+  """Deletes Beam's temporary folders in output_dir, except those in `keep`.
+
+  Best effort: this runs after a failure (a full disk, an interrupt), whose
+  own message matters more than a folder left behind.
+  """
+  try:
+    folders = sorted(temp_folders(output_dir) - set(keep))
+    for folder in folders:
+      if "://" not in folder:
+        shutil.rmtree(folder, ignore_errors=True)
+      else:
+        result = FileSystems.match([join(folder, "*")])[0]
+        FileSystems.delete([m.path for m in result.metadata_list])
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("could not remove Beam's temporary folders in %s: %s",
+                    output_dir, e)
 
 
 def write_file(path: str, data: bytes) -> None:

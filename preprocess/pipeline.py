@@ -1,7 +1,8 @@
 r"""The preprocessing pipeline: a MIDI corpus -> TFRecord piano-roll windows.
 
-    globs -> match -> (path, size, key, split) -> bytes -> notes -> windows
-                   \-> skipped                  \-> dead letters (errors-*.jsonl)
+    globs -> match -> one listing per real file (duplicates counted)
+          -> (path, size, key, split) -> bytes -> notes -> windows
+             \-> skipped (not MIDI)      \-> dead letters (errors-*.jsonl)
     windows -> tf.train.Example -> train-, eval-, valid-*.tfrecord
     every file -> one stats record -> dataset.json (counts + unit means)
 
@@ -17,8 +18,12 @@ TensorFlow: a worker process that imported it would pay ~4 s and ~500 MB for
 nothing.
 """
 
+import contextlib
+import errno
 import json
+import logging as std_logging
 import os
+import re
 
 from absl import logging
 import apache_beam as beam
@@ -90,15 +95,20 @@ def check_inputs(inputs: list, flag: str = "--input") -> set:
   """Fails early unless every glob matches at least one file.
 
   Returns:
-    The matched files (steps.file_identity), for check_split_overlap.
+    The matched files (steps.listing_identity), for check_split_overlap.
 
   Raises:
     InputError: naming the glob, and what would work.
   """
+  return {steps.listing_identity(f) for f in list_inputs(inputs, flag)}
+
+
+def list_inputs(inputs: list, flag: str = "--input") -> list:
+  """check_inputs' listing: every file the globs match (steps.ListedFile)."""
   if not inputs:
     raise InputError(f"{flag} is empty: give one or more comma-separated "
                      "globs, e.g. --input='data/chorales/*.mid'.")
-  matched = set()
+  matched = []
   for pattern in inputs:
     if not steps.is_glob(pattern) and os.path.isdir(pattern):
       # A bare folder would match itself, be skipped as not MIDI, and yield an
@@ -107,13 +117,13 @@ def check_inputs(inputs: list, flag: str = "--input") -> set:
           f"{flag} {pattern!r} is a folder; give a glob of files, e.g. "
           f"{os.path.join(pattern, '*.mid')!r}, or "
           f"{os.path.join(pattern, '**')!r} for every file below it.")
-    found = steps.match_pattern(pattern)
+    found = steps.list_files(pattern)
     if not found:
       raise InputError(
           f"{flag} glob {pattern!r} matches no file; check the path (local or "
           "gs://), quote the glob in the shell, and use DIR/** for every file "
           "below a folder.")
-    matched.update(steps.file_identity(path) for path, _ in found)
+    matched.extend(found)
   return matched
 
 
@@ -125,9 +135,62 @@ def check_split_overlap(eval_files: set, valid_files: set) -> None:
   both = sorted(eval_files & valid_files)
   if both:
     raise InputError(
-        f"{both[0]} is matched by both --eval_input and --valid_input"
+        f"{both[0].lstrip(chr(0))} is matched by both --eval_input and "
+        "--valid_input"
         f"{f' (and {len(both) - 1} more files)' if len(both) > 1 else ''}; "
         "a file belongs to one split: narrow one of the globs.")
+
+
+def check_training_files(listed: list, config: PreprocessConfig,
+                         eval_files=frozenset(), valid_files=frozenset()
+                         ) -> None:
+  """Refuses a split plan that leaves no --input MIDI file for training.
+
+  `listed`: list_inputs(--input); `eval_files`, `valid_files`: check_inputs
+  of --eval_input and --valid_input; `config` after
+  config_lib.with_explicit_splits. The split is decided here as the pipeline
+  decides it (an explicit split wins, then the hash of the key), so
+  --eval_input equal to --input, --eval_fraction=1.0, or a corpus small
+  enough for the hash to hold out every file, fail before any output is
+  written rather than train on nothing.
+
+  Raises:
+    InputError: naming the flags that hold the files out, and the fix.
+  """
+  by_file = {}
+  for f in listed:
+    if steps.is_midi_path(f.path):  # other files are skipped, never trained on
+      by_file.setdefault(steps.listing_identity(f), []).append(f)
+  held = {"--eval_input": 0, "--valid_input": 0, "hash": 0}
+  for identity, listings in by_file.items():
+    if identity in eval_files:
+      held["--eval_input"] += 1
+    elif identity in valid_files:
+      held["--valid_input"] += 1
+    elif steps.assign_split(steps.preferred_listing(listings),
+                            config.eval_fraction, config.valid_fraction
+                            ).split != records.TRAIN_PREFIX:
+      held["hash"] += 1
+    else:
+      return  # one training file is enough
+  if not by_file:
+    return  # no MIDI file at all: every file is a counted skip
+  parts = [f"{n} also matched by {flag}" for flag, n in held.items()
+           if n and flag != "hash"]
+  fixes = ["give --input only the training files"] if parts else []
+  if held["hash"]:
+    fractions = " and ".join(
+        f"--{name}={getattr(config, name)}"
+        for name in ("eval_fraction", "valid_fraction")
+        if getattr(config, name))
+    parts.append(f"{held['hash']} held out by {fractions}")
+    fixes.append("lower the fractions (e.g. --eval_fraction=0.1)"
+                 if config.eval_fraction + config.valid_fraction >= 1.0 else
+                 "add files or lower the fractions (the split hashes each "
+                 "file's name)")
+  raise InputError(
+      f"nothing is left to train on: of the {len(by_file)} MIDI files of "
+      f"--input, {', '.join(parts)}; {' or '.join(fixes)}.")
 
 
 def check_runner_paths(inputs: list, output_dir: str,
@@ -146,6 +209,36 @@ def check_runner_paths(inputs: list, output_dir: str,
 
 
 # --- The Beam graph. --------------------------------------------------------------
+
+
+class PreferredListing(beam.CombineFn):
+  """(steps.preferred_listing of a file's listings, how many there were)."""
+
+  def create_accumulator(self):
+    return (None, 0)
+
+  def add_input(self, acc, listed):
+    best, count = acc
+    return (listed if best is None else
+            steps.preferred_listing([best, listed]), count + 1)
+
+  def merge_accumulators(self, accumulators):
+    accumulators = list(accumulators)
+    best = [b for b, _ in accumulators if b is not None]
+    return (steps.preferred_listing(best) if best else None,
+            sum(count for _, count in accumulators))
+
+  def extract_output(self, acc):
+    return acc
+
+
+def duplicate_stats(listing_count) -> list:
+  """The stats record of a file's extra listings, if it had any."""
+  listed, count = listing_count
+  if count < 2:
+    return []
+  return [{"path": listed.path, "status": stats_lib.DUPLICATE,
+           "count": count - 1}]
 
 
 class ConvertCorpus(beam.PTransform):
@@ -221,22 +314,30 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
   globs = ([(g, "") for g in inputs] +
            [(g, records.EVAL_PREFIX) for g in eval_inputs] +
            [(g, records.VALID_PREFIX) for g in valid_inputs])
-  files = (
+  listings = (
       p
       | "Globs" >> beam.Create(globs)
       # steps.match_pattern, not fileio.MatchAll: Beam's listing drops files
       # it cannot stat, which must be counted as unreadable.
       | "Match" >> beam.FlatMapTuple(steps.list_files)
-      # Overlapping globs list a file twice, perhaps under two keys: keep one
-      # listing, chosen whatever the order. The grouping also breaks fusion:
+      # Overlapping globs, or a folder also reached through a symlink, list a
+      # file twice, perhaps under two keys: keep one listing, chosen whatever
+      # the order, and count the others. The grouping also breaks fusion:
       # without it every file of one glob would be read by the single worker
       # that matched the glob.
-      | "ByFile" >> beam.Map(lambda f: (steps.file_identity(f.path), f))
-      | "Dedupe" >> beam.CombinePerKey(steps.preferred_listing)
-      | "Files" >> beam.Values()
+      | "ByFile" >> beam.Map(lambda f: (steps.listing_identity(f), f))
+      | "Dedupe" >> beam.CombinePerKey(PreferredListing())
+      | "Listings" >> beam.Values())
+  files = (
+      listings
+      | "Files" >> beam.Map(lambda listing_count: listing_count[0])
       | "Split" >> beam.Map(steps.assign_split, config.eval_fraction,
                             config.valid_fraction))
   converted = files | "Convert" >> ConvertCorpus(config)
+  duplicates = (listings
+                | "DuplicateStats" >> beam.FlatMap(duplicate_stats)
+                | "CountDuplicates" >> beam.ParDo(stats_lib.CountStats())
+                | "SumDuplicates" >> beam.ParDo(stats_lib.BundleStats()))
   error_files = (
       converted["errors"]
       | "ErrorJson" >> beam.Map(lambda e: json.dumps(e, sort_keys=True))
@@ -258,7 +359,8 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
   explicit = [split for split, globs in ((records.EVAL_PREFIX, eval_inputs),
                                          (records.VALID_PREFIX, valid_inputs))
               if globs]
-  _ = (converted["stats"]
+  _ = ((converted["stats"], duplicates)
+       | "WithDuplicates" >> beam.Flatten()
        | "CombineStats" >> beam.CombineGlobally(stats_lib.MergeStats())
        | "WriteDatasetJson" >> beam.Map(
            write_dataset_json, output_dir, config, explicit,
@@ -305,13 +407,17 @@ def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
 
   Raises:
     cli.UsageError: an input glob matches nothing or is a bare folder, a gs://
-      path has a query string, a file is in both eval_inputs and
-      valid_inputs, an explicit split's fraction is set too
-      (config_lib.with_explicit_splits), a remote runner was given local paths, the
-      output folder overlaps the inputs, is a file or cannot be written
+      path has a query string or an empty folder name (//), a path is not
+      UTF-8, a file is in both eval_inputs and valid_inputs, the splits
+      leave no --input file to train on (check_training_files), an explicit
+      split's fraction is set too (config_lib.with_explicit_splits), a remote
+      runner was given local paths, the output folder overlaps the inputs, is
+      a file, cannot be written or its paths are too long
       (outputs.OutputError), or holds a dataset and overwrite is False
       (outputs.OutputExistsError).
-    cli.JobError: the runner did not finish the job.
+    cli.JobError: the runner did not finish the job, or the output's disk is
+      full (outputs.full_disk_error); either way no beam-temp-* folder of the
+      run is left in output_dir.
   """
   RunConfig(input=tuple(inputs), output_dir=output_dir,  # checks the paths
             eval_input=tuple(eval_inputs), valid_input=tuple(valid_inputs))
@@ -323,19 +429,104 @@ def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
   for flag, globs in (("--input", inputs), ("--eval_input", eval_inputs),
                       ("--valid_input", valid_inputs)):
     outputs.check_no_overlap(globs, output_dir, flag)
-  check_inputs(inputs)
-  check_split_overlap(check_inputs(eval_inputs, "--eval_input")
-                      if eval_inputs else set(),
-                      check_inputs(valid_inputs, "--valid_input")
-                      if valid_inputs else set())
+  listed = list_inputs(inputs)
+  eval_files = (check_inputs(eval_inputs, "--eval_input") if eval_inputs
+                else set())
+  valid_files = (check_inputs(valid_inputs, "--valid_input") if valid_inputs
+                 else set())
+  check_split_overlap(eval_files, valid_files)
+  check_training_files(listed, config, eval_files, valid_files)
   outputs.prepare_output_dir(output_dir, overwrite)
   p = beam.Pipeline(options=options)
   build_pipeline(p, inputs, output_dir, config, eval_inputs, valid_inputs)
-  result = p.run()
-  state = result.wait_until_finish()
+  state = _run(p, output_dir, options)
   if state != PipelineState.DONE:
     raise cli.JobError(f"the preprocessing job ended in state {state}; "
                        f"{output_dir} has no new dataset.json; rerun with "
                        "--overwrite once the cause is fixed.")
-  _log_counters(result)
   return outputs.read_counts(output_dir)
+
+
+# OS errors a run can end with that the user fixes (a full disk, an output
+# path too long): one line each, not Beam's tracebacks.
+_OS_ERRORS = outputs.FULL_DISK + (errno.ENAMETOOLONG,)
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\]")
+
+
+def _errno_of(error: BaseException) -> int | None:
+  """The errno of an OSError in `error`'s chain, or quoted in its text.
+
+  Beam re-raises a worker's exception as a RuntimeError with the original as
+  its cause in process, and only the text of it across processes.
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _OS_ERRORS:
+      return error.errno
+    found = _ERRNO_TEXT.search(str(error))
+    if found and int(found.group(1)) in _OS_ERRORS:
+      return int(found.group(1))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+class _QuietOsErrors(std_logging.Filter):
+  """Drops the log records (with tracebacks) of a failure that _run reports
+  in one line."""
+
+  def filter(self, record):
+    error = record.exc_info[1] if record.exc_info else None
+    if error is None and isinstance(record.msg, BaseException):
+      error = record.msg
+    return error is None or _errno_of(error) is None
+
+
+@contextlib.contextmanager
+def _quiet_os_errors():
+  handlers = std_logging.getLogger().handlers
+  quiet = _QuietOsErrors()
+  for handler in handlers:
+    handler.addFilter(quiet)
+  try:
+    yield
+  finally:
+    for handler in handlers:
+      handler.removeFilter(quiet)
+
+
+def _run(p: beam.Pipeline, output_dir: str, options: PipelineOptions):
+  """Runs `p` to its end; returns its state.
+
+  A run that fails removes the temporary folders its sinks made in
+  output_dir (Beam leaves them), so that a rerun starts clean; a full disk
+  or a path too long ends in one line naming --output_dir.
+
+  Raises:
+    cli.JobError: no space left on the output's device (or over quota).
+    outputs.OutputError: a path in output_dir is too long.
+  """
+  temp_before = outputs.temp_folders(output_dir)
+  remote = "dataflow" in str(
+      options.view_as(StandardOptions).runner or "").lower()
+  try:
+    with _quiet_os_errors():
+      result = p.run()
+      state = result.wait_until_finish()
+  except KeyboardInterrupt:
+    if not remote:  # a remote job may still be running: leave its files be
+      outputs.remove_temp_folders(output_dir, keep=temp_before)
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    outputs.remove_temp_folders(output_dir, keep=temp_before)
+    code = _errno_of(e)
+    if code in outputs.FULL_DISK:
+      raise outputs.full_disk_error(output_dir, code) from e
+    if code == errno.ENAMETOOLONG:
+      raise outputs.too_long_error(output_dir) from e
+    raise
+  if state != PipelineState.DONE:
+    outputs.remove_temp_folders(output_dir, keep=temp_before)
+  else:
+    _log_counters(result)
+  return state

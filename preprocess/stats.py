@@ -1,10 +1,12 @@
 """Counting what happened to every file: Beam counters and dataset.json's counts.
 
 Every input file contributes exactly one stats record (converted, failed or
-skipped, with a reason). `CountStats` mirrors them into Beam Metrics (what
-Dataflow's UI shows); `CombineStats` adds them into the counts written to
-dataset.json, computed by the pipeline itself so that every runner writes the
-same file.
+skipped, with a reason); a file listed more than once (overlapping globs, a
+symlinked folder) is read once and adds a "duplicate" record with the count
+of its extra listings, which are not files seen. `CountStats` mirrors them
+into Beam Metrics (what Dataflow's UI shows); `CombineStats` adds them into
+the counts written to dataset.json, computed by the pipeline itself so that
+every runner writes the same file.
 """
 
 import apache_beam as beam
@@ -16,6 +18,8 @@ from preprocess import records
 from preprocess.config import PreprocessConfig
 
 NAMESPACE = "preprocess"
+# The status of the record of a file's extra listings (not a file seen).
+DUPLICATE = "duplicate"
 _DROPPED = ("silent_windows", "notes_out_of_range", "drum_notes")
 
 
@@ -24,6 +28,10 @@ class CountStats(beam.DoFn):
 
   def process(self, stats):
     status, reason = stats["status"], stats.get("reason")
+    if status == DUPLICATE:
+      Metrics.counter(NAMESPACE, "duplicate_listings").inc(stats["count"])
+      yield stats
+      return
     Metrics.counter(NAMESPACE, "files_seen").inc()
     Metrics.counter(NAMESPACE, "files_" + status).inc()
     if reason:
@@ -46,11 +54,14 @@ class CombineStats(beam.CombineFn):
             "windows": dict.fromkeys(records.SPLITS, 0),
             "files": dict.fromkeys(records.SPLITS, 0),
             "silent_windows": 0, "notes_out_of_range": 0, "drum_notes": 0,
-            "unit_sum": None}
+            "duplicates": 0, "unit_sum": None}
 
   def add_input(self, acc, stats):
-    acc["files_seen"] += 1
     status = stats["status"]
+    if status == DUPLICATE:
+      acc["duplicates"] += stats["count"]
+      return acc
+    acc["files_seen"] += 1
     acc[status] += 1
     if status in ("failed", "skipped"):
       reasons = acc[status + "_reasons"]
@@ -149,7 +160,8 @@ def summary(counts: dict, output_dir: str) -> str:
   return (
       f"{counts['files_seen']} files seen: {counts['converted']} converted, "
       f"{counts['failed']} failed {counts['failed_reasons']}, "
-      f"{counts['skipped']} skipped {counts['skipped_reasons']}\n"
+      f"{counts['skipped']} skipped {counts['skipped_reasons']}"
+      f"{_duplicates(counts)}\n"
       f"windows: train {w['train']} from {f['train']} files, eval {w['eval']} "
       f"from {f['eval']} files, valid {w.get('valid', 0)} from "
       f"{f.get('valid', 0)} files; dropped: {counts['silent_windows']} silent "
@@ -157,3 +169,11 @@ def summary(counts: dict, output_dir: str) -> str:
       f"{counts['drum_notes']} drum notes\n"
       f"-> {output_dir} (dataset.json, {len(counts['shards'])} shards, "
       "failures in errors-*.jsonl)")
+
+
+def _duplicates(counts: dict) -> str:
+  n = counts.get("duplicates", 0)  # older dataset.json files lack it
+  if not n:
+    return ""
+  return (f"; {n} duplicate listings read once (a file matched by two globs, "
+          "or reached through a symlink)")

@@ -26,11 +26,16 @@ import numpy as np
 from preprocess import pianoroll
 from preprocess import records
 from preprocess.config import PreprocessConfig
+from preprocess.config import printable_path
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 # The size given to a listed file whose size cannot be read (a broken
 # symlink, a symlink loop): read_file rejects it as unreadable.
 UNREADABLE_SIZE = -1
+# The size given to a local file whose name is not valid UTF-8: it is listed
+# under its printable name (config.printable_path), which is not a path that
+# opens, and read_file rejects it as non_utf8_name.
+NON_UTF8_NAME_SIZE = -2
 
 
 # --- Why a file is rejected: the class carries the reason. -------------------
@@ -52,6 +57,11 @@ class TooLarge(FileRejected):
 class Unreadable(FileRejected):
   """Listed but not readable (broken symlink, loop, permissions, I/O error)."""
   reason = "unreadable"
+
+
+class NonUtf8Name(FileRejected):
+  """A local file whose name's bytes are not UTF-8 (e.g. Latin-1)."""
+  reason = "non_utf8_name"
 
 
 class CorruptMidi(FileRejected):
@@ -124,14 +134,40 @@ def split_key(pattern: str, path: str) -> str:
 
 
 def list_files(pattern: str, split: str = "") -> list:
-  """A glob -> [ListedFile]; `split` names an explicit split's glob."""
-  return [ListedFile(path, size, split_key(pattern, path), split)
-          for path, size in match_pattern(pattern)]
+  """A glob -> [ListedFile]; `split` names an explicit split's glob.
+
+  A name that is not valid UTF-8 is listed under its printable name with
+  NON_UTF8_NAME_SIZE: Beam's coders would fail on it and end the whole run.
+  """
+  listed = []
+  for path, size in match_pattern(pattern):
+    shown = printable_path(path)
+    if shown != path:
+      size = NON_UTF8_NAME_SIZE
+    listed.append(ListedFile(shown, size, split_key(pattern, shown), split))
+  return listed
 
 
 def file_identity(path: str) -> str:
-  """Two spellings of one local file ('a/x.mid', './a/x.mid') are one file."""
-  return path if "://" in path else os.path.abspath(path)
+  """One local file is one file, however it is reached: two spellings
+  ('a/x.mid', './a/x.mid') or a symlink (to it or to a folder above it)."""
+  return path if "://" in path else os.path.realpath(path)
+
+
+def listing_identity(listed: ListedFile) -> str:
+  """What decides that two listings are the same file (pipeline's Dedupe).
+
+  A file that cannot be stat'ed keeps its own path (two broken symlinks to
+  one missing target are two unreadable files); a printable stand-in for a
+  name that is not UTF-8 never merges with a real file spelled like it.
+  """
+  if "://" in listed.path:
+    return listed.path
+  if listed.size == NON_UTF8_NAME_SIZE:
+    return "\0" + os.path.abspath(listed.path)  # no real path holds a NUL
+  if listed.size == UNREADABLE_SIZE:
+    return os.path.abspath(listed.path)
+  return file_identity(listed.path)
 
 
 def preferred_listing(listings) -> ListedFile:
@@ -225,6 +261,11 @@ def split_of(key: str, eval_fraction: float, valid_fraction: float = 0.0) -> str
 def read_file(listed: ListedFile, max_file_bytes: int) -> FileBytes:
   """ListedFile -> FileBytes. The size check happens before reading."""
   path, size = listed.path, listed.size
+  if size == NON_UTF8_NAME_SIZE:
+    raise NonUtf8Name(
+        "the file's name is not valid UTF-8 (bytes shown as \\xNN), so it "
+        "cannot be recorded; rename it in UTF-8 (e.g. convmv -f latin1 -t "
+        "utf8 --notest FILE).")
   if size == UNREADABLE_SIZE:
     raise Unreadable("listed, but its size cannot be read (a broken symlink "
                      "or a symlink loop?)")

@@ -31,7 +31,9 @@ def test_bench_load_passes_at_tiny_size(tmp_path):
   out = subprocess.run(
       [sys.executable, "-m", "benchmarks.bench_load",
        f"--corpus={tmp_path / 'sources'}", "--num_files=30", "--num_hostile=9",
-       "--num_samples=300", "--train_steps=5", "--direct_workers=1",
+       "--num_samples=300", "--train_steps=6", "--direct_workers=1",
+       "--eval_betas=10", "--long_minutes=0.5", "--preempt_steps=300",
+       "--gibbs_steps=5",
        f"--workdir={tmp_path / 'work'}"],
       cwd=_ROOT, capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stdout + out.stderr[-3000:]

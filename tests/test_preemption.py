@@ -74,7 +74,7 @@ def test_a_signal_saves_the_current_step_and_a_rerun_ends_identical(
   proc, _ = _run_until(_task(dataset_dir, job), "step 200/3000")
   proc.send_signal(signum)
   out, err = proc.communicate(timeout=60)
-  lines = [line for line in err.strip().splitlines() if "error:" in line]
+  lines = [line for line in err.strip().splitlines() if line.startswith("trainer.")]
   assert proc.returncode == 1, err[-2000:]
   assert len(lines) == 1 and f"stopped by {signal.Signals(signum).name}" in (
       lines[0]) and "rerun the same command to resume" in lines[0], err[-2000:]
@@ -119,7 +119,7 @@ def test_sigterm_in_generation_keeps_whole_recorded_files_and_resumes(
   proc, _ = _run_until(_generate(model_dir, out), "shard 0: 256/1500")
   proc.send_signal(signal.SIGTERM)
   _, err = proc.communicate(timeout=120)
-  lines = [line for line in err.strip().splitlines() if "error:" in line]
+  lines = [line for line in err.strip().splitlines() if line.startswith("trainer.")]
   assert proc.returncode == 1 and len(lines) == 1, err[-2000:]
   assert "stopped by SIGTERM" in lines[0] and "rerun" in lines[0]
   written = sorted(n for n in os.listdir(out) if n.startswith("sample-"))

@@ -172,7 +172,8 @@ def test_a_full_disk_is_one_line_and_a_rerun_with_space_resumes(dataset_dir,
       f.write(b"\0" * 800_000)
     full = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=300)
-    lines = [line for line in full.stderr.splitlines() if "error:" in line]
+    lines = [line for line in full.stderr.splitlines()
+             if line.startswith("trainer.task: error:")]
     assert full.returncode == 1, full.stderr[-3000:]
     assert len(lines) == 1 and "no space left on device" in lines[0] and (
         "rerun the same command to resume" in lines[0]), full.stderr[-3000:]
@@ -196,7 +197,8 @@ def test_a_full_disk_in_generation_then_a_rerun_writes_exactly_n(dataset_dir,
             "--num_samples=600", "--gibbs_steps=2"]
     full = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=300)
-    lines = [line for line in full.stderr.splitlines() if "error:" in line]
+    lines = [line for line in full.stderr.splitlines()
+             if line.startswith("trainer.task: error:")]
     assert full.returncode == 1 and len(lines) == 1, full.stderr[-3000:]
     assert "no space left on device" in lines[0] and "Traceback" not in (
         full.stderr)
