@@ -94,9 +94,12 @@ def test_training_flags_get_the_models_defaults():
 
 def test_parsing_leaves_this_process_flags_alone():
   before = flags.FLAGS["verbosity"].value
+  names = set(flags.FLAGS)  # other test modules may have defined some
+  values = {name: flags.FLAGS[name].value for name in names}
   vertex(args=(DATA, "--verbosity=2", "--num_hidden=20"))
   assert flags.FLAGS["verbosity"].value == before
-  assert "num_hidden" not in flags.FLAGS
+  assert set(flags.FLAGS) == names
+  assert {name: flags.FLAGS[name].value for name in names} == values
 
 
 def test_every_path_flag_is_checked():

@@ -198,7 +198,7 @@ def test_a_full_disk_in_generation_then_a_rerun_writes_exactly_n(dataset_dir,
     full = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=300)
     lines = [line for line in full.stderr.splitlines()
-             if line.startswith("trainer.task: error:")]
+             if line.startswith("trainer.generate: error:")]
     assert full.returncode == 1 and len(lines) == 1, full.stderr[-3000:]
     assert "no space left on device" in lines[0] and "Traceback" not in (
         full.stderr)

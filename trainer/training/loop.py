@@ -268,7 +268,8 @@ def _next_boundary(run: base.TrainingRun, step: int) -> int:
 class _CallLength:
   """Steps per call: up to the next boundary, and about _CALL_SECONDS at
   most (measured on the previous call). Results do not depend on it: every
-  update's noise and batch are keyed by its step."""
+  update's noise and batch are keyed by its step. Across machines every
+  worker must make the same calls: they share one replica's timing."""
 
   def __init__(self):
     self.seconds_per_step = None
@@ -278,20 +279,27 @@ class _CallLength:
       return 1  # the first call also traces: measure from the second on
     return max(1, min(wanted, int(_CALL_SECONDS / self.seconds_per_step)))
 
-  def record(self, steps: int, seconds: float) -> None:
-    if steps:
-      self.seconds_per_step = seconds / steps
 
-
-def _stop_agreed(strategy, stop: preemption.StopSignals) -> bool:
-  """Whether any worker was asked to stop: every worker stops at the same
-  step (one tiny all-reduce per call across machines; none on one)."""
-  if isinstance(strategy, tf.distribute.MirroredStrategy):
-    return stop.requested is not None
+def _agree(run: base.TrainingRun, stop: preemption.StopSignals,
+           seconds_per_step: float) -> tuple[bool, float]:
+  """Whether any worker was asked to stop, and one replica's seconds per
+  step: one tiny all-reduce per call across machines (none on one machine),
+  so every worker stops at the same step and sizes its next call alike. The
+  sum adds zeros to replica 0's figure: every worker gets its exact bytes."""
   flag = 1.0 if stop.requested is not None else 0.0
-  return bool(strategy.reduce(tf.distribute.ReduceOp.SUM,
-                              strategy.run(lambda: tf.constant(flag)),
-                              axis=None) > 0)
+  if isinstance(run.strategy, tf.distribute.MirroredStrategy):
+    return flag > 0, seconds_per_step
+
+  def contribution():
+    first = tf.equal(tf.distribute.get_replica_context()
+                     .replica_id_in_sync_group, 0)
+    return tf.constant([flag, seconds_per_step], tf.float64) * tf.stack(
+        [tf.constant(1.0, tf.float64), tf.cast(first, tf.float64)])
+
+  total = run.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                              run.strategy.run(contribution),
+                              axis=None).numpy()
+  return bool(total[0] > 0), float(total[1])
 
 
 def _loop(run: base.TrainingRun, state: _State, iterator, writer,
@@ -314,8 +322,8 @@ def _loop(run: base.TrainingRun, state: _State, iterator, writer,
     out = trainer.train_steps(
         iterator, length.steps(_next_boundary(run, step) - step),
         step // run.steps_per_epoch)
-    length.record(int(trainer.step.numpy()) - step,
-                  time.perf_counter() - started)
+    seconds_per_step = ((time.perf_counter() - started)
+                        / max(1, int(trainer.step.numpy()) - step))
     step = int(trainer.step.numpy())
     if not bool(out["finite"]):
       raise trainer.non_finite_error(
@@ -353,7 +361,9 @@ def _loop(run: base.TrainingRun, state: _State, iterator, writer,
         if summary_now:
           trainer.summaries(step)
       writer.flush()
-    stopping = not last and _stop_agreed(run.strategy, stop)
+    stopping = False
+    if not last:
+      stopping, length.seconds_per_step = _agree(run, stop, seconds_per_step)
     if step % config.steps_per_checkpoint == 0 or last or stopping:
       trainer.check_before_save(
           step, tf.train.latest_checkpoint(run.dirs.checkpoint_dir))
