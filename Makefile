@@ -8,8 +8,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-# Local layout (all git-ignored).
-CORPUS ?= data/chorales
+# Local layout (all git-ignored). CORPUS=DIR: any folder of MIDI files (read
+# below DIR, never written to); without it, music21's Bach chorales.
+DEMO_CORPUS := data/chorales
+CORPUS ?= $(DEMO_CORPUS)
 OUT ?= out
 DATASET ?= $(OUT)/dataset
 JOB_DIR ?= $(OUT)/job
@@ -44,10 +46,10 @@ test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2
 lint: $(INSTALLED) ## ruff with ruff.toml over the whole tree (CI runs it before the tests)
 	$(PY) -m ruff check .
 
-demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on the demo corpus: data, preprocess, train, evaluate, generate (+ compare)
+demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on CORPUS=DIR (default: the Bach chorales) into OUT=DIR (default out/): preprocess, train, evaluate, generate, compare
 	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, $(NUM_SAMPLES) samples in $(SAMPLES)"
 	@echo "  listen and look: $(abspath $(SAMPLES))/previews/index.html"
-	@echo "  samples vs chorales: $(SAMPLES)/comparison.json, $(SAMPLES)/comparison.png"
+	@echo "  samples vs $(CORPUS): $(SAMPLES)/comparison.json, $(SAMPLES)/comparison.png"
 	@echo "  TensorBoard: $(PY) -m tensorboard.main --logdir=$(JOB_DIR)/tensorboard"
 
 clean: ## remove outputs (keeps .venv and data/)
@@ -56,19 +58,40 @@ clean: ## remove outputs (keeps .venv and data/)
 # --- preprocessing -------------------------------------------------------------
 .PHONY: data preprocess bench-preprocess
 
-data: $(CORPUS)/.done ## export the demo corpus (music21's Bach chorales) to MIDI
+ifeq ($(CORPUS),$(DEMO_CORPUS))
+CORPUS_STAMP := $(CORPUS)/.done
+CORPUS_GLOB := $(CORPUS)/*.mid
+else
+# A user's folder: every .mid/.midi below it. The dataset is rebuilt when its
+# list of files (names, sizes, times) changes; the list is kept under OUT.
+CORPUS_STAMP := $(OUT)/corpus.files
+CORPUS_GLOB := $(CORPUS)/**
+endif
 
-$(CORPUS)/.done: | $(INSTALLED)
-	$(PY) -m preprocess.demo_corpus --output_dir=$(CORPUS)
+data: $(CORPUS_STAMP) ## the corpus: exports the demo corpus (music21's Bach chorales) to MIDI; checks CORPUS=DIR
+
+$(DEMO_CORPUS)/.done: | $(INSTALLED)
+	$(PY) -m preprocess.demo_corpus --output_dir=$(DEMO_CORPUS)
 	@touch $@
+
+$(OUT)/corpus.files: corpus-changed
+	@test -d '$(CORPUS)' || { echo "make: CORPUS=$(CORPUS) is not a folder: give a folder of MIDI files, e.g. make demo CORPUS=~/midi" >&2; exit 2; }
+	@mkdir -p $(@D)
+	@find -L '$(CORPUS)' -type f \( -iname '*.mid' -o -iname '*.midi' \) -printf '%P %s %T@\n' \
+	  | LC_ALL=C sort > $@.new
+	@test -s $@.new || { rm -f $@.new; echo "make: CORPUS=$(CORPUS) holds no .mid or .midi file" >&2; exit 2; }
+	@cmp -s $@.new $@ && rm -f $@.new || mv -f $@.new $@
+
+.PHONY: corpus-changed
+corpus-changed:
 
 preprocess: $(DATASET)/dataset.json ## MIDI corpus -> TFRecord windows (DirectRunner, all cores)
 
 # The dataset is rebuilt when the corpus, the pipeline's code or
 # PREPROCESS_FLAGS change (the flags are kept in a stamp next to it).
-$(DATASET)/dataset.json: $(CORPUS)/.done $(DATASET).flags $(wildcard preprocess/*.py) \
+$(DATASET)/dataset.json: $(CORPUS_STAMP) $(DATASET).flags $(wildcard preprocess/*.py) \
     | $(INSTALLED)
-	$(PY) -m preprocess.main --input='$(CORPUS)/*.mid' --output_dir=$(DATASET) \
+	$(PY) -m preprocess.main --input='$(CORPUS_GLOB)' --output_dir=$(DATASET) \
 	  --direct_num_workers=0 --direct_running_mode=multi_processing --overwrite \
 	  $(PREPROCESS_FLAGS)
 
@@ -80,7 +103,7 @@ $(DATASET).flags: preprocess-flags-changed
 preprocess-flags-changed:
 
 bench-preprocess: $(INSTALLED) data ## pipeline files/s vs bare pretty_midi parsing
-	$(PY) -m benchmarks.bench_preprocess --input='$(CORPUS)/*.mid'
+	$(PY) -m benchmarks.bench_preprocess --input='$(CORPUS_GLOB)'
 
 .PHONY: bench-load
 bench-load: $(INSTALLED) data ## load run (not in CI, ~20 min): 20,000 partly hostile files, then 100,000 samples killed and resumed
@@ -119,8 +142,8 @@ generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## $(NUM_SAMPLES) samples of 
 	  --num_samples=$(NUM_SAMPLES) --previews $(GENERATE_FLAGS)
 	$(MAKE) --no-print-directory compare
 
-compare: $(INSTALLED) ## $(SAMPLES) against the demo corpus: features, copies of training windows, figure, gallery
-	$(PY) -m trainer.compare --samples=$(SAMPLES) --data='$(CORPUS)/*.mid' \
+compare: $(INSTALLED) ## $(SAMPLES) against the corpus: features, copies of training windows, figure, gallery
+	$(PY) -m trainer.compare --samples=$(SAMPLES) --data='$(CORPUS_GLOB)' \
 	  --dataset_dir=$(DATASET) $(COMPARE_FLAGS)
 
 bench-generate: $(INSTALLED) $(JOB_DIR)/model/model.json ## samples/s to local disk and the GCS emulator vs bare pretty_midi writes

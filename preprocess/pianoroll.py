@@ -34,6 +34,12 @@ QUANTIZE = ("round", "sample")
 
 # Ticks per quarter note of the MIDI files the project writes.
 MIDI_RESOLUTION = 480
+# What a MIDI file is called: folders are read for these, other files skipped.
+MIDI_EXTENSIONS = (".mid", ".midi")
+
+
+def is_midi_path(path: str) -> bool:
+  return path.lower().endswith(MIDI_EXTENSIONS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ from preprocess import records
 from preprocess.config import PreprocessConfig
 from preprocess.config import printable_path
 
-MIDI_EXTENSIONS = (".mid", ".midi")
+MIDI_EXTENSIONS = pianoroll.MIDI_EXTENSIONS
 # The size given to a listed file whose size cannot be read (a broken
 # symlink, a symlink loop): read_file rejects it as unreadable.
 UNREADABLE_SIZE = -1
@@ -88,8 +88,7 @@ class TooLong(FileRejected):
 # --- Listing. -------------------------------------------------------------------
 
 
-def is_midi_path(path: str) -> bool:
-  return path.lower().endswith(MIDI_EXTENSIONS)
+is_midi_path = pianoroll.is_midi_path
 
 
 def is_glob(pattern: str) -> bool:

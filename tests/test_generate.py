@@ -267,6 +267,8 @@ def test_gcs_output_on_the_emulator(model_dir, gcs_bucket, tmp_path):
   names = {b.name for b in bucket.list_blobs(prefix="run1/")}
   assert len([n for n in names if n.startswith("run1/sample-")]) == N
   assert "run1/manifest.jsonl" in names and "run1/previews/index.html" in names
+  page = bucket.blob("run1/previews/index.html").download_as_bytes().decode()
+  assert "<h1>window RBM samples: 3 previewed</h1>" in page
   assert not [n for n in names if "_progress" in n]
   local = str(tmp_path / "local")
   generate_lib.generate(model_dir, local, config())

@@ -262,6 +262,7 @@ def test_gcs_output_and_previews_of_long_pieces(model_dir, gcs_bucket,
   for name, data in files(local).items():
     assert bucket.blob(f"r/{name}").download_as_bytes() == data
   page = bucket.blob("r/previews/index.html").download_as_bytes().decode()
+  assert "<h1>RNN-RBM samples: 2 previewed</h1>" in page
   assert "RNN-RBM, 300 frames" in page and "150.0 s (audio: first 120 s)" in page
   # 300 steps: 3 px per step, about a screen wide; the audio is cut at 120 s.
   png = (tmp_path / "local" / "previews" / "sample-000000.png").read_bytes()

@@ -63,6 +63,54 @@ def test_polyphony_silence_and_lengths():
   assert f["mean_note_length_s"] == pytest.approx((3 * 0.5 + 1.0) / 4)
 
 
+def test_polyphony_histogram_counts_steps_by_notes_sounding():
+  # The triad (3 notes, 4 steps), a rest (4 steps), a G (1 note, 8 steps),
+  # then ten notes at once for 4 steps: the last bin holds ">= 9".
+  cluster = [(40 + 2 * i, 16, 20) for i in range(10)]
+  f = mf.piece_features(piece([(60, 0, 4), (64, 0, 4), (67, 0, 4),
+                               (67, 8, 16)] + cluster))
+  expected = np.zeros(mf.POLYPHONY_BINS)
+  expected[[0, 1, 3, mf.POLYPHONY_BINS - 1]] = np.array([4, 8, 4, 4]) / 20
+  np.testing.assert_allclose(f["polyphony_histogram"], expected)
+  assert mf.piece_features(piece([], num_steps=8))[
+      "polyphony_histogram"].tolist() == [1.0] + [0.0] * (mf.POLYPHONY_BINS - 1)
+
+
+def test_key_free_pitch_classes_are_the_same_in_every_key():
+  # A tune in C (C most used) and the same tune a fifth higher, in G: the
+  # pitch-class histograms differ, the key-free ones agree, starting at the
+  # most used class (ties: the lowest class).
+  tune = [(60, 0, 2), (62, 2, 4), (64, 4, 6), (60, 6, 8), (67, 8, 10),
+          (60, 10, 12)]
+  in_c = mf.piece_features(piece(tune))
+  in_g = mf.piece_features(piece([(p + 7, a, b) for p, a, b in tune]))
+  assert not np.allclose(in_c["pitch_class_histogram"],
+                         in_g["pitch_class_histogram"])
+  expected = np.zeros(12)
+  expected[[0, 2, 4, 7]] = np.array([3, 1, 1, 1]) / 6
+  np.testing.assert_allclose(in_c["key_free_pitch_class_histogram"], expected)
+  np.testing.assert_allclose(in_g["key_free_pitch_class_histogram"], expected)
+  tie = mf.piece_features(piece([(62, 0, 1), (64, 1, 2)]))
+  np.testing.assert_allclose(tie["key_free_pitch_class_histogram"],
+                             [0.5, 0, 0.5] + [0] * 9)
+
+
+def test_dense_drift_counts_pieces_above_the_datas_99th_percentile():
+  data = {"polyphony": np.linspace(1.0, 4.0, 200)}
+  threshold = float(np.percentile(data["polyphony"], mf.DENSE_PERCENTILE))
+  calm = {"polyphony": np.full(100, 3.0)}
+  drifting = {"polyphony": np.r_[np.full(95, 3.0), np.full(5, 6.0)]}
+  same = mf.dense_drift(data, calm)
+  assert same["polyphony_above"] == pytest.approx(threshold)
+  assert same["share_data"] == pytest.approx(2 / 200)
+  assert same["share_samples"] == 0.0 and same["meets_data"]
+  worse = mf.dense_drift(data, drifting)
+  assert worse["share_samples"] == pytest.approx(0.05)
+  assert not worse["meets_data"]
+  line = mf.summary_line({}, None, worse)
+  assert "5.0% samples drift dense (data 1.0%" in line
+
+
 def test_outer_voices_interval():
   # C-E-G then D-F-B: the top voice moves 67 -> 71, the bass 60 -> 62.
   notes = [(60, 0, 4), (64, 0, 4), (67, 0, 4), (62, 4, 8), (65, 4, 8),

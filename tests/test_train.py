@@ -293,6 +293,27 @@ def test_data_errors_are_clear(dataset_dir, tmp_path):
   assert not os.path.exists(job)  # nothing written by a run that cannot start
 
 
+def test_a_default_batch_larger_than_the_corpus_fits_it(tmp_path):
+  """A small corpus (13 windows) with the default batch (100): batches of 12
+  (a multiple of the 2 replicas) when the batch is the default; the user's
+  own --batch_size is never changed, so it still fails clearly."""
+  small = str(tmp_path / "small")
+  fake_dataset.write_dataset(small, fake_dataset.structured_windows(13, seed=1),
+                             fake_dataset.structured_windows(4, seed=2))
+  config = config_lib.TrainConfig(num_hidden=4, epochs=2,
+                                  summary_every_steps=100000)
+  with pytest.raises(train_lib.SetupError, match="13 training windows"):
+    train_lib.train_and_evaluate(config, small, str(tmp_path / "mine"),
+                                 strategy=tf.distribute.MirroredStrategy(TWO))
+  job = str(tmp_path / "job")
+  metrics = train_lib.train_and_evaluate(
+      config, small, job, strategy=tf.distribute.MirroredStrategy(TWO),
+      fit_batch=True)
+  assert metrics["step"] == 2  # one batch of 12 per epoch
+  with open(os.path.join(job, "checkpoints", train_lib.RUN_CONFIG_FILE)) as f:
+    assert json.load(f)["config"]["batch_size"] == 12
+
+
 def test_bad_flags_are_clear():
   with pytest.raises(ValueError, match="--learning_rate=-1"):
     config_lib.TrainConfig(learning_rate=-1)

@@ -10,9 +10,10 @@ the one the samples' generation.json records). A dataset of whole pieces
 (an RNN-RBM's) gives one data piece per sequence and checks copies of 4-bar
 spans; --match_lengths and --transposed compare long samples like with like.
 
-Prints one summary line (features that meet the data, the worst ones, copies
-of training windows) and writes the JSON and its figure (a .png next to it);
-refreshes the samples' gallery when trainer.generate wrote one. The library
+Prints one summary line (features that meet the data, the worst ones, pieces
+that drift dense, copies of training windows) and writes the JSON and its
+figure (a .png next to it); refreshes the samples' gallery when
+trainer.generate wrote one. The library
 is trainer/comparison/lib.py, the feature maths trainer/comparison/features.py.
 """
 

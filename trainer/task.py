@@ -35,7 +35,8 @@ def main(argv):
   from trainer.training import loop  # pylint: disable=g-import-not-at-top
   metrics = loop.train_and_evaluate(
       config, dirs.data_dir, dirs.job_dir, model_dir=dirs.model_dir,
-      checkpoint_dir=dirs.checkpoint_dir, tensorboard_dir=dirs.tensorboard_dir)
+      checkpoint_dir=dirs.checkpoint_dir, tensorboard_dir=dirs.tensorboard_dir,
+      fit_batch="batch_size" not in given)
   print(json.dumps(metrics, sort_keys=True))
 
 

@@ -42,6 +42,15 @@ from preprocess import pianoroll
 DURATION_BIN_EDGES = (1, 2, 3, 4, 5, 8, 9, 16)
 DURATION_BIN_LABELS = ("1/16", "1/8", "3/16", "1/4", "<1/2", "1/2", "<1",
                        ">=1")
+# Bins of the per-step polyphony histogram: notes sounding at a step, 0 (a
+# silent step) to POLYPHONY_BINS - 2; the last bin holds more.
+POLYPHONY_BINS = 10
+POLYPHONY_LABELS = tuple(str(n) for n in range(POLYPHONY_BINS - 1)) + (
+    f">={POLYPHONY_BINS - 1}",)
+# A piece "drifts dense" when its mean polyphony exceeds this percentile of
+# the data pieces' (so the data's own share is about 1 - it / 100).
+DENSE_PERCENTILE = 99.0
+DENSE_TOLERANCE = 0.01
 # A scalar feature "meets the data" within this relative difference of the
 # data's mean; a histogram feature when its overlapping area reaches
 # HISTOGRAM_MIN_OVERLAP (the sample-quality goals).
@@ -86,6 +95,13 @@ FEATURES = (
             "ended at that very step"),
     Feature("pitch_class_histogram", "histogram", "notes per pitch class",
             ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")),
+    Feature("key_free_pitch_class_histogram", "histogram",
+            "notes per pitch class, counted in semitones above the piece's "
+            "most used pitch class (the same for every key)",
+            tuple(f"+{n}" for n in range(12))),
+    Feature("polyphony_histogram", "histogram",
+            "steps by the number of notes sounding (0: silent)",
+            POLYPHONY_LABELS),
     Feature("note_length_histogram", "histogram",
             "note lengths (quarter = 1/4)", DURATION_BIN_LABELS),
     Feature("ioi_histogram", "histogram",
@@ -228,6 +244,8 @@ def piece_features(piece: Piece) -> dict:
   intervals = [np.abs(np.diff(v)) for v in _outer_voices(notes)] if n else []
   intervals = np.concatenate(intervals) if intervals else np.zeros(0)
   pitch_classes = np.bincount(notes.pitch % 12, minlength=12).astype(np.float64)
+  polyphony = np.bincount(np.minimum(sounding, POLYPHONY_BINS - 1),
+                          minlength=POLYPHONY_BINS).astype(np.float64)
   return {
       "notes_per_second": n / seconds if seconds > 0 else 0.0,
       "notes_per_bar": n / bars if bars > 0 else 0.0,
@@ -241,6 +259,11 @@ def piece_features(piece: Piece) -> dict:
                        else 1.0),
       "restrike_share": float(restrike_mask(notes).mean()) if n else 0.0,
       "pitch_class_histogram": pitch_classes / max(n, 1),
+      # np.argmax takes the lowest class on a tie: the same for data and
+      # samples.
+      "key_free_pitch_class_histogram": np.roll(
+          pitch_classes, -int(np.argmax(pitch_classes))) / max(n, 1),
+      "polyphony_histogram": polyphony / max(piece.num_steps, 1),
       "note_length_histogram": _duration_histogram(
           notes.end - notes.start, piece.steps_per_quarter),
       "ioi_histogram": _duration_histogram(np.diff(onsets),
@@ -367,6 +390,18 @@ def compare_tables(data: dict, samples: dict, seed: int = 0) -> dict:
     result["meets_data"] = meets_data(feature, result)
     out[feature.name] = result
   return out
+
+
+def dense_drift(data: dict, samples: dict) -> dict:
+  """Pieces that drift into dense clusters: mean polyphony (over sounding
+  steps) above the data pieces' DENSE_PERCENTILE-th percentile. The samples'
+  share "meets the data" within DENSE_TOLERANCE of the data's own share."""
+  threshold = float(np.percentile(data["polyphony"], DENSE_PERCENTILE))
+  data_share = float(np.mean(data["polyphony"] > threshold))
+  samples_share = float(np.mean(samples["polyphony"] > threshold))
+  return {"polyphony_above": threshold, "share_data": data_share,
+          "share_samples": samples_share,
+          "meets_data": samples_share <= data_share + DENSE_TOLERANCE}
 
 
 # --- memorisation ------------------------------------------------------------
@@ -582,8 +617,10 @@ def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
   return out
 
 
-def summary_line(comparison: dict, memo: dict | None) -> str:
-  """One line: how many features meet the data, the worst ones, copies."""
+def summary_line(comparison: dict, memo: dict | None,
+                 drift: dict | None = None) -> str:
+  """One line: how many features meet the data, the worst ones, dense
+  drift, copies."""
   met = [n for n, r in comparison.items() if r["meets_data"]]
   missed = [n for n, r in comparison.items() if not r["meets_data"]]
   kinds = {f.name: f.kind for f in FEATURES}
@@ -607,6 +644,10 @@ def summary_line(comparison: dict, memo: dict | None) -> str:
            f"{HISTOGRAM_MIN_OVERLAP})"]
   if pc is not None:
     parts.append(f"pitch-class overlap {pc:.2f}")
+  if drift is not None:
+    parts.append(f"{drift['share_samples']:.1%} samples drift dense (data "
+                 f"{drift['share_data']:.1%}; mean polyphony > "
+                 f"{drift['polyphony_above']:.2f})")
   if memo is not None:
     what = (f"{memo['span_bars']}-bar training span" if "span_steps" in memo
             else "training window")

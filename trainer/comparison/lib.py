@@ -19,6 +19,7 @@ DEFAULT_SPEC's.
 """
 
 import dataclasses
+import glob
 import io
 import json
 import os
@@ -243,9 +244,20 @@ def samples_grid(samples_store) -> tuple:
   return DEFAULT_SPEC, "default"
 
 
-def _read_midi_glob(pattern: str, max_files: int) -> list:
+def _list_midi(pattern: str) -> list:
+  """The files a --data glob names. A local DIR/** is every MIDI file below
+  DIR (as preprocess.main's --input reads it); other globs list what they
+  match, MIDI or not (an unreadable file is counted, not hidden)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  # gs:// glob
-  paths = sorted(tf.io.gfile.glob(pattern))
+  if "**" in pattern and "://" not in pattern:
+    return sorted(p for p in glob.glob(pattern, recursive=True)
+                  if os.path.isfile(p) and pianoroll.is_midi_path(p))
+  return sorted(tf.io.gfile.glob(pattern))
+
+
+def _read_midi_glob(pattern: str, max_files: int) -> list:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  paths = _list_midi(pattern)
   if not paths:
     raise cli.UsageError(f"--data={pattern!r} matches no file: give a "
                          "glob of MIDI files or a dataset folder.")
@@ -398,7 +410,8 @@ def compare(config: CompareConfig) -> dict:
   sample_table = mf.feature_table(measured)
   comparison = mf.compare_tables(data_table, sample_table, config.seed)
   memo = _memorisation(sample_pieces, dataset)
-  summary = mf.summary_line(comparison, memo)
+  drift = mf.dense_drift(data_table, sample_table)
+  summary = mf.summary_line(comparison, memo, drift)
   result = {"generator": GENERATOR, "summary": summary,
             "samples": config.samples, "data": config.data,
             "num_samples": len(sample_pieces), "num_data": len(data_pieces),
@@ -409,7 +422,8 @@ def compare(config: CompareConfig) -> dict:
                      "quantize": grid.quantize, "from": grid_source},
             "method": "Yang & Lerch 2018: OA and KL(intra-data || inter) of "
                       "KDE-smoothed pairwise feature distances",
-            "features": comparison, "memorisation": memo}
+            "features": comparison, "dense_drift": drift,
+            "memorisation": memo}
   store, json_name, png_name = _output_store(config, samples_store)
   if store is not None:
     title = (f"{len(data_pieces)} data pieces (blue) against "

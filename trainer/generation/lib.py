@@ -364,7 +364,8 @@ def _write(shard: _Shard, generator, spec, summary: dict,
                  len(shard.done), len(shard.ids))
 
 
-def _finalise(shard: _Shard, spec, summary: dict, caption: str) -> None:
+def _finalise(shard: _Shard, spec, summary: dict, caption: str,
+              title: str) -> None:
   """Merges the progress into the shard's manifest, then the previews."""
   store, config, done = shard.store, shard.config, shard.done
   manifest = "".join(json.dumps(done[i], sort_keys=True) + "\n"
@@ -377,7 +378,7 @@ def _finalise(shard: _Shard, spec, summary: dict, caption: str) -> None:
     from trainer.generation import previews  # pylint: disable=g-import-not-at-top
     summary["gallery"] = previews.write_previews(
         store, [done[i] for i in sorted(done)][:config.num_previews], spec,
-        config, caption)
+        config, caption, title)
 
 
 def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
@@ -409,5 +410,6 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
              "resampled": 0}
   with preemption.StopSignals() as stop:
     _write(shard, generator, spec, summary, stop)
-  _finalise(shard, spec, summary, loaded.family.describe_sampling(config))
+  _finalise(shard, spec, summary, loaded.family.describe_sampling(config),
+            loaded.family.title)
   return summary

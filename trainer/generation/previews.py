@@ -158,7 +158,8 @@ def _page(state: dict, sample_rows: list, data_rows: list) -> bytes:
       ".summary{font-size:15px;color:#fff;background:#333;padding:8px}"
       "audio{width:150px;height:28px;display:block}"
       "figcaption{max-width:150px;min-height:2.6em}</style>"
-      f"<h1>RBM samples: {len(sample_rows)} previewed</h1>"
+      f"<h1>{html.escape(state.get('model') or 'RBM')} samples: "
+      f"{len(sample_rows)} previewed</h1>"
       f"<p>{html.escape(state['settings'])}"
       f"<br>Audio: {html.escape(state['renderer'])}</p>" + top + data +
       "<h2>Samples</h2><div class='row'>" + "\n".join(sample_rows) + "</div>")
@@ -192,11 +193,13 @@ def _render_samples(store, state: dict, spec, soundfont) -> list:
 
 
 def write_previews(store, records: list, spec: pianoroll.RollSpec,
-                   config, settings_line: str) -> str | None:
+                   config, settings_line: str,
+                   model_title: str = "") -> str | None:
   """Writes previews/ for `records` (manifest lines); returns index.html's URL.
 
   settings_line: the model and how it sampled (the model's
   describe_sampling), shown on the page.
+  model_title: the model as users call it (Model.title), in the heading.
 
   None (and a warning) when previews/index.html is the user's own.
   """
@@ -214,7 +217,7 @@ def write_previews(store, records: list, spec: pianoroll.RollSpec,
            "num_steps": max(lengths + [1]), "tempo": config.tempo,
            "program": config.program, "velocity": config.velocity,
            "renderer": renderer,
-           "settings": settings_line}
+           "settings": settings_line, "model": model_title}
   rows = _render_samples(store, state, spec, soundfont)
   store.write(STATE_FILE, json.dumps(state, indent=1).encode(),
               create_only=False)

@@ -165,6 +165,8 @@ class Model(abc.ABC):
   """One registered model: what the jobs can ask of it."""
 
   name: str = ""
+  # What users read (the gallery's heading, logs): "window RBM".
+  title: str = ""
 
   # --- training -------------------------------------------------------------
 

@@ -205,13 +205,29 @@ class _State:
   best_nll: tf.Variable | None
 
 
-def _setup(config, data_dir, dirs, strategy) -> base.TrainingRun:
-  """Checks data, batch and strategy before anything is written."""
+def _setup(config, data_dir, dirs, strategy,
+           fit_batch: bool = False) -> base.TrainingRun:
+  """Checks data, batch and strategy before anything is written.
+
+  fit_batch: the batch size is the model's default, not the user's: a
+  corpus with fewer training rows than one batch trains on batches of all
+  its rows (a multiple of the replicas) instead of failing.
+  """
   spec = load_spec(data_dir)
   models.get(config.model).check_data(spec, data_dir)
   n_train = data.num_windows(spec, "train")
-  steps_per_epoch = n_train // config.batch_size
   what = "pieces" if data.is_whole_pieces(spec) else "windows"
+  if fit_batch and n_train < config.batch_size:
+    strategy = strategy or distribute.make_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if n_train >= replicas:
+      logging.warning(
+          "%s has %d training %s, fewer than the default batch of %d: "
+          "batches of %d (give --batch_size to choose)", data_dir, n_train,
+          what, config.batch_size, n_train // replicas * replicas)
+      config = dataclasses.replace(
+          config, batch_size=n_train // replicas * replicas)
+  steps_per_epoch = n_train // config.batch_size
   if steps_per_epoch == 0:
     raise SetupError(
         f"{data_dir} has {n_train} training {what}, fewer than one global "
@@ -407,7 +423,8 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
                        model_dir: str | None = None,
                        checkpoint_dir: str | None = None,
                        tensorboard_dir: str | None = None,
-                       strategy: tf.distribute.Strategy | None = None) -> dict:
+                       strategy: tf.distribute.Strategy | None = None,
+                       fit_batch: bool = False) -> dict:
   """Trains config.model on DATA_DIR; rerunning resumes.
 
   Args:
@@ -419,6 +436,8 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
       AIP_CHECKPOINT_DIR, AIP_TENSORBOARD_LOG_DIR (see `resolve_dirs`).
     strategy: None: distribute.make_strategy() (all GPUs, or TF_CONFIG's
       machines, or the CPU).
+    fit_batch: config.batch_size is a default, which a corpus smaller than
+      one batch may lower (trainer.task: when --batch_size is not given).
 
   Returns:
     Final metrics: step, train_seconds, the rows per second of this process,
@@ -437,7 +456,8 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     job_lock.JobLocked: another run is training in the same checkpoint folder.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
-  run = _setup(config, data_dir, dirs, strategy)
+  run = _setup(config, data_dir, dirs, strategy, fit_batch)
+  config = run.config
   trainer = models.get(config.model).trainer(run)
   with contextlib.ExitStack() as held:
     if run.chief:  # the only writer of the job folder: lock it before writing

@@ -128,6 +128,7 @@ class BernoulliModel(base.Model):
   """See the module docstring."""
 
   name = "bernoulli"
+  title = "independent-Bernoulli baseline"
 
   def trainer(self, run):
     return CountingTrainer(run)

@@ -21,6 +21,7 @@ class WindowRBM(base.Model):
   """See the module docstring."""
 
   name = "rbm"
+  title = "window RBM"
 
   def check_data(self, spec, data_dir) -> None:
     if data.is_whole_pieces(spec):

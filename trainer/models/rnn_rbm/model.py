@@ -19,6 +19,7 @@ class RNNRBMModel(base.Model):
   """See the module docstring."""
 
   name = "rnn_rbm"
+  title = "RNN-RBM"
 
   def trainer(self, run):
     return training.RNNRBMTrainer(run)
