@@ -137,6 +137,9 @@ def sampler_efficiency(loaded, config, n) -> dict:
   """Bars/s, useful FLOP/s and matmul FLOP/s of the sampler at `config`."""
   # pylint: disable=g-import-not-at-top
   from trainer.generation import lib as generate_lib
+  from trainer.models.rbm import sampling as rbm_sampling
+  # As trainer.generate runs it: --num_windows=0 is the corpus's length.
+  config = rbm_sampling.with_length(config, loaded)
   spec, t = loaded.dataset.roll_spec, loaded.dataset.num_timesteps
   overlap = config.overlap or max(1, t // 3)
   steps = t + (config.num_windows - 1) * (t - overlap)
@@ -243,7 +246,8 @@ def main(argv):
       gcs_rate, _ = _rate(n, lambda: generate_lib.generate(
           seed_dir, f"gs://{bucket}/bench", config))
 
-    generator = rbm_sampling.Generator(seed_loaded, config, None, None)
+    generator = rbm_sampling.Generator(
+        seed_loaded, rbm_sampling.with_length(config, seed_loaded), None, None)
     blocks = generate_lib.shard_blocks(config)
     sample_rate, pieces = _rate(n, lambda: [
         p for b in blocks for p in generator.sample([b], 0)][:n])

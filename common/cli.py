@@ -259,6 +259,25 @@ def _is_tensorflow_error(error: Exception) -> bool:
              for c in type(error).__mro__)
 
 
+# What to do after an interruption or a full disk. Training and generation
+# resume where they stopped; preprocessing starts again, and its output folder
+# then holds a run that did not finish, which only --overwrite replaces.
+_RESUME = "rerun the same command to resume"
+_RERUN = {"preprocess.main": "rerun with --overwrite to start again",
+          "deploy.dataflow": "rerun with --overwrite to start again, once the "
+                             "Dataflow job has ended (gcloud dataflow jobs "
+                             "list --status=active)",
+          "trainer.evaluate": "rerun the same command (it starts over)",
+          "trainer.compare": "rerun the same command (it starts over)",
+          "deploy.vertex": "check whether the job was submitted (gcloud ai "
+                           "custom-jobs list) before rerunning"}
+
+
+def _rerun_hint() -> str:
+  """How this program continues after it was stopped (program_name's)."""
+  return _RERUN.get(program_name(), _RESUME)
+
+
 def _os_error(error: Exception) -> tuple:
   """(exit code, one line) for an operating-system error while running."""
   text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "",
@@ -268,9 +287,10 @@ def _os_error(error: Exception) -> tuple:
   errno_value = getattr(error, "errno", None)
   if errno_value == errno.ENOSPC or "No space left on device" in text:
     where = getattr(error, "filename", None) or first
-    return (EXIT_FAILURE,
-            f"no space left on device ({where}): what was written before is "
-            "kept; free some space and rerun the same command to resume.")
+    kept = ("what was written before is kept; " if _rerun_hint() == _RESUME
+            else "")
+    return (EXIT_FAILURE, f"no space left on device ({where}): {kept}free "
+            f"some space and {_rerun_hint()}.")
   if errno_value == errno.ENAMETOOLONG or "File name too long" in text:
     where = getattr(error, "filename", None) or first
     return (EXIT_USAGE, f"file name too long: {where}: use a shorter path "
@@ -359,7 +379,7 @@ def run(main, *, known_only: bool = False, positional: bool = False,
       _fail(EXIT_FAILURE, "out of memory; ask for less at once (e.g. fewer "
             "samples per shard, a smaller batch)")
     except KeyboardInterrupt:
-      _fail(130, "interrupted; rerun the same command to resume")
+      _fail(130, f"interrupted; {_rerun_hint()}")
     except Exception as e:  # pylint: disable=broad-except
       if not _is_tensorflow_error(e):
         raise

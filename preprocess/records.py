@@ -69,6 +69,23 @@ class DatasetSpec:
   def n_columns(self) -> int:
     return self.roll_spec.n_columns
 
+  def median_piece_bars(self) -> int | None:
+    """The converted pieces' median length in bars of 4 quarters (the upper
+    median), or None for a dataset.json written before it was counted."""
+    histogram = self.counts.get("piece_bars")
+    if not isinstance(histogram, dict) or not histogram:
+      return None
+    try:
+      lengths = sorted((int(bars), int(n)) for bars, n in histogram.items())
+    except (TypeError, ValueError):
+      return None  # hand-edited: the samples' length falls back to its default
+    half, seen = sum(n for _, n in lengths) / 2, 0
+    for bars, n in lengths:
+      seen += n
+      if seen > half:
+        return bars
+    return lengths[-1][0]
+
   def layout(self) -> dict:
     """The fields that fix what a window's bits mean and its shape.
 

@@ -54,7 +54,7 @@ class CombineStats(beam.CombineFn):
             "windows": dict.fromkeys(records.SPLITS, 0),
             "files": dict.fromkeys(records.SPLITS, 0),
             "silent_windows": 0, "notes_out_of_range": 0, "drum_notes": 0,
-            "duplicates": 0, "unit_sum": None}
+            "duplicates": 0, "piece_bars": {}, "unit_sum": None}
 
   def add_input(self, acc, stats):
     status = stats["status"]
@@ -69,6 +69,9 @@ class CombineStats(beam.CombineFn):
     if "split" in stats and status == "converted":
       acc["files"][stats["split"]] += 1
       acc["windows"][stats["split"]] += stats["windows"]
+      if "bars" in stats:  # {bars: pieces}, every split, as written
+        bars = acc["piece_bars"]
+        bars[str(stats["bars"])] = bars.get(str(stats["bars"]), 0) + 1
       if "steps" in stats:  # whole pieces: their total length per split
         steps = acc.setdefault("steps", {})
         steps[stats["split"]] = steps.get(stats["split"], 0) + stats["steps"]

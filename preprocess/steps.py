@@ -358,6 +358,11 @@ def file_to_windows(parsed: ParsedFile, config: PreprocessConfig) -> FileWindows
            "drum_notes": parsed.drum_notes, "unit_sum": unit_sum}
   if config.whole_pieces:
     stats["steps"] = steps
+  if len(parsed.notes):
+    # The piece's length as written, in bars of 4 quarters (rounded up): the
+    # corpus's typical length sets the samples' default (records.py).
+    stats["bars"] = -(-int(parsed.notes.end.max()) //
+                      (4 * spec.steps_per_quarter))
   stats.update(_outcome(parsed, config, bool(examples), out_of_range))
   return FileWindows(parsed.split, examples, stats)
 

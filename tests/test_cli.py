@@ -81,6 +81,45 @@ def test_errors_are_one_or_two_lines_with_exit_codes(args, code, words):
   assert "Traceback" not in out.stderr
 
 
+_STOPPED = """
+import errno, sys
+from common import cli
+def main(argv):
+  if what == "full":
+    raise OSError(errno.ENOSPC, "No space left on device", "/out/x")
+  raise KeyboardInterrupt
+what = sys.argv.pop()
+sys.argv[0] = sys.argv.pop()  # the program's name, as cli reports it
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("program, what, code, words", [
+    ("trainer.task", "stop", 130, "interrupted; rerun the same command to resume"),
+    ("preprocess.main", "stop", 130,
+     "interrupted; rerun with --overwrite to start again"),
+    ("deploy.dataflow", "stop", 130,
+     "rerun with --overwrite to start again, once the Dataflow job has ended"),
+    ("trainer.generate", "full", 1, "no space left on device (/out/x): what was "
+     "written before is kept; free some space and rerun the same command to resume."),
+    ("preprocess.main", "full", 1, "no space left on device (/out/x): free some "
+     "space and rerun with --overwrite to start again."),
+    ("trainer.evaluate", "stop", 130,
+     "interrupted; rerun the same command (it starts over)"),
+    ("deploy.vertex", "stop", 130, "interrupted; check whether the job was "
+     "submitted (gcloud ai custom-jobs list) before rerunning"),
+])
+def test_a_stopped_run_says_how_this_program_goes_on(program, what, code, words):
+  # Training and generation resume; preprocessing starts again, with
+  # --overwrite since its output folder holds a run that did not finish.
+  out = subprocess.run([sys.executable, "-c", _STOPPED, program, what],
+                       cwd=_ROOT, capture_output=True, text=True, timeout=60)
+  assert out.returncode == code, out.stderr
+  assert out.stderr.startswith(f"{program}: error: "), out.stderr
+  assert words in out.stderr, out.stderr
+  assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
 def test_success_runs_main(tmp_path):
   (tmp_path / "in.txt").write_text("hi")
   out = _run(f"--path={tmp_path / 'in.txt'}", "--preset=seed")

@@ -74,14 +74,10 @@ def test_an_unknown_preset_is_a_usage_error():
     cli.preset(config_lib.GenerateConfig, "nope")
 
 
-def test_default_samples_are_at_least_8_bars():
-  # Windows of 15 steps (the demo corpus's) at 4 steps a quarter, chained
-  # with the default overlap (a third of a window), as the window RBM's
-  # sampler chains them.
-  config, window = config_lib.GenerateConfig(), 15
-  overlap = config.overlap or window // 3
-  steps = window + (config.num_windows - 1) * (window - overlap)
-  assert steps / 16 >= 8
+def test_default_length_is_the_corpus_and_the_original_one_window():
+  # 0: the sampler reads the corpus's median piece (test_default_length.py).
+  assert config_lib.GenerateConfig().num_windows == 0
+  assert config_lib.GenerateConfig().num_frames == 0
   original = cli.preset(config_lib.GenerateConfig, "original")
   assert original.num_windows == 1  # 15 steps: under a bar, as the post
 

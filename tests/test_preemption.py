@@ -2,6 +2,7 @@
 generation: the current state is saved, one line says so, a rerun resumes
 and ends with the bytes of an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests import fake_dataset
+from tests import net
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,3 +140,69 @@ def test_sigterm_in_generation_keeps_whole_recorded_files_and_resumes(
     with open(os.path.join(out, name), "rb") as a, open(
         os.path.join(straight, name), "rb") as b:
       assert a.read() == b.read(), name
+
+
+def _worker_env(cluster: dict, index: int) -> dict:
+  return dict(_env(), TF_CONFIG=json.dumps(
+      {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_stops_every_worker_at_one_saved_step(
+    dataset_dir, tmp_path):
+  """A preempted non-chief VM: both workers stop at the same step (the chief
+  hears of it through the per-call all-reduce), the chief saves that step,
+  and rerunning both workers ends with the bytes of an uninterrupted
+  two-worker run."""
+  def task(job):
+    args = _task(dataset_dir, job)
+    args[args.index("--max_steps=3000")] = "--max_steps=800"
+    args[args.index("--log_every_steps=100")] = "--log_every_steps=50"
+    return args
+
+  def run_both(job, stop_at=None):
+    cluster = {"worker": [f"localhost:{p}" for p in net.free_ports(2)]}
+    worker = subprocess.Popen(task(job), cwd=ROOT, env=_worker_env(cluster, 1),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    chief = subprocess.Popen(task(job), cwd=ROOT, env=_worker_env(cluster, 0),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+      if stop_at:
+        seen = []
+        for line in chief.stderr:
+          seen.append(line)
+          if stop_at in line:
+            break
+        else:
+          raise AssertionError(f"{stop_at!r} never logged: {seen[-20:]}")
+        worker.send_signal(signal.SIGTERM)
+      return [(p.wait(timeout=240), *p.communicate(timeout=60))
+              for p in (chief, worker)]
+    finally:
+      for p in (chief, worker):
+        if p.poll() is None:
+          p.kill()
+
+  straight = str(tmp_path / "straight")
+  assert [code for code, _, _ in run_both(straight)] == [0, 0]
+  job = str(tmp_path / "job")
+  (chief_code, _, chief_err), (worker_code, _, worker_err) = run_both(
+      job, stop_at="step 100/800")
+  said = [[line for line in err.splitlines() if line.startswith("trainer.")]
+          for err in (chief_err, worker_err)]
+  assert chief_code == worker_code == 1, chief_err[-2000:] + worker_err[-2000:]
+  assert len(said[0]) == len(said[1]) == 1, said
+  assert "stopped by another worker at step" in said[0][0]
+  assert "stopped by SIGTERM at step" in said[1][0]
+  step = said[0][0].split(" at step ")[1].split("/")[0]
+  assert f"at step {step}/800" in said[1][0]
+  saved = [n for n in os.listdir(os.path.join(job, "checkpoints"))
+           if n.startswith("ckpt-") and n.endswith(".index")]
+  assert saved == [f"ckpt-{step}.index"] and 100 <= int(step) < 800
+  assert [code for code, _, _ in run_both(job)] == [0, 0]
+  resumed, whole = _params(job), _params(straight)
+  assert sorted(resumed) == sorted(whole)
+  for key in whole:
+    np.testing.assert_array_equal(resumed[key], whole[key])

@@ -27,8 +27,11 @@ from trainer import models
 # block's shape decides the float rounding, so it is part of the settings.
 GENERATION_BLOCK = 128
 # Generation: frames per sample of frame models (a block of 128 samples holds
-# 128 x frames x V bytes), and their default length: 32 bars of 4/4.
+# 128 x frames x V bytes). Samples are as long as the corpus's median piece
+# and at least MIN_BARS bars of 4/4; DEFAULT_BARS for a dataset.json written
+# before piece lengths were counted.
 MAX_NUM_FRAMES = 2**15
+MIN_BARS = 16
 DEFAULT_BARS = 32
 # The original post's model (RBM of 50 hidden units, plain CD-1 SGD).
 ORIGINAL = {"num_hidden": 50, "momentum": False, "weight_decay": 0.0}
@@ -227,7 +230,7 @@ class GenerateConfig(GenerateJob, *models.sampling_settings()):
                        "(1 samples the model as it is).")
     if not 0 <= self.num_frames <= MAX_NUM_FRAMES:
       raise ValueError(f"--num_frames={self.num_frames} must be in 0.."
-                       f"{MAX_NUM_FRAMES} (0: {DEFAULT_BARS} bars).")
+                       f"{MAX_NUM_FRAMES} (0: the corpus's median piece).")
     for cls in models.sampling_settings():
       cls.check_sampling(self)
     if self.resample_empty < 0 or self.blocks_per_call < 1:

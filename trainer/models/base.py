@@ -252,13 +252,27 @@ def refuse_other_sampling_flags(config, name: str) -> None:
             f"model was trained with --model={name}: leave it out.")
 
 
-def frame_model_length(config, spec: records.DatasetSpec, bars: int) -> int:
-  """A frame model's samples' length: --num_frames, else `bars` of 4/4.
+def default_steps(spec: records.DatasetSpec, min_bars: int,
+                  fallback_bars: int) -> int:
+  """Grid steps of a default sample: the corpus's median piece (at least
+  `min_bars` bars of 4/4), or `fallback_bars` when dataset.json predates
+  piece lengths."""
+  median = spec.median_piece_bars()
+  bars = fallback_bars if median is None else max(min_bars, median)
+  return bars * 4 * spec.roll_spec.steps_per_quarter
+
+
+def frame_model_length(config, spec: records.DatasetSpec, min_bars: int,
+                       fallback_bars: int, max_frames: int) -> int:
+  """A frame model's samples' length: --num_frames, else default_steps (up
+  to max_frames and what a MIDI file holds).
 
   Raises:
     GenerateError: --num_frames longer than a MIDI file can hold.
   """
-  frames = config.num_frames or bars * 4 * spec.roll_spec.steps_per_quarter
+  frames = config.num_frames or min(
+      default_steps(spec, min_bars, fallback_bars), max_frames,
+      max_piece_steps(spec.roll_spec))
   most = max_piece_steps(spec.roll_spec)
   if frames > most:
     raise GenerateError(

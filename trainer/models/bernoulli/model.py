@@ -151,7 +151,9 @@ class BernoulliModel(base.Model):
           "independent, so there is nothing to continue; leave it out.")
     config = dataclasses.replace(
         config, num_frames=base.frame_model_length(config, loaded.dataset,
-                                                   config_lib.DEFAULT_BARS),
+                                                   config_lib.MIN_BARS,
+                                                   config_lib.DEFAULT_BARS,
+                                                   config_lib.MAX_NUM_FRAMES),
         temperature=config.temperature if config.given("temperature")
         else 1.0)
     return config, FrameSampler(loaded, config)

@@ -49,6 +49,7 @@ class WindowRBM(base.Model):
 
   def sampler(self, loaded, config):
     sampling.check_flags(config, loaded)
+    config = sampling.with_length(config, loaded)
     return config, sampling.make_generator(loaded, config)
 
   def describe_sampling(self, config) -> str:

@@ -9,6 +9,7 @@ chosen among --candidates continuations. The generation job
 This module must not write files.
 """
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -253,6 +254,28 @@ def check_flags(config, loaded: base.LoadedModel) -> None:
     raise GenerateError(
         f"--gibbs_steps_per_frame={config.gibbs_steps_per_frame} is for "
         f"RNN-RBM models; this window RBM takes --gibbs_steps (per window).")
+
+
+# Windows per sample for a dataset.json written before piece lengths were
+# counted: 13 windows of 15 steps with a 5-step overlap reach 8.4 bars.
+FALLBACK_NUM_WINDOWS = 13
+
+
+def with_length(config, loaded: base.LoadedModel):
+  """`config` with --num_windows=0 resolved: enough windows to reach the
+  corpus's median piece (base.default_steps), within what a MIDI file holds."""
+  if config.num_windows:
+    return config
+  spec = loaded.dataset
+  if spec.median_piece_bars() is None:
+    return dataclasses.replace(config, num_windows=FALLBACK_NUM_WINDOWS)
+  t = spec.num_timesteps
+  stride = max(1, t - (config.overlap or max(1, t // 3)))
+  steps = base.default_steps(spec, config_lib.MIN_BARS,
+                             config_lib.DEFAULT_BARS)
+  most = base.max_piece_steps(spec.roll_spec)
+  return dataclasses.replace(config, num_windows=1 + max(0, min(
+      -(-(steps - t) // stride), (most - t) // stride)))
 
 
 def make_generator(loaded: base.LoadedModel,

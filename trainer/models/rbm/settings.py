@@ -92,11 +92,10 @@ class Sampling:
       "p(play | h) >= this value instead of sampling it (0: sampled). "
       "Sampled play units with a middling probability sound as isolated "
       "16th-note blips.")
-  # 13 windows of 15 steps with a 5-step overlap reach 8 bars (135 steps).
   num_windows: int = setting(
-      13, "rbm: windows per sample; each next one is conditioned on the last "
-      "one's end (13: 8.4 bars of 15-step windows; 1: the original post's "
-      "single window).")
+      0, "rbm: windows per sample; each next one is conditioned on the last "
+      "one's end (0: as many as the corpus's median piece needs, at least 16 "
+      "bars; 1: the original post's single window).")
   overlap: int = setting(
       0, "rbm: steps shared by consecutive windows (clamped); 0: a third of a "
       "window.")
@@ -123,8 +122,8 @@ class Sampling:
     if self.init == "data" and not self.data_dir:
       raise ValueError("--init=data needs --data_dir (the preprocessed dataset "
                        "whose training windows start the chains).")
-    if self.num_windows < 1 or self.overlap < 0:
-      raise ValueError(f"--num_windows={self.num_windows} must be >= 1 and "
+    if self.num_windows < 0 or self.overlap < 0:
+      raise ValueError(f"--num_windows={self.num_windows} must be >= 0 and "
                        f"--overlap={self.overlap} >= 0.")
     if not 0 <= self.articulate_threshold <= 1:
       raise ValueError(f"--articulate_threshold={self.articulate_threshold} "

@@ -131,7 +131,9 @@ def prepare(loaded: base.LoadedModel, config):
   config = dataclasses.replace(
       config, **WINDOW_LEVERS,
       num_frames=base.frame_model_length(config, loaded.dataset,
-                                         config_lib.DEFAULT_BARS),
+                                         config_lib.MIN_BARS,
+                                         config_lib.DEFAULT_BARS,
+                                         config_lib.MAX_NUM_FRAMES),
       temperature=config.temperature if config.given("temperature") else 1.0,
       blocks_per_call=(config.blocks_per_call
                        if config.given("blocks_per_call") else
