@@ -308,10 +308,32 @@ def test_a_default_batch_larger_than_the_corpus_fits_it(tmp_path):
   job = str(tmp_path / "job")
   metrics = train_lib.train_and_evaluate(
       config, small, job, strategy=tf.distribute.MirroredStrategy(TWO),
-      fit_batch=True)
+      from_data=frozenset({"batch_size"}))
   assert metrics["step"] == 2  # one batch of 12 per epoch
   with open(os.path.join(job, "checkpoints", train_lib.RUN_CONFIG_FILE)) as f:
     assert json.load(f)["config"]["batch_size"] == 12
+
+
+def test_a_default_run_on_a_large_corpus_stops_at_the_update_budget(
+    dataset_dir, tmp_path, monkeypatch):
+  """No --epochs/--max_steps given: at most MAX_DEFAULT_UPDATES updates (here
+  7 of 200 epochs x 12 steps); given, the epochs are the user's."""
+  monkeypatch.setattr(config_lib, "MAX_DEFAULT_UPDATES", 7)
+  config = config_lib.TrainConfig(num_hidden=4, epochs=200,
+                                  summary_every_steps=100000)
+  strategy = tf.distribute.MirroredStrategy(ONE)
+  metrics = train_lib.train_and_evaluate(
+      config, dataset_dir, str(tmp_path / "job"), strategy=strategy,
+      from_data=frozenset({"epochs"}))
+  assert metrics["step"] == 7
+  mine = dataclasses.replace(config, epochs=1)
+  metrics = train_lib.train_and_evaluate(mine, dataset_dir,
+                                         str(tmp_path / "mine"),
+                                         strategy=strategy)
+  assert metrics["step"] == N_TRAIN // config.batch_size
+  assert task._from_data({"model", "epochs"}) == {"batch_size"}
+  assert task._from_data({"max_steps", "batch_size"}) == frozenset()
+  assert task._from_data(set()) == {"batch_size", "epochs"}
 
 
 def test_bad_flags_are_clear():

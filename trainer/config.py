@@ -33,6 +33,10 @@ GENERATION_BLOCK = 128
 MAX_NUM_FRAMES = 2**15
 MIN_BARS = 16
 DEFAULT_BARS = 32
+# A default run (no --epochs or --max_steps given) stops after this many
+# updates on a large corpus, so its time does not grow with the corpus (the
+# chorales' 200 epochs are 10,600 updates).
+MAX_DEFAULT_UPDATES = 20_000
 # The original post's model (RBM of 50 hidden units, plain CD-1 SGD).
 ORIGINAL = {"num_hidden": 50, "momentum": False, "weight_decay": 0.0}
 

@@ -22,6 +22,16 @@ cli.define_flags(config_lib.TrainDirs, required=["data_dir"])
 cli.define_flags(config_lib.TrainConfig)
 
 
+def _from_data(given: set) -> frozenset:
+  """The defaults the corpus may change: those the user did not give."""
+  out = set()
+  if "batch_size" not in given:
+    out.add("batch_size")
+  if not given & {"epochs", "max_steps"}:
+    out.add("epochs")
+  return frozenset(out)
+
+
 def main(argv):
   del argv  # cli.run rejects stray arguments
   dirs = cli.config_from_flags(config_lib.TrainDirs)
@@ -36,7 +46,7 @@ def main(argv):
   metrics = loop.train_and_evaluate(
       config, dirs.data_dir, dirs.job_dir, model_dir=dirs.model_dir,
       checkpoint_dir=dirs.checkpoint_dir, tensorboard_dir=dirs.tensorboard_dir,
-      fit_batch="batch_size" not in given)
+      from_data=_from_data(given))
   print(json.dumps(metrics, sort_keys=True))
 
 

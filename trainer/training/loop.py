@@ -206,18 +206,20 @@ class _State:
 
 
 def _setup(config, data_dir, dirs, strategy,
-           fit_batch: bool = False) -> base.TrainingRun:
+           from_data: frozenset = frozenset()) -> base.TrainingRun:
   """Checks data, batch and strategy before anything is written.
 
-  fit_batch: the batch size is the model's default, not the user's: a
-  corpus with fewer training rows than one batch trains on batches of all
-  its rows (a multiple of the replicas) instead of failing.
+  from_data: the defaults the corpus may change (the user gave no value):
+  "batch_size": a corpus with fewer training rows than one batch trains on
+  batches of all its rows (a multiple of the replicas) instead of failing;
+  "epochs": a large corpus trains for at most config_lib.MAX_DEFAULT_UPDATES
+  updates, so the default run's time does not grow with the corpus.
   """
   spec = load_spec(data_dir)
   models.get(config.model).check_data(spec, data_dir)
   n_train = data.num_windows(spec, "train")
   what = "pieces" if data.is_whole_pieces(spec) else "windows"
-  if fit_batch and n_train < config.batch_size:
+  if "batch_size" in from_data and n_train < config.batch_size:
     strategy = strategy or distribute.make_strategy()
     replicas = strategy.num_replicas_in_sync
     if n_train >= replicas:
@@ -239,9 +241,17 @@ def _setup(config, data_dir, dirs, strategy,
         f"--batch_size={config.batch_size} does not split evenly over "
         f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
         f"{strategy.num_replicas_in_sync}.")
+  total_steps = config.max_steps or config.epochs * steps_per_epoch
+  if "epochs" in from_data and total_steps > config_lib.MAX_DEFAULT_UPDATES:
+    logging.info("%d updates a pass over %d training %s: %d updates (%.1f "
+                 "epochs) instead of %d epochs (give --epochs or --max_steps "
+                 "to choose)", steps_per_epoch, n_train, what,
+                 config_lib.MAX_DEFAULT_UPDATES,
+                 config_lib.MAX_DEFAULT_UPDATES / steps_per_epoch,
+                 config.epochs)
+    total_steps = config_lib.MAX_DEFAULT_UPDATES
   return base.TrainingRun(config, data_dir, dirs, spec, strategy,
-                          is_chief(strategy), steps_per_epoch,
-                          config.max_steps or config.epochs * steps_per_epoch)
+                          is_chief(strategy), steps_per_epoch, total_steps)
 
 
 def _restore(run: base.TrainingRun, trainer: base.Trainer,
@@ -424,7 +434,7 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
                        checkpoint_dir: str | None = None,
                        tensorboard_dir: str | None = None,
                        strategy: tf.distribute.Strategy | None = None,
-                       fit_batch: bool = False) -> dict:
+                       from_data: frozenset = frozenset()) -> dict:
   """Trains config.model on DATA_DIR; rerunning resumes.
 
   Args:
@@ -436,8 +446,9 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
       AIP_CHECKPOINT_DIR, AIP_TENSORBOARD_LOG_DIR (see `resolve_dirs`).
     strategy: None: distribute.make_strategy() (all GPUs, or TF_CONFIG's
       machines, or the CPU).
-    fit_batch: config.batch_size is a default, which a corpus smaller than
-      one batch may lower (trainer.task: when --batch_size is not given).
+    from_data: the names of config's defaults the corpus may change (see
+      `_setup`; trainer.task passes "batch_size" and "epochs" when their
+      flags are not given).
 
   Returns:
     Final metrics: step, train_seconds, the rows per second of this process,
@@ -456,7 +467,7 @@ def train_and_evaluate(config: config_lib.TrainConfig, data_dir: str,
     job_lock.JobLocked: another run is training in the same checkpoint folder.
   """
   dirs = resolve_dirs(job_dir, model_dir, checkpoint_dir, tensorboard_dir)
-  run = _setup(config, data_dir, dirs, strategy, fit_batch)
+  run = _setup(config, data_dir, dirs, strategy, from_data)
   config = run.config
   trainer = models.get(config.model).trainer(run)
   with contextlib.ExitStack() as held:
