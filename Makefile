@@ -35,7 +35,7 @@ help: ## list the targets
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[trainer,test,data,audio]'
+	$(PY) -m pip install -q -e '.[trainer,test,data,audio,bench]'
 	@touch $@
 
 install: $(INSTALLED) ## create .venv and install the package with trainer, test, demo and audio extras
@@ -126,6 +126,18 @@ BENCH_FLAGS ?=
 .PHONY: chorales-benchmark
 chorales-benchmark: $(INSTALLED) data ## nats/frame of the frame RBM, window RBM and RNN-RBM on the chorales (+ Bernoulli), one table
 	$(PY) -m benchmarks.chorales_benchmark --corpus=$(CORPUS) --workdir=$(BENCH_DIR) $(BENCH_FLAGS)
+
+# Six corpora to measure the project on several styles (benchmarks/corpora.py),
+# one folder each; a finished folder is left as it is.
+CORPORA := nottingham piano_midi musedata chorales essen monteverdi
+CORPORA_DIR ?= data/corpora
+POLYPHONIC_DIR ?= /work/shared/data/polyphonic
+.PHONY: corpora
+corpora: $(INSTALLED) ## the six measurement corpora as MIDI folders under data/corpora/ (needs the bench extra)
+	@for name in $(CORPORA); do \
+	  $(PY) -m benchmarks.corpora --corpus=$$name --output_dir=$(CORPORA_DIR)/$$name \
+	    --polyphonic_dir=$(POLYPHONIC_DIR) || exit; \
+	done
 
 bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, the seed's own loop, and the RNN-RBM step (frames/s, fraction of matmul FLOP/s)
 	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)

@@ -50,5 +50,7 @@ setuptools.setup(
         # GM sound font (apt-get install fluidsynth fluid-soundfont-gm);
         # without them the gallery falls back to sine tones.
         "audio": ["pyfluidsynth>=1.3"],
+        # benchmarks/ only: the .mat piano-roll sets (scipy) and their metrics.
+        "bench": ["scipy>=1.11", "scikit-learn>=1.4"],
     },
 )
