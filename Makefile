@@ -139,6 +139,13 @@ corpora: $(INSTALLED) ## the six measurement corpora as MIDI folders under data/
 	    --polyphonic_dir=$(POLYPHONIC_DIR) || exit; \
 	done
 
+# The default recipe on each corpus of $(CORPORA_DIR): make demo CORPUS=... per
+# folder, then one table (benchmarks/RESULTS.md, "The default recipe on six styles").
+STYLES_DIR ?= $(OUT)/styles
+.PHONY: styles-benchmark
+styles-benchmark: $(INSTALLED) ## make demo on every corpus of $(CORPORA_DIR) (make corpora first), one table
+	$(PY) -m benchmarks.styles_benchmark --corpora_dir=$(CORPORA_DIR) --workdir=$(STYLES_DIR)
+
 bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, the seed's own loop, and the RNN-RBM step (frames/s, fraction of matmul FLOP/s)
 	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)
 

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import bench_train
 from benchmarks import chorales_benchmark
+from benchmarks import styles_benchmark
 from common import cli
 from tests import fake_dataset
 from tests.test_generate import make_model
@@ -116,3 +117,24 @@ def test_chorales_benchmark_code_digest_follows_the_model_code(tmp_path,
     assert digest() != before  # a model module does
   finally:
     chorales_benchmark.code_digest.cache_clear()
+
+
+def test_styles_benchmark_picks_corpora_and_prints_one_row_each(tmp_path):
+  for name in ("folk", "bach"):
+    (tmp_path / name).mkdir()
+  (tmp_path / "notes.txt").write_text("not a corpus")
+  config = styles_benchmark.StylesConfig(corpora_dir=str(tmp_path))
+  assert styles_benchmark._corpora(config) == ["bach", "folk"]
+  with pytest.raises(cli.UsageError, match="--corpora=jazz: not in"):
+    styles_benchmark._corpora(styles_benchmark.StylesConfig(
+        corpora_dir=str(tmp_path), corpora=("jazz",)))
+  row = {"corpus": "folk", "pieces": 12, "median_bars": 16,
+         "demo_minutes": 3.25, "nll_per_frame": 2.5,
+         "bernoulli_nll_per_frame": 4.0, "features_met": 9, "features": 14,
+         "polyphony_overlap": 0.9, "key_free_pitch_overlap": 0.8,
+         "silent_share": -0.5, "copies": 0.01,
+         "dense_drift": {"share_samples": 0.02, "share_data": 0.01}}
+  lines = styles_benchmark.table([row]).splitlines()
+  assert len(lines) == 3
+  assert lines[2] == ("| folk | 12 | 16 | 3.2 | 2.50 (4.00) | 9/14 | 0.90 | "
+                      "0.80 | -50% | 2.0% (1.0%) | 1.0% |")
