@@ -22,9 +22,14 @@ Measured in one run:
     x 100 frames, CD-15), and its useful FLOP/s
     (models/rnn_rbm.flops_per_cd_frame) as a fraction of the matmul rate on
     the same step's matmul shapes.
+  * the peer a CPU user would pick, scikit-learn's BernoulliRBM (PCD-1 SGD,
+    partial_fit per batch, float32) on the corpus's windows at both shapes,
+    against `python -m trainer.task` as users run it (--preset=original at
+    the shape, monitoring and checkpoints on: its final examples/s).
 Goals (issue 3): >= 50% of the matmul rate at the large shape; >= 5x the
 seed's loop at the seed's shape; 2 replicas >= 0.8x of 1 replica. Issue 10:
-the RNN-RBM at >= 30% of the matmul rate.
+the RNN-RBM at >= 30% of the matmul rate. Issue 19: trainer.task >= 4x
+BernoulliRBM at the seed's shape, >= 3x at the large one.
 --tiny runs the same code at tiny shapes (tests/test_benchmarks.py's smoke
 run; its figures mean nothing).
 """
@@ -388,6 +393,52 @@ def our_rate_on_songs(tf, songs, num_timesteps, n_hidden, batch, seconds,
                           steps=50)
 
 
+def _song_windows(songs, num_timesteps) -> np.ndarray:
+  """The songs' whole windows, flattened [n, V] (as ours_on_songs trains)."""
+  return np.concatenate([
+      s[:len(s) // num_timesteps * num_timesteps].reshape(
+          -1, num_timesteps * s.shape[1]) for s in songs]).astype(np.float32)
+
+
+def sklearn_rate(windows: np.ndarray, n_hidden: int, batch: int,
+                 seconds: float) -> float:
+  """examples/s of scikit-learn's BernoulliRBM (PCD-1 SGD, the peer a CPU
+  user would pick): partial_fit on one batch at a time, float32 (its
+  fastest input), windows cycled in order."""
+  from sklearn.neural_network import BernoulliRBM  # pylint: disable=g-import-not-at-top
+  rbm = BernoulliRBM(n_components=n_hidden, learning_rate=0.005,
+                     batch_size=batch, n_iter=1, random_state=0)
+  batches = [windows[i:i + batch]
+             for i in range(0, len(windows) - batch + 1, batch)]
+  rbm.partial_fit(batches[0])  # initialises the weights: not timed
+  calls = iter(range(10**12))
+
+  def run():
+    rbm.partial_fit(batches[next(calls) % len(batches)])
+    return batch
+
+  examples, elapsed = _timed(run, seconds)
+  return examples / elapsed
+
+
+def task_rate(data_dir: str, n_hidden: int, batch: int,
+              steps: int) -> float:
+  """examples/s that `python -m trainer.task` reports (its final JSON), as
+  users run it: monitoring, summaries and checkpoints on, the original
+  post's settings (--preset=original) at this shape."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as job:
+    out = subprocess.run(
+        [sys.executable, "-m", "trainer.task", f"--data_dir={data_dir}",
+         f"--job_dir={job}", "--preset=original", f"--num_hidden={n_hidden}",
+         f"--batch_size={batch}", f"--max_steps={steps}"],
+        capture_output=True, text=True, check=False, cwd=_ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if out.returncode:
+    raise RuntimeError(f"trainer.task failed:\n{out.stderr[-3000:]}")
+  return json.loads(out.stdout.strip().splitlines()[-1])["examples_per_sec"]
+
+
 def _verdict(ok: bool) -> str:
   return "PASS" if ok else "MISS"
 
@@ -434,6 +485,16 @@ def _measure(name: str, data_dir: str, seconds: float,
                                  shapes["seed"][2], seconds),
             "seed_windows": seed_windows(songs, num_timesteps),
             "songs": len(songs)}
+  if kind == "sklearn":
+    _, h, b = shapes[arg]
+    windows = _song_windows(songs, num_timesteps)
+    if len(windows) < b:  # the large shape's batch: windows repeated
+      windows = np.resize(windows, (b * 2, windows.shape[1]))
+    return {name: sklearn_rate(windows, h, b, seconds)}
+  if kind == "task":
+    _, h, b = shapes[arg]
+    steps = 5 if shapes is TINY_SHAPES else TASK_STEPS[arg]
+    return {name: task_rate(data_dir, h, b, steps)}
   if kind == "ours_on_songs":
     return {name: our_rate_on_songs(tf, songs, num_timesteps,
                                     shapes["seed"][1], shapes["seed"][2],
@@ -459,7 +520,11 @@ MEASUREMENTS = (
     "1_replica:large", "2_replicas:large", "1_replica+unpin:large",
     "2_replicas+unpin:large", "matmul_flops:large",
     "seed_loop", "ours_on_songs", "ours_on_songs+unpin", "rnn_rbm",
-    "rnn_matmul_flops")
+    "rnn_matmul_flops", "sklearn:seed", "sklearn:large", "task:seed",
+    "task:large")
+# Updates of the trainer.task measurements (long enough that start-up and the
+# first call's tracing are a small part of the run's examples/s).
+TASK_STEPS = {"seed": 4000, "large": 300}
 
 
 def _in_subprocess(name: str, data_dir: str, seconds: float,
@@ -498,6 +563,8 @@ def main(argv):
                            "+unpin")):
     print(f"\n== {variant}")
     _report(r, suffix, shapes)
+  print()
+  _report_peer(r, shapes)
   _report_rnn(r, shapes)
 
 
@@ -540,6 +607,18 @@ def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
   ]
   for label, value, goal in goals:
     print(f"{label}: {value:.2f} (goal >= {goal}: {_verdict(value >= goal)})")
+
+
+def _report_peer(r: dict, shapes: dict) -> None:
+  """trainer.task as users run it against scikit-learn's BernoulliRBM on the
+  corpus's windows (issue 19: >= 4x at the seed's shape, >= 3x at H=1024,
+  B=1024)."""
+  for shape, goal in (("seed", 4.0), ("large", 3.0)):
+    _, h, b = shapes[shape]
+    task, peer = r[f"task:{shape}"], r[f"sklearn:{shape}"]
+    print(f"H={h} B={b}: trainer.task (--preset=original, monitoring on) "
+          f"{task:.0f} examples/s; scikit-learn BernoulliRBM {peer:.0f}: "
+          f"{task / peer:.2f}x (goal >= {goal}: {_verdict(task / peer >= goal)})")
 
 
 def _report_rnn(r: dict, shapes: dict = SHAPES) -> None:
