@@ -46,7 +46,7 @@ test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2
 lint: $(INSTALLED) ## ruff with ruff.toml over the whole tree (CI runs it before the tests)
 	$(PY) -m ruff check .
 
-demo: $(INSTALLED) data preprocess train evaluate generate ## end to end on CORPUS=DIR (default: the Bach chorales) into OUT=DIR (default out/): preprocess, train, evaluate, generate, compare
+demo: $(INSTALLED) data preprocess train evaluate calibrate generate ## end to end on CORPUS=DIR (default: the Bach chorales) into OUT=DIR (default out/): preprocess, train, evaluate, calibrate, generate, compare
 	@echo "demo done: dataset $(DATASET), model $(JOB_DIR)/model, $(NUM_SAMPLES) samples in $(SAMPLES)"
 	@echo "  listen and look: $(abspath $(SAMPLES))/previews/index.html"
 	@echo "  samples vs $(CORPUS): $(SAMPLES)/comparison.json, $(SAMPLES)/comparison.png"
@@ -150,7 +150,12 @@ bench-train: $(INSTALLED) preprocess ## CD-1 examples/s vs matmul FLOP/s, 2 repl
 	$(PY) -m benchmarks.bench_train --data_dir=$(DATASET)
 
 # --- generation ----------------------------------------------------------------
-.PHONY: generate compare bench-generate
+.PHONY: generate compare bench-generate calibrate
+
+calibrate: $(INSTALLED) $(JOB_DIR)/model/sampling.json ## the sampling temperature whose samples fit the held-out pieces best (redone when the model changes)
+
+$(JOB_DIR)/model/sampling.json: $(JOB_DIR)/model/model.json | $(INSTALLED)
+	$(PY) -m trainer.calibrate --model_dir=$(JOB_DIR)/model --data_dir=$(DATASET)
 
 # Trains first only when there is no model yet (`make train` resumes or retrains).
 $(JOB_DIR)/model/model.json: | $(INSTALLED)

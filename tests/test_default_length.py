@@ -82,8 +82,6 @@ def test_frame_models_reach_the_median_piece():
 def test_preprocessing_counts_piece_lengths(tmp_path):
   """Three pieces of 3, 20 and 21.25 bars (as written, every split): the
   histogram counts bars of 4 quarters rounded up."""
-  from preprocess import main as preprocess_main  # pylint: disable=g-import-not-at-top
-  del preprocess_main  # flags defined; the pipeline is run directly
   from preprocess import pipeline  # pylint: disable=g-import-not-at-top
   from preprocess.config import PreprocessConfig  # pylint: disable=g-import-not-at-top
   corpus = tmp_path / "corpus"

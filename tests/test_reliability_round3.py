@@ -120,11 +120,13 @@ def test_frame_model_pieces_too_long_for_midi_are_refused():
       unit_means=[], counts={})
   most = base.max_piece_steps(dataset.roll_spec)
   assert 20_000 < most < 21_000  # 480 ticks a quarter, pretty_midi's limit
+  lengths = (config_lib.MIN_BARS, config_lib.DEFAULT_BARS,
+             config_lib.MAX_NUM_FRAMES)
   assert base.frame_model_length(config_lib.GenerateConfig(num_frames=most),
-                                 dataset, 32) == most
+                                 dataset, *lengths) == most
   with pytest.raises(base.GenerateError, match=f"--num_frames <= {most}"):
     base.frame_model_length(config_lib.GenerateConfig(num_frames=most + 1),
-                            dataset, 32)
+                            dataset, *lengths)
 
 
 def test_a_frame_model_without_held_out_data_says_it_does_not_validate(

@@ -227,6 +227,22 @@ def load_dataset(data_dir: str) -> Dataset:
                  _read_dataset_records(data_dir, spec, records.EVAL_PREFIX))
 
 
+def heldout_pieces(data_dir: str) -> tuple:
+  """(pieces [(name, Piece)] as written, split): the valid split's pieces of
+  a dataset, else the eval split's, else the training split's (a corpus too
+  small to hold any out). Windows are stitched back into pieces."""
+  from trainer import data as data_lib  # pylint: disable=g-import-not-at-top
+  spec = data_lib.load_dataset_spec(data_dir)
+  for split in (records.VALID_PREFIX, records.EVAL_PREFIX,
+                records.TRAIN_PREFIX):
+    if data_lib.num_windows(spec, split):
+      rows = _read_dataset_records(data_dir, spec, split)
+      pieces = (_whole_pieces(rows, spec) if spec.num_timesteps == 0
+                else _stitch(rows, spec))
+      return pieces, split
+  raise cli.UsageError(f"{data_dir} holds no windows in any split.")
+
+
 def samples_grid(samples_store) -> tuple:
   """(RollSpec, where it came from) for samples with no dataset given.
 

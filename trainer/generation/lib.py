@@ -25,6 +25,7 @@ import numpy as np
 from common import preemption
 from preprocess import pianoroll
 from trainer import config as config_lib
+from trainer.generation import calibration
 from trainer.generation import storage as storage_lib
 from trainer.models import base
 from trainer.models import files
@@ -396,6 +397,11 @@ def generate(model_dir: str, output: str, config: GenerateConfig) -> dict:
   check_shard_size(config)
   loaded = files.load_model(model_dir)
   spec = loaded.dataset.roll_spec
+  # trainer.calibrate's settings for this model, for the flags not given.
+  config, calibrated = calibration.apply(config, model_dir)
+  if calibrated:
+    logging.info("calibrated for this model (%s): %s", files.SAMPLING_FILE,
+                 calibrated)
   # The model's sampler, and the config it runs with (a model may fill in
   # its length or its neutral settings).
   config, generator = loaded.family.sampler(loaded, config)

@@ -24,6 +24,7 @@ import json
 import os
 import zipfile
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -35,6 +36,8 @@ from trainer.models import base
 FORMAT_VERSION = 1
 PARAMS_FILE = "params.npz"
 INFO_FILE = "model.json"
+# trainer.calibrate's sampling settings for this model (not part of digest).
+SAMPLING_FILE = "sampling.json"
 # The model of a model.json without "model".
 UNNAMED = "rbm"
 
@@ -82,6 +85,47 @@ def digest(model_dir: str) -> str:
     with tf.io.gfile.GFile(os.path.join(model_dir, name), "rb") as f:
       h.update(f.read())
   return h.hexdigest()
+
+
+def save_sampling(model_dir: str, record: dict) -> str:
+  """Writes SAMPLING_FILE (trainer.calibrate's choice, with the digest of the
+  model it was made for) by rename; returns its path."""
+  path = os.path.join(model_dir, SAMPLING_FILE)
+  _write_whole(path, (json.dumps(record, indent=1, sort_keys=True) + "\n")
+               .encode())
+  return path
+
+
+def load_sampling(model_dir: str) -> dict | None:
+  """The calibrated sampling settings of this model, or None: no file, or a
+  file made for other parameters (a retrained model: calibrate again).
+
+  Raises:
+    ModelError: the file is not a calibration this project wrote.
+  """
+  path = os.path.join(model_dir, SAMPLING_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path, "rb") as f:
+    text = f.read()
+  try:
+    record = json.loads(text)
+    settings = record["settings"]
+    ok = (isinstance(settings, dict) and isinstance(record["digest"], str)
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                  for v in settings.values()))
+  except (ValueError, KeyError, TypeError):
+    ok = False
+  if not ok:
+    raise ModelError(f"{path} is not a calibration written by trainer."
+                     "calibrate (it needs \"settings\" of numbers and "
+                     "\"digest\"): delete it, or rerun trainer.calibrate.")
+  if record["digest"] != digest(model_dir):
+    logging.warning("%s was made for other parameters (the model was trained "
+                    "again): its settings are not used; rerun "
+                    "trainer.calibrate", path)
+    return None
+  return record
 
 
 def model_name(model_dir: str) -> str:
