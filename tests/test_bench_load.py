@@ -20,7 +20,7 @@ def _make_sources(folder):
   from tests import midi_builders  # pylint: disable=g-import-not-at-top
   os.makedirs(folder)
   for k in range(3):
-    notes = [(60 + k + (i % 5), i, i + 1) for i in range(160)]
+    notes = [(60 + k + (i % 5), i, i + 1) for i in range(64)]
     with open(os.path.join(folder, f"src-{k}.mid"), "wb") as f:
       f.write(midi_builders.make_midi(notes))
 
