@@ -112,10 +112,17 @@ class _Crash(Exception):
   pass
 
 
-@pytest.mark.parametrize("name", models.NAMES)
+# Every model, and the window RBM's second input path (windows streamed from
+# the shards instead of held in memory).
+INPUTS = [pytest.param(name, {}, id=name) for name in models.NAMES] + [
+    pytest.param("rbm", {"in_memory_mb": 0}, id="rbm-streamed")]
+
+
+@pytest.mark.parametrize("name,inputs", INPUTS)
 def test_a_resumed_run_trains_the_same_bytes_as_an_uninterrupted_one(
-    name, datasets, tmp_path, monkeypatch):
-  straight = _train(name, datasets, str(tmp_path / "a"), max_steps=10)
+    name, inputs, datasets, tmp_path, monkeypatch):
+  straight = _train(name, datasets, str(tmp_path / "a"), max_steps=10,
+                    **inputs)
   # The first run dies after step 7, its last checkpoint at step 4.
   model, make = models.get(name), models.get(name).trainer
 
@@ -132,14 +139,40 @@ def test_a_resumed_run_trains_the_same_bytes_as_an_uninterrupted_one(
   with monkeypatch.context() as patch:
     patch.setattr(model, "trainer", crashing)
     with pytest.raises(_Crash):
-      _train(name, datasets, str(tmp_path / "b"), max_steps=10)
+      _train(name, datasets, str(tmp_path / "b"), max_steps=10, **inputs)
   assert not os.path.exists(tmp_path / "b" / "model")
-  resumed = _train(name, datasets, str(tmp_path / "b"), max_steps=10)
+  resumed = _train(name, datasets, str(tmp_path / "b"), max_steps=10,
+                   **inputs)
   assert straight["step"] == resumed["step"] == 10
   a, b = _params(str(tmp_path / "a")), _params(str(tmp_path / "b"))
   assert sorted(a) == sorted(b)
   for key in a:
     np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("name,inputs", INPUTS)
+def test_many_steps_per_call_train_the_same_bytes_as_one(name, inputs,
+                                                          datasets, tmp_path,
+                                                          monkeypatch):
+  # Boundaries far apart: the loop runs each epoch (10 steps of the window
+  # RBM) in one or two calls; then one step per call.
+  sparse = dict(max_steps=24, log_every_steps=1000, summary_every_steps=1000,
+                steps_per_checkpoint=1000, **inputs)
+  calls = []
+  with monkeypatch.context() as patch:
+    real = loop._CallLength.steps  # pylint: disable=protected-access
+
+    def counted(self, wanted):
+      calls.append(real(self, wanted))
+      return calls[-1]
+    patch.setattr(loop._CallLength, "steps", counted)  # pylint: disable=protected-access
+    _train(name, datasets, str(tmp_path / "many"), **sparse)
+  assert max(calls) > 1, calls
+  monkeypatch.setattr(loop, "_CALL_SECONDS", 0.0)
+  _train(name, datasets, str(tmp_path / "one"), **sparse)
+  many, one = _params(str(tmp_path / "many")), _params(str(tmp_path / "one"))
+  for key in many:
+    np.testing.assert_array_equal(many[key], one[key])
 
 
 @pytest.mark.parametrize("name", models.NAMES)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tests import fake_dataset
 from tests import net
 from trainer import config as config_lib
+from trainer import random_streams
 from trainer.models import files as export
 from trainer.models.rbm import maths as model_lib
 from trainer import task
@@ -150,6 +151,33 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(dataset_dir,
     np.testing.assert_allclose(straight[name], resumed[name], atol=1e-6)
   initial = model_lib.RBM(V, 8, seed=0).weights.numpy()
   assert np.abs(straight["weights"] - initial).max() > 0.1  # it did train
+
+
+def test_in_memory_windows_train_the_same_on_two_replicas_as_on_one(
+    dataset_dir, tmp_path):
+  # Each replica gathers its own rows of the global batch in the step: the
+  # run does not depend on the replica count (PCD chains too), across epochs.
+  config = config_lib.TrainConfig(
+      num_hidden=8, batch_size=40, learning_rate=0.05, persistent=True,
+      max_steps=70, log_every_steps=1000, summary_every_steps=10_000)
+  runs = {}
+  for name, devices in (("one", ONE), ("two", TWO)):
+    train_lib.train_and_evaluate(
+        config, dataset_dir, str(tmp_path / name),
+        strategy=tf.distribute.MirroredStrategy(devices))
+    runs[name] = np.load(str(tmp_path / name / "model" / export.PARAMS_FILE))
+  for key in ("weights", "visible_bias", "hidden_bias"):
+    np.testing.assert_allclose(runs["one"][key], runs["two"][key], atol=1e-5)
+
+
+def test_the_in_memory_order_visits_every_window_once_an_epoch():
+  orders = [random_streams.epoch_order(3, epoch, 1000).numpy()
+            for epoch in (0, 1, 0)]
+  for order in orders:
+    assert sorted(order) == list(range(1000))
+  np.testing.assert_array_equal(orders[0], orders[2])  # keyed by the epoch
+  assert not np.array_equal(orders[0], orders[1])
+  assert not np.array_equal(orders[0], np.arange(1000))
 
 
 def _task(data_dir, job_dir, *flags):

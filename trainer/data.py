@@ -7,6 +7,7 @@ Paths go through tf.io.gfile: local folders here, gs:// natively in the cloud.
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from common import cli
@@ -185,6 +186,20 @@ def make_dataset(data_dir: str, split: str, batch_size: int,
   ds = ds.map(lambda s: decode_windows(s, spec.n_visible),
               num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def windows_bytes(spec: records.DatasetSpec, split: str) -> int:
+  """Bytes of `split`'s windows held as one byte per unit (`load_windows`)."""
+  return num_windows(spec, split) * spec.n_visible
+
+
+def load_windows(data_dir: str, split: str,
+                 spec: records.DatasetSpec) -> np.ndarray:
+  """All of `split`'s windows, uint8 [N, n_visible] of 0/1, in shard order."""
+  chunks = [tf.cast(batch, tf.uint8).numpy() for batch in make_dataset(
+      data_dir, split, 4096, spec)]
+  return np.concatenate(chunks) if chunks else np.zeros(
+      [0, spec.n_visible], np.uint8)
 
 
 # --- sequences (the RNN-RBM): whole pieces or fixed windows as frames --------

@@ -23,6 +23,8 @@ ones the project has always used (checked byte for byte, docs/DEVELOPMENT.md).
   AIS base-model samples           CHAIN_INIT
   AIS transition at beta index k   2k (hidden), 2k + 1 (visible)
   RNN-RBM CD and AIS (16-bit)      families of models/rnn_rbm/maths.frame_noise
+  RBM training windows in memory,   EPOCH_ORDER + e (one row of N keys)
+  order of epoch e
   Bernoulli generation, attempt a, `bernoulli_frames(a, c)` = BERNOULLI_FRAMES
   frame chunk c                    + a * 2^32 + c (row = sample index)
 
@@ -46,6 +48,10 @@ CHAIN_INIT = 2**62
 # The Bernoulli baseline's generated frames: above every generation chain
 # (< 2^51) and below CHAIN_INIT.
 BERNOULLI_FRAMES = 2**61
+# The order of each epoch's windows when the RBM holds them in memory: above
+# every generation chain and training step (< 2^60 up to 2^50 steps), below
+# BERNOULLI_FRAMES.
+EPOCH_ORDER = 2**60
 # Gibbs steps of each TensorBoard sample chain.
 MONITOR_GIBBS_STEPS = 200
 
@@ -83,6 +89,13 @@ def bernoulli_frames(attempt: int, chunk: int) -> int:
   """Stream of the Bernoulli baseline's frames of chunk `chunk` of attempt
   `attempt` (--resample_empty)."""
   return BERNOULLI_FRAMES + attempt * 2**32 + chunk
+
+
+def epoch_order(seed, epoch, num_rows: int) -> tf.Tensor:
+  """A permutation of range(num_rows) (int32) keyed by (seed, epoch)."""
+  keys = keyed_uniform(seed, EPOCH_ORDER + tf.cast(epoch, tf.int64), 0, 1,
+                       num_rows)[0]
+  return tf.cast(tf.argsort(keys, stable=True), tf.int32)
 
 
 def ais_transition(k):

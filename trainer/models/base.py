@@ -114,8 +114,9 @@ class Trainer(abc.ABC):
     """The trackables the checkpoint holds, by name."""
 
   @abc.abstractmethod
-  def batches(self, start_step: int) -> tf.data.Dataset:
-    """Global batches from `start_step` on (step s always sees the same)."""
+  def batches(self, start_step: int) -> tf.data.Dataset | None:
+    """Global batches from `start_step` on (step s always sees the same);
+    None when the trainer's step reads its own batches (in memory)."""
 
   def initialise(self) -> None:
     """Fresh runs only (a restored checkpoint has this): pretraining etc."""

@@ -482,8 +482,9 @@ def _train(run: base.TrainingRun, trainer: base.Trainer) -> dict:
   validates = type(trainer).validate is not base.Trainer.validate
   state = _restore(run, trainer, validates)
   start_step = int(trainer.step.numpy())
-  iterator = iter(run.strategy.experimental_distribute_dataset(
-      trainer.batches(start_step)))
+  batches = trainer.batches(start_step)
+  iterator = (None if batches is None else
+              iter(run.strategy.experimental_distribute_dataset(batches)))
   # Building that iterator pins glibc's mmap threshold at 128 KiB: every
   # step's tensors would then be mmap'ed and unmapped (distribute.py).
   distribute.unpin_malloc_mmap_threshold()

@@ -42,10 +42,20 @@ class Training:
   momentum: bool = setting(
       True, "rbm: momentum 0.5 for the first 5 epochs, then 0.9 "
       "(--nomomentum: off, as in the original post).")
+  # A step at the original post's shape costs less than a batch from a
+  # tf.data iterator: windows that fit are gathered in the step instead.
+  in_memory_mb: int = setting(
+      1024, "rbm: hold the training windows in memory (one byte per unit) "
+      "when they take at most this many MiB, and gather each batch inside the "
+      "training step; 0: always stream them from the shards. The two read "
+      "the windows in different orders.")
 
   def check_training(self) -> None:
     if self.model == "rbm" and self.cd_k > MAX_CD_K:
       raise ValueError(f"--cd_k={self.cd_k}: at most {MAX_CD_K} Gibbs steps.")
+    if self.in_memory_mb < 0:
+      raise ValueError(f"--in_memory_mb={self.in_memory_mb}: use 0 (stream "
+                       "from the shards) or a size in MiB.")
 
 
 def momentum_at(config, epoch: int) -> float:

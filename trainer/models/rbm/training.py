@@ -39,7 +39,7 @@ class CDTrainer:
 
   def __init__(self, strategy: tf.distribute.Strategy, rbm: model_lib.RBM,
                config, global_batch_size: int,
-               n_visible: int):
+               n_visible: int, windows: np.ndarray | None = None):
     """Creates the trainer's state.
 
     Args:
@@ -48,6 +48,11 @@ class CDTrainer:
       config: learning rate, momentum, weight decay, cd_k, persistent, seed.
       global_batch_size: rows of each batch before it is split over replicas.
       n_visible: visible units (the PCD chains' width).
+      windows: None: batches come from an iterator (`train_loop`'s
+        argument). Else every training window, uint8 [N, n_visible]: step s
+        of epoch e takes rows order[(s mod N // batch) * batch ...] of a
+        permutation keyed by (seed, e), each replica gathering its own rows
+        inside the step (`train_loop(None, ...)`, after `start_epoch(e)`).
 
     Raises:
       SetupError: the global batch does not split evenly over the replicas.
@@ -78,6 +83,14 @@ class CDTrainer:
         start = rbm.visible_bias_samples(
             config.seed, random_streams.CHAIN_INIT, 0, global_batch_size)
         self.chains = tf.Variable(start, trainable=False, name="pcd_chains")
+    self.windows = None
+    if windows is not None:
+      self.windows = tf.constant(windows, tf.uint8)
+      self.steps_per_epoch = len(windows) // global_batch_size
+      with strategy.scope():
+        self.order = tf.Variable(tf.range(len(windows), dtype=tf.int32),
+                                 trainable=False, name="epoch_order")
+      self._order_epoch = None
     self.train_step = tf.function(self._train_step)
     self.train_loop = tf.function(self._train_loop)
 
@@ -93,9 +106,35 @@ class CDTrainer:
     return self.rbm.cd_statistics(batch, self.config.cd_k, self.config.seed,
                                   self.step, row_start, chain)
 
+  def start_epoch(self, epoch: int) -> None:
+    """In-memory windows: the order of `epoch`'s batches (a pure function of
+    (seed, epoch), so a resumed run needs nothing from the checkpoint)."""
+    if self._order_epoch != epoch:
+      self.order.assign(random_streams.epoch_order(
+          self.config.seed, epoch, int(self.windows.shape[0])))
+      self._order_epoch = epoch
+
+  def _replica_windows(self):
+    """This replica's rows of the step's global batch, from memory."""
+    ctx = tf.distribute.get_replica_context()
+    local = self.global_batch_size // self.strategy.num_replicas_in_sync
+    first = (tf.cast(self.step % self.steps_per_epoch, tf.int32) *
+             self.global_batch_size +
+             ctx.replica_id_in_sync_group * local)
+    rows = self.order[first:first + local]
+    return self._replica_statistics(
+        tf.cast(tf.gather(self.windows, rows), tf.float32))
+
   def _train_step(self, dist_batch):
-    """One update. Returns reconstruction_error, finite, finite_each."""
-    per_replica = self.strategy.run(self._replica_statistics, args=(dist_batch,))
+    """One update. Returns reconstruction_error, finite, finite_each.
+
+    dist_batch: the step's distributed batch, or None for in-memory windows.
+    """
+    if dist_batch is None:
+      per_replica = self.strategy.run(self._replica_windows)
+    else:
+      per_replica = self.strategy.run(self._replica_statistics,
+                                      args=(dist_batch,))
     sums = {
         key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[key],
                                   axis=None)
@@ -135,7 +174,9 @@ class CDTrainer:
 
   def _train_loop(self, iterator, num_steps):
     """Runs up to `num_steps` updates in one tf.function call (less Python
-    overhead per step); stops at the first non-finite update.
+    overhead per step); stops at the first non-finite update. iterator: of
+    distributed batches, or None for in-memory windows (the calls of one
+    epoch, after `start_epoch`).
 
     Returns:
       steps (applied), finite, finite_each (of the last update tried) and the
@@ -146,7 +187,7 @@ class CDTrainer:
     total_error = tf.constant(0.0)
     done = tf.constant(0)
     for _ in tf.range(num_steps):
-      out = self._train_step(next(iterator))
+      out = self._train_step(None if iterator is None else next(iterator))
       finite, finite_each = out["finite"], out["finite_each"]
       if not finite:
         break
@@ -274,13 +315,24 @@ class RBMTrainer(base.Trainer):
     with run.strategy.scope():
       self.rbm = model_lib.RBM(spec.n_visible, config.num_hidden,
                                spec.unit_means, seed=config.seed)
+    windows = None
+    size = data.windows_bytes(spec, "train")
+    if size <= config.in_memory_mb * 2**20:
+      windows = data.load_windows(run.data_dir, "train", spec)
+      if len(windows) != data.num_windows(spec, "train"):
+        raise base.SetupError(
+            f"{run.data_dir}: its train shards hold {len(windows)} windows, "
+            f"dataset.json says {data.num_windows(spec, 'train')}; rerun "
+            "preprocess.main into an empty --output_dir.")
     self.cd = CDTrainer(run.strategy, self.rbm, config, config.batch_size,
-                        spec.n_visible)
+                        spec.n_visible, windows)
     self.monitor = (_Monitor(self.rbm, spec, run.data_dir, config.seed)
                     if run.chief else None)
-    logging.info("window RBM: %d visible x %d hidden, %s-%d", spec.n_visible,
+    logging.info("window RBM: %d visible x %d hidden, %s-%d; training "
+                 "windows %s (%.1f MiB, --in_memory_mb=%d)", spec.n_visible,
                  config.num_hidden, "PCD" if config.persistent else "CD",
-                 config.cd_k)
+                 config.cd_k, "in memory" if windows is not None else
+                 "streamed from the shards", size / 2**20, config.in_memory_mb)
 
   @property
   def step(self):
@@ -292,11 +344,14 @@ class RBMTrainer(base.Trainer):
             "momentum": cd.momentum,
             **({"chains": cd.chains} if cd.chains is not None else {})}
 
-  def batches(self, start_step: int) -> tf.data.Dataset:
+  def batches(self, start_step: int) -> tf.data.Dataset | None:
     """Global batches from `start_step` on, in an order keyed by (seed,
     epoch): epoch e is shuffled with its own seed and drops its own
-    remainder, so step s always sees the same batch."""
+    remainder, so step s always sees the same batch. None when the windows
+    are in memory (the step gathers its own)."""
     run, config = self.run, self.run.config
+    if self.cd.windows is not None:
+      return None
     return data.resumable_epochs(
         lambda shuffle_seed: data.make_dataset(
             run.data_dir, "train", config.batch_size, run.spec, shuffle=True,
@@ -306,6 +361,11 @@ class RBMTrainer(base.Trainer):
   def train_steps(self, iterator, num_steps: int, epoch: int) -> dict:
     # The momentum schedule switches at epoch boundaries, where calls end.
     self.cd.momentum.assign(rbm_settings.momentum_at(self.run.config, epoch))
+    if self.cd.windows is not None:
+      # A call stays within one epoch's order (the loop's calls end there).
+      self.cd.start_epoch(epoch)
+      step = int(self.cd.step.numpy())
+      num_steps = min(num_steps, (epoch + 1) * self.run.steps_per_epoch - step)
     return self.cd.train_loop(iterator, tf.constant(num_steps))
 
   def non_finite_error(self, out, step, kept):
