@@ -137,8 +137,9 @@ class RBMMaths:
 
     Positive phase from p(h|v0); negative phase from the visible state after k
     Gibbs steps, with hidden probabilities (not samples) in both, as the
-    practical guide recommends to reduce variance. Returned as sums, not
-    means, so replicas can all-reduce them and divide once by the global batch.
+    practical guide recommends to reduce variance. The chain's noise is
+    16-bit (`random_streams.bernoulli16`). Returned as sums, not means, so
+    replicas can all-reduce them and divide once by the global batch.
 
     Args:
       v0: [rows, n_visible] data.
@@ -155,22 +156,23 @@ class RBMMaths:
     """
     base = random_streams.training_base(step)
     ph0 = self.hidden_probs(v0)
-    h0 = random_streams.bernoulli(ph0, seed, base, row_start)
+    h0 = random_streams.bernoulli16(ph0, seed, base, row_start)
     recon = self.visible_probs(h0)
     if chain is None:
       v, h = v0, h0  # CD: the chain starts at the data
     else:
       v = chain
-      _, h = self.sample_h_given_v(chain, seed, base + 1, row_start)
+      h = random_streams.bernoulli16(self.hidden_probs(chain), seed, base + 1,
+                                     row_start)
     for i in range(k):
       stream = base + 2 + 2 * i
       # CD's first step starts from h0, whose p(v|h0) is the reconstruction:
       # reuse it rather than pay for the V x H matmul twice.
       pv = recon if (chain is None and i == 0) else self.visible_probs(h)
-      v = random_streams.bernoulli(pv, seed, stream, row_start)
+      v = random_streams.bernoulli16(pv, seed, stream, row_start)
       phk = self.hidden_probs(v)
       if i + 1 < k:
-        h = random_streams.bernoulli(phk, seed, stream + 1, row_start)
+        h = random_streams.bernoulli16(phk, seed, stream + 1, row_start)
     return {
         "w": tf.matmul(v0, ph0, transpose_a=True) -
              tf.matmul(v, phk, transpose_a=True),
