@@ -40,7 +40,7 @@ def test_bench_train_every_measurement_and_the_report(dataset_dir, capsys):
                                   bench_train.TINY_SHAPES))
   assert all(r[name] > 0 for name in bench_train.MEASUREMENTS), r
   assert r["songs"] == 8 and r["seed_windows"] == 8 * 7
-  for suffix in ("", "+unpin"):
+  for suffix in ("", "+unpin", "+memory"):
     bench_train._report(r, suffix, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
   bench_train._report_peer(r, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
   bench_train._report_rnn(r, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
@@ -48,6 +48,7 @@ def test_bench_train_every_measurement_and_the_report(dataset_dir, capsys):
   assert "trainer.task (--preset=original, monitoring on)" in out
   assert "scikit-learn BernoulliRBM" in out
   assert "speed-up over the seed's loop" in out
+  assert "fraction of matmul rate at the seed's shape" in out
   assert "2 replicas / 1 replica, large shape" in out
   assert "RNN-RBM fraction of matmul rate" in out
 
