@@ -263,8 +263,11 @@ class _LowPrecisionMatmuls:
     tensor cores) and rounded once. Two products rounded to 8 bits each and
     then subtracted would lose most of a difference that is small next to
     them (catastrophic cancellation; tests/test_mixed_precision.py measures
-    both). float32 keeps RBMMaths' two products: at V=2340 this fused one
-    was not faster in float32 (benchmarks/RESULTS.md, 2026-12-06)."""
+    both). float32 keeps RBMMaths' two products (and so its bytes): fused,
+    the float32 statistic alone took 750-850 against 730-770 us of CPU at
+    V=2340 H=50 B=100, and 93-94.5 against 90.5-92.5 ms at H=1024 B=1024
+    (2026-12-06, benchmarks/RESULTS.md), and float32 has no rounding of the
+    products to avoid."""
     return self._matmul(tf.concat([v0, vk], axis=0),
                         tf.cast(tf.concat([ph0, -phk], axis=0), self.dtype),
                         transpose_a=True)
