@@ -238,8 +238,9 @@ class _LowPrecisionMatmuls:
   Only the matmuls' operands are cast (W once per step); each product is cast
   back to float32 at once, so biases, sigmoids, the noise's comparisons and
   the statistics' sums stay float32. bfloat16 keeps float32's range with 8
-  mantissa bits, float16 11 bits with a range to 65504 (a product here is a
-  sum of at most rows terms of magnitude <= max|W| or <= 1).
+  mantissa bits; float16 has 11 bits but ends at 65504 (the statistic's
+  entries are at most 2 x rows; a pre-activation v W at most V max|W|, which
+  overflows at V=2340 only for weights above 28).
   """
 
   def __init__(self, rbm: RBMMaths, dtype):
