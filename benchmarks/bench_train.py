@@ -501,6 +501,8 @@ def _measure(name: str, data_dir: str, seconds: float,
                 rnn_rbm.flops_per_cd_frame(v, h, u, k)}
   if kind in ("maths", "step"):
     return breakdown_rates(tf, *shapes["seed"], seconds, only=kind)
+  if kind == "bf16":
+    return bf16_rates(tf, shapes, seconds)
   num_timesteps = data.load_dataset_spec(data_dir).num_timesteps
   songs = songs_from_dataset(data_dir)
   if kind == "seed_loop":
@@ -547,7 +549,7 @@ MEASUREMENTS = (
     "seed_loop", "ours_on_songs", "ours_on_songs+unpin",
     "ours_on_songs+memory", "rnn_rbm",
     "rnn_matmul_flops", "sklearn:seed", "sklearn:large", "task:seed",
-    "task:large")
+    "task:large", "bf16")
 # Updates of the trainer.task measurements (long enough that start-up and the
 # first call's tracing are a small part of the run's examples/s).
 TASK_STEPS = {"seed": 4000, "large": 300}
@@ -594,6 +596,7 @@ def main(argv):
   print()
   _report_peer(r, shapes)
   _report_rnn(r, shapes)
+  _report_bf16(r, shapes)
 
 
 def _report(r: dict, suffix: str, shapes: dict = SHAPES) -> None:
@@ -671,6 +674,133 @@ def _report_rnn(r: dict, shapes: dict = SHAPES) -> None:
         f"{useful / step_cores / (mm / mm_cores):.2f} (cores busy: step "
         f"{step_cores:.2f}, matmuls {mm_cores:.2f}; load average "
         f"{os.getloadavg()[0]:.1f})")
+
+
+# The CPU flags that say whether 16-bit matmuls can beat float32 here.
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16",
+                   "avx512f")
+
+
+def device_name(tf) -> str:
+  """The first GPU's name, else the CPU's model name and its bf16 flags."""
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU {details.get('device_name', gpus[0].name)} (x{len(gpus)})"
+  model, cpu_flags = "unknown CPU", set()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown CPU":
+          model = value.strip()
+        elif key.strip() == "flags" and not cpu_flags:
+          cpu_flags = set(value.split())
+  except OSError:
+    pass
+  present = [f for f in _BF16_CPU_FLAGS if f in cpu_flags]
+  return f"CPU {model} ({', '.join(present) or 'no avx512/bf16 flags'})"
+
+
+def matmul_rate_dtype(tf, n_visible, n_hidden, batch, seconds,
+                      dtype: str) -> float:
+  """FLOP/s of the CD step's matmul shapes with `dtype` operands (as
+  matmul_rate, which is float32's), each product cast to float32 as
+  --compute_dtype's step does."""
+  a = tf.cast(tf.random.uniform([batch, n_visible]), dtype)
+  w = tf.cast(tf.random.uniform([n_visible, n_hidden]), dtype)
+  h = tf.cast(tf.random.uniform([batch, n_hidden]), dtype)
+  first = lambda x: tf.reduce_sum(tf.cast(x, tf.float32)[0])
+
+  @tf.function
+  def loop():
+    acc = tf.constant(0.0)
+    for _ in tf.range(20):
+      acc += first(tf.matmul(a, w))                    # v W
+      acc += first(tf.matmul(h, w, transpose_b=True))  # h W^T
+      acc += first(tf.matmul(a, h, transpose_a=True))  # v^T h
+    return acc
+
+  def run():
+    loop().numpy()
+    return 20 * 3 * 2 * n_visible * n_hidden * batch
+
+  flops, elapsed = _timed(run, seconds)
+  return flops / elapsed
+
+
+def bf16_rates(tf, shapes: dict, seconds: float) -> dict:
+  """--compute_dtype=bfloat16 against float32 at both shapes, 1 replica:
+  CDTrainer.train_loop's examples/s (as trainer_rate, unpinned) and the
+  matmul rate, per wall and per CPU second. The two dtypes alternate in
+  rounds of seconds / 2, so a change of the machine's load hits both."""
+  # pylint: disable=g-import-not-at-top  # main imports TF after the flags
+  from trainer import config as config_lib
+  from trainer.models.rbm import maths as model_lib
+  from trainer.models.rbm import training as rbm_training
+  out = {"bf16:device": device_name(tf)}
+  dtypes = ("float32", "bfloat16")
+  for shape in ("seed", "large"):
+    v, h, b = shapes[shape]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    trainers = {}
+    for dtype in dtypes:
+      with strategy.scope():
+        rbm = model_lib.RBM(v, h, seed=0)
+      trainers[dtype] = rbm_training.CDTrainer(
+          strategy, rbm, config_lib.TrainConfig(
+              num_hidden=h, batch_size=b, compute_dtype=dtype), b, v)
+    dataset = tf.data.Dataset.from_tensors(
+        _random_windows(tf, b, v)).repeat()
+    done = {(kind, dtype): [0.0, 0.0, 0.0]  # work, wall s, CPU s
+            for kind in ("train", "matmul") for dtype in dtypes}
+    for _ in range(2):
+      for dtype in dtypes:
+        for kind in ("train", "matmul"):
+          if kind == "train":
+            rate = _train_loop_rate(tf, strategy, trainers[dtype], dataset, b,
+                                    seconds / 2, unpin=True, steps=20)
+          else:
+            rate = matmul_rate_dtype(tf, v, h, b, seconds / 2, dtype)
+          wall, cpu = _last_timing["wall"], _last_timing["cpu"]
+          total = done[kind, dtype]
+          total[0] += rate * wall
+          total[1] += wall
+          total[2] += cpu
+    for (kind, dtype), (work, wall, cpu) in done.items():
+      out[f"bf16:{kind}:{shape}:{dtype}"] = work / wall
+      out[f"bf16:{kind}:{shape}:{dtype}:cpu"] = work / max(cpu, 1e-9)
+  out["bf16"] = out["bf16:train:seed:bfloat16"]
+  out["bf16:useful_flops_per_example:seed"] = model_lib.flops_per_cd_example(
+      *shapes["seed"][:2], 1)
+  out["bf16:useful_flops_per_example:large"] = model_lib.flops_per_cd_example(
+      *shapes["large"][:2], 1)
+  return out
+
+
+def _report_bf16(r: dict, shapes: dict = SHAPES) -> None:
+  """Prints bfloat16's figures next to float32's (issue 19, "ready for
+  GPUs"): the trainer's examples/s and the matmul rate at both shapes."""
+  print(f"\n== --compute_dtype=bfloat16 against float32: CDTrainer.train_loop "
+        f"(CD-1, 1 replica) and the step's matmul shapes, on "
+        f"{r['bf16:device']}")
+  print(f"{'shape':>6} {'V':>5} {'H':>5} {'B':>5} {'f32 ex/s':>10} "
+        f"{'bf16 ex/s':>10} {'bf16/f32':>8} {'per CPU s':>9} "
+        f"{'f32 GFLOP/s':>11} {'bf16 GFLOP/s':>12} {'bf16/f32':>8} "
+        f"{'bf16 useful':>11}")
+  for shape in ("seed", "large"):
+    v, h, b = shapes[shape]
+    f32, bf16 = (r[f"bf16:train:{shape}:{d}"] for d in ("float32", "bfloat16"))
+    per_cpu = (r[f"bf16:train:{shape}:bfloat16:cpu"] /
+               r[f"bf16:train:{shape}:float32:cpu"])
+    mm32, mm16 = (r[f"bf16:matmul:{shape}:{d}"]
+                  for d in ("float32", "bfloat16"))
+    useful = bf16 * r[f"bf16:useful_flops_per_example:{shape}"] / mm16
+    print(f"{shape:>6} {v:5d} {h:5d} {b:5d} {f32:10.0f} {bf16:10.0f} "
+          f"{bf16 / f32:8.2f} {per_cpu:9.2f} {mm32 / 1e9:11.1f} "
+          f"{mm16 / 1e9:12.1f} {mm16 / mm32:8.2f} {useful:11.2f}")
+  print("(bf16/f32 per CPU s: the trainers' ratio per CPU-second; bf16 "
+        "useful: bfloat16's useful FLOP/s over its own matmul rate)")
 
 
 if __name__ == "__main__":

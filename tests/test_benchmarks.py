@@ -44,6 +44,7 @@ def test_bench_train_every_measurement_and_the_report(dataset_dir, capsys):
     bench_train._report(r, suffix, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
   bench_train._report_peer(r, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
   bench_train._report_rnn(r, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
+  bench_train._report_bf16(r, bench_train.TINY_SHAPES)  # pylint: disable=protected-access
   out = capsys.readouterr().out
   assert "trainer.task (--preset=original, monitoring on)" in out
   assert "scikit-learn BernoulliRBM" in out
@@ -51,6 +52,8 @@ def test_bench_train_every_measurement_and_the_report(dataset_dir, capsys):
   assert "fraction of matmul rate at the seed's shape" in out
   assert "2 replicas / 1 replica, large shape" in out
   assert "RNN-RBM fraction of matmul rate" in out
+  assert "--compute_dtype=bfloat16 against float32" in out
+  assert r["bf16:device"].startswith(("CPU ", "GPU ")), r["bf16:device"]
 
 
 @pytest.mark.slow

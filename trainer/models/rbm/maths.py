@@ -132,7 +132,8 @@ class RBMMaths:
       v = tf.where(clamp_mask, clamp_values, v)
     return v
 
-  def cd_statistics(self, v0, k: int, seed, step, row_start, chain=None):
+  def cd_statistics(self, v0, k: int, seed, step, row_start, chain=None,
+                    compute_dtype="float32"):
     """Sums of the CD-k (or PCD-k) statistics over the rows of `v0`.
 
     Positive phase from p(h|v0); negative phase from the visible state after k
@@ -148,6 +149,9 @@ class RBMMaths:
       step: integer scalar, the training step (keys the noise).
       row_start: global index of v0's first row (keys the noise).
       chain: None for CD; the persistent chain's visible state [rows, V] (PCD).
+      compute_dtype: the matmuls' operand type ("float32", "bfloat16",
+        "float16"; see `_LowPrecisionMatmuls`). Everything else, the sums
+        included, is float32.
 
     Returns:
       dict: w [V, H], visible_bias [V], hidden_bias [H] (positive - negative,
@@ -155,32 +159,39 @@ class RBMMaths:
       (v0 - p(v|h0))^2), chain (the visible state after k steps).
     """
     base = random_streams.training_base(step)
-    ph0 = self.hidden_probs(v0)
+    # float32 keeps its own ops (and so its bytes): see _LowPrecisionMatmuls.
+    maths = (self if tf.as_dtype(compute_dtype) == tf.float32 else
+             _LowPrecisionMatmuls(self, compute_dtype))
+    ph0 = maths.hidden_probs(v0)
     h0 = random_streams.bernoulli16(ph0, seed, base, row_start)
-    recon = self.visible_probs(h0)
+    recon = maths.visible_probs(h0)
     if chain is None:
       v, h = v0, h0  # CD: the chain starts at the data
     else:
       v = chain
-      h = random_streams.bernoulli16(self.hidden_probs(chain), seed, base + 1,
+      h = random_streams.bernoulli16(maths.hidden_probs(chain), seed, base + 1,
                                      row_start)
     for i in range(k):
       stream = base + 2 + 2 * i
       # CD's first step starts from h0, whose p(v|h0) is the reconstruction:
       # reuse it rather than pay for the V x H matmul twice.
-      pv = recon if (chain is None and i == 0) else self.visible_probs(h)
+      pv = recon if (chain is None and i == 0) else maths.visible_probs(h)
       v = random_streams.bernoulli16(pv, seed, stream, row_start)
-      phk = self.hidden_probs(v)
+      phk = maths.hidden_probs(v)
       if i + 1 < k:
         h = random_streams.bernoulli16(phk, seed, stream + 1, row_start)
     return {
-        "w": tf.matmul(v0, ph0, transpose_a=True) -
-             tf.matmul(v, phk, transpose_a=True),
+        "w": maths.weight_statistic(v0, ph0, v, phk),
         "visible_bias": tf.reduce_sum(v0 - v, axis=0),
         "hidden_bias": tf.reduce_sum(ph0 - phk, axis=0),
         "squared_error": tf.reduce_sum(tf.square(v0 - recon)),
         "chain": v,
     }
+
+  def weight_statistic(self, v0, ph0, vk, phk):
+    """v0^T p(h|v0) - vk^T p(h|vk), summed over rows: [V, H]."""
+    return (tf.matmul(v0, ph0, transpose_a=True) -
+            tf.matmul(vk, phk, transpose_a=True))
 
   def pseudo_log_likelihood(self, v, flip_index):
     """Stochastic pseudo-log-likelihood per row: n_visible * log p(v_i | v_-i).
@@ -219,6 +230,48 @@ class RBMMaths:
   def log_likelihood_exact(self, v, max_hidden: int = 24):
     """log p(v) for small models (exact Z)."""
     return -self.free_energy(v) - self.exact_log_partition(max_hidden)
+
+
+class _LowPrecisionMatmuls:
+  """The CD step's three products with operands of a 16-bit `dtype`.
+
+  Only the matmuls' operands are cast (W once per step); each product is cast
+  back to float32 at once, so biases, sigmoids, the noise's comparisons and
+  the statistics' sums stay float32. bfloat16 keeps float32's range with 8
+  mantissa bits; float16 has 11 bits but ends at 65504 (the statistic's
+  entries are at most 2 x rows; a pre-activation v W at most V max|W|, which
+  overflows at V=2340 only for weights above 28).
+  """
+
+  def __init__(self, rbm: RBMMaths, dtype):
+    self.rbm = rbm
+    self.dtype = tf.as_dtype(dtype)
+    self.weights = tf.cast(rbm.weights, self.dtype)
+
+  def _matmul(self, a, b, **kwargs):
+    return tf.cast(tf.matmul(tf.cast(a, self.dtype), b, **kwargs), tf.float32)
+
+  def hidden_probs(self, v):
+    return tf.sigmoid(self._matmul(v, self.weights) + self.rbm.hidden_bias)
+
+  def visible_probs(self, h):
+    return tf.sigmoid(self._matmul(h, self.weights, transpose_b=True) +
+                      self.rbm.visible_bias)
+
+  def weight_statistic(self, v0, ph0, vk, phk):
+    """The statistic as ONE product, [v0; vk]^T [ph0; -phk]: the difference
+    is accumulated inside the matmul (float32 accumulators on oneDNN and
+    tensor cores) and rounded once. Two products rounded to 8 bits each and
+    then subtracted would lose most of a difference that is small next to
+    them (catastrophic cancellation; tests/test_mixed_precision.py measures
+    both). float32 keeps RBMMaths' two products (and so its bytes): fused,
+    the float32 statistic alone took 750-850 against 730-770 us of CPU at
+    V=2340 H=50 B=100, and 93-94.5 against 90.5-92.5 ms at H=1024 B=1024
+    (2026-12-06, benchmarks/RESULTS.md), and float32 has no rounding of the
+    products to avoid."""
+    return self._matmul(tf.concat([v0, vk], axis=0),
+                        tf.cast(tf.concat([ph0, -phk], axis=0), self.dtype),
+                        transpose_a=True)
 
 
 class RBMTensors(RBMMaths):

@@ -15,6 +15,9 @@ MOMENTUM_EARLY, MOMENTUM_LATE, MOMENTUM_SWITCH_EPOCH = 0.5, 0.9, 5
 MAX_CD_K = 500
 GENERATION_INITS = ("random", "zeros", "data")
 CANDIDATE_SCORES = ("pitch_class", "free_energy")
+# --compute_dtype: float32 first (the default, and the only one of a CPU
+# without bf16 instructions that is not slower).
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 # --candidates: each is a full Gibbs chain per window.
 MAX_CANDIDATES = 64
 # Generation chains (attempt * windows + window) below this
@@ -49,6 +52,15 @@ class Training:
       "when they take at most this many MiB, and gather each batch inside the "
       "training step; 0: always stream them from the shards. The two read "
       "the windows in different orders.")
+  # Tensor cores (and CPUs with AVX512_BF16/AMX) multiply 16-bit operands at
+  # several times float32's rate; the state and the update stay float32.
+  compute_dtype: str = setting(
+      "float32", "rbm: operand type of the CD step's matmuls: float32, or "
+      "bfloat16/float16 on hardware that multiplies them faster (GPU tensor "
+      "cores, CPUs with AVX512_BF16 or AMX). Each product is rounded back to "
+      "float32; parameters, momentum, the statistics' sums and the all-reduce "
+      "stay float32. Sampling and AIS stay float32.",
+      choices=COMPUTE_DTYPES)
 
   def check_training(self) -> None:
     if self.model == "rbm" and self.cd_k > MAX_CD_K:
@@ -56,6 +68,9 @@ class Training:
     if self.in_memory_mb < 0:
       raise ValueError(f"--in_memory_mb={self.in_memory_mb}: use 0 (stream "
                        "from the shards) or a size in MiB.")
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"--compute_dtype={self.compute_dtype!r}; use one of "
+                       f"{COMPUTE_DTYPES}.")
 
 
 def momentum_at(config, epoch: int) -> float:

@@ -45,7 +45,9 @@ class CDTrainer:
     Args:
       strategy: the strategy `rbm` was created under.
       rbm: the model; updated in place.
-      config: learning rate, momentum, weight decay, cd_k, persistent, seed.
+      config: learning rate, momentum, weight decay, cd_k, persistent, seed,
+        compute_dtype (of the statistics' matmuls only: the state, the
+        all-reduce and the update stay float32).
       global_batch_size: rows of each batch before it is split over replicas.
       n_visible: visible units (the PCD chains' width).
       windows: None: batches come from an iterator (`train_loop`'s
@@ -104,7 +106,8 @@ class CDTrainer:
     if self.chains is not None:
       chain = tf.slice(self.chains, [row_start, 0], [local, -1])
     return self.rbm.cd_statistics(batch, self.config.cd_k, self.config.seed,
-                                  self.step, row_start, chain)
+                                  self.step, row_start, chain,
+                                  self.config.compute_dtype)
 
   def start_epoch(self, epoch: int) -> None:
     """In-memory windows: the order of `epoch`'s batches (a pure function of
@@ -328,10 +331,11 @@ class RBMTrainer(base.Trainer):
                         spec.n_visible, windows)
     self.monitor = (_Monitor(self.rbm, spec, run.data_dir, config.seed)
                     if run.chief else None)
-    logging.info("window RBM: %d visible x %d hidden, %s-%d; training "
-                 "windows %s (%.1f MiB, --in_memory_mb=%d)", spec.n_visible,
-                 config.num_hidden, "PCD" if config.persistent else "CD",
-                 config.cd_k, "in memory" if windows is not None else
+    logging.info("window RBM: %d visible x %d hidden, %s-%d, %s matmuls; "
+                 "training windows %s (%.1f MiB, --in_memory_mb=%d)",
+                 spec.n_visible, config.num_hidden,
+                 "PCD" if config.persistent else "CD", config.cd_k,
+                 config.compute_dtype, "in memory" if windows is not None else
                  "streamed from the shards", size / 2**20, config.in_memory_mb)
 
   @property
