@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 from trainer import config as config_lib
 from trainer.models.rnn_rbm import maths as rnn_rbm
@@ -32,6 +33,23 @@ def test_chunked_ais_draws_the_noise_of_all_frames_at_once():
                                        chunk_frames=16)
   assert whole.shape == chunked.shape == (3, 70, 4)
   np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)
+
+
+def test_sequences_batched_in_any_order_draw_their_own_noise():
+  # Evaluation batches sequences by length: a sequence keyed by its index in
+  # data order gets the log weights it gets in the data-order batch.
+  model = _model()
+  v = (np.random.default_rng(1).random((4, 40, 12)) < 0.3).astype(np.float32)
+  b_v, b_h, _ = model.frame_biases(v)
+  config = config_lib.AISConfig(num_chains=4, num_betas=30, seed=2)
+  in_order = model._chunked_log_weights(b_v, b_h, b_v, config, 7)  # pylint: disable=protected-access
+  order = [2, 0, 3]
+  picked = model._chunked_log_weights(  # pylint: disable=protected-access
+      *(tf.gather(x, order) for x in (b_v, b_h, b_v)), config,
+      np.array(order, np.int64) + 7)
+  np.testing.assert_array_equal(picked, in_order[order])
+  alone = model._chunked_log_weights(b_v[3:], b_h[3:], b_v[3:], config, 10)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(alone[0], in_order[3])
 
 
 def test_chunked_ais_matches_the_exact_log_partition():

@@ -74,7 +74,9 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
     seed: integer scalar.
     family: integer scalar < 2^43 (family * 2^20 + chunk must fit in int64),
       e.g. step * STREAMS_PER_STEP + purpose.
-    row_start: global index of the first row (sequence or sample).
+    row_start: global index of the first row (sequence or sample), or a
+      vector of num_rows global row indices (any order: e.g. sequences
+      batched by length), each row drawing the noise it would draw alone.
     num_rows: integer scalar.
     num_frames: integer scalar (may be a tensor).
     width: Python int, units per frame.
@@ -84,9 +86,18 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
   chunk_start = tf.cast(chunk_start, tf.int64)
   num_chunks = (tf.cast(num_frames, tf.int32) + FRAME_CHUNK - 1) // FRAME_CHUNK
 
+  row_start = tf.convert_to_tensor(row_start)
+  rows = row_start if row_start.shape.rank == 1 else None
+
   def chunk(c):
     stream = family * _CHUNKS_PER_FAMILY + chunk_start + tf.cast(c, tf.int64)
-    return keyed_uint16(seed, stream, row_start, num_rows, FRAME_CHUNK * width)
+    if rows is None:
+      return keyed_uint16(seed, stream, row_start, num_rows,
+                          FRAME_CHUNK * width)
+    # A row's Philox counters start at its index: one call per row.
+    return tf.concat([keyed_uint16(seed, stream, rows[i], 1,
+                                   FRAME_CHUNK * width)
+                      for i in range(rows.shape[0])], 0)
 
   static_frames = tf.get_static_value(num_frames)
   if static_frames is not None:
@@ -491,7 +502,8 @@ class RNNRBM(tf.Module):
       base_biases: visible biases of the base model, [V] (e.g. the data's
         base rate, `ais.base_rate_biases`) or [B, T, V]; None: each frame's
         own b_v(t), clipped to [-10, 10].
-      row_start: global index of v's first sequence.
+      row_start: global index of v's first sequence, or the global index of
+        each of v's sequences ([B]; see `frame_noise`).
     Returns:
       (log_z [B, T], log_z_stderr [B, T]) as float64 numpy arrays; the
       stderr is the delta-method one of trainer/models/ais.py, per frame.
