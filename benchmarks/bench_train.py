@@ -211,25 +211,7 @@ def breakdown_rates(tf, n_visible, n_hidden, batch, seconds,
 
 def matmul_rate(tf, n_visible, n_hidden, batch, seconds) -> float:
   """fp32 FLOP/s of the CD step's matmul shapes, run back to back."""
-  a = tf.random.uniform([batch, n_visible])
-  w = tf.random.uniform([n_visible, n_hidden])
-  h = tf.random.uniform([batch, n_hidden])
-
-  @tf.function
-  def loop():
-    acc = tf.constant(0.0)
-    for _ in tf.range(20):
-      acc += tf.reduce_sum(tf.matmul(a, w)[0])                    # v W
-      acc += tf.reduce_sum(tf.matmul(h, w, transpose_b=True)[0])  # h W^T
-      acc += tf.reduce_sum(tf.matmul(a, h, transpose_a=True)[0])  # v^T h
-    return acc
-
-  def run():
-    loop().numpy()
-    return 20 * 3 * 2 * n_visible * n_hidden * batch
-
-  flops, elapsed = _timed(run, seconds)
-  return flops / elapsed
+  return matmul_rate_dtype(tf, n_visible, n_hidden, batch, seconds, "float32")
 
 
 def rnn_trainer_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
@@ -704,9 +686,9 @@ def device_name(tf) -> str:
 
 def matmul_rate_dtype(tf, n_visible, n_hidden, batch, seconds,
                       dtype: str) -> float:
-  """FLOP/s of the CD step's matmul shapes with `dtype` operands (as
-  matmul_rate, which is float32's), each product cast to float32 as
-  --compute_dtype's step does."""
+  """FLOP/s of the CD step's matmul shapes (v W, h W^T, v^T h) with `dtype`
+  operands, run back to back, each product cast to float32 as
+  --compute_dtype's step does (a no-op for float32)."""
   a = tf.cast(tf.random.uniform([batch, n_visible]), dtype)
   w = tf.cast(tf.random.uniform([n_visible, n_hidden]), dtype)
   h = tf.cast(tf.random.uniform([batch, n_hidden]), dtype)
