@@ -100,7 +100,7 @@ def _random_windows(tf, batch, n_visible):
 
 
 def _cd_trainer(tf, strategy, n_visible, n_hidden, batch, unit_means=None,
-                windows=None):
+                windows=None, compute_dtype="float32"):
   """A CDTrainer (CD-1, the seed's other defaults) on a fresh RBM; windows:
   None (batches from an iterator) or the uint8 windows it holds in memory."""
   # pylint: disable=g-import-not-at-top  # main imports TF after the flags
@@ -111,7 +111,8 @@ def _cd_trainer(tf, strategy, n_visible, n_hidden, batch, unit_means=None,
     rbm = model_lib.RBM(n_visible, n_hidden, unit_means, seed=0)
   trainer = rbm_training.CDTrainer(
       strategy, rbm, config_lib.TrainConfig(num_hidden=n_hidden,
-                                            batch_size=batch),
+                                            batch_size=batch,
+                                            compute_dtype=compute_dtype),
       batch, n_visible, windows)
   if windows is not None:
     trainer.start_epoch(0)  # calls wrap around epoch 0's order
@@ -716,22 +717,14 @@ def bf16_rates(tf, shapes: dict, seconds: float) -> dict:
   CDTrainer.train_loop's examples/s (as trainer_rate, unpinned) and the
   matmul rate, per wall and per CPU second. The two dtypes alternate in
   rounds of seconds / 2, so a change of the machine's load hits both."""
-  # pylint: disable=g-import-not-at-top  # main imports TF after the flags
-  from trainer import config as config_lib
-  from trainer.models.rbm import maths as model_lib
-  from trainer.models.rbm import training as rbm_training
+  from trainer.models.rbm import maths as model_lib  # pylint: disable=g-import-not-at-top
   out = {"bf16:device": device_name(tf)}
   dtypes = ("float32", "bfloat16")
   for shape in ("seed", "large"):
     v, h, b = shapes[shape]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    trainers = {}
-    for dtype in dtypes:
-      with strategy.scope():
-        rbm = model_lib.RBM(v, h, seed=0)
-      trainers[dtype] = rbm_training.CDTrainer(
-          strategy, rbm, config_lib.TrainConfig(
-              num_hidden=h, batch_size=b, compute_dtype=dtype), b, v)
+    trainers = {dtype: _cd_trainer(tf, strategy, v, h, b, compute_dtype=dtype)
+                for dtype in dtypes}
     dataset = tf.data.Dataset.from_tensors(
         _random_windows(tf, b, v)).repeat()
     done = {(kind, dtype): [0.0, 0.0, 0.0]  # work, wall s, CPU s
