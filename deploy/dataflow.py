@@ -24,6 +24,7 @@ from common import cli
 from deploy import launch
 from deploy import specs
 from preprocess import config as config_lib
+from preprocess import outputs
 from preprocess import pipeline
 from preprocess import stats
 
@@ -63,6 +64,8 @@ def main(argv):
                          "Dataflow; run preprocess.main for other runners.")
   run = cli.config_from_flags(config_lib.RunConfig)
   preprocess_config = cli.config_from_flags(config_lib.PreprocessConfig)
+  config_lib.check_fit_flags(
+      preprocess_config, cli.explicit_fields(config_lib.PreprocessConfig))
   config = dataflow_config(run)
   # A split given twice (--eval_input and --eval_fraction) fails here, not
   # after the job was staged (run_pipeline applies the same rule).
@@ -80,7 +83,8 @@ def main(argv):
         flush=True)
   counts = launch.dataflow_job(config, preprocess_config, extra,
                                overwrite=run.overwrite)
-  print(stats.summary(counts, config.output_dir))
+  print(stats.summary(counts, config.output_dir,
+                      outputs.read_spec(config.output_dir).fitted))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,12 @@ class PreprocessConfig:
       0, "Augment training files with shifts -K..K semitones.")
   num_shards: int = cli.setting(
       0, "TFRecord shards per split (0: runner decides).")
+  # preprocess/corpus_fit.py: how, and on what evidence.
+  fit_corpus: bool = cli.setting(
+      False, "Derive the grid (--steps_per_quarter, --quantize) and the note "
+      "range (--low_note, --high_note) from the training files: the coarsest "
+      "grid holding 95% of the onsets, the range of 99.8% of the notes. "
+      "dataset.json records the choice (\"fitted\").")
   # Drum "pitches" are instruments, so off by default.
   include_drums: bool = cli.setting(False, "Keep drum tracks.")
   max_file_bytes: int = cli.setting(
@@ -210,6 +216,26 @@ def check_cloud_path(flag: str, path: str) -> None:
     raise cli.UsageError(
         f"{flag}={path} has an empty folder name (//), which GCS keeps in "
         f"object names; write gs://{re.sub('/{2,}', '/', rest)}.")
+
+
+# What --fit_corpus decides (corpus_fit.fitted_layout).
+FITTED_FIELDS = ("steps_per_quarter", "quantize", "low_note", "high_note")
+
+
+def check_fit_flags(config: PreprocessConfig, given) -> None:
+  """Refuses --fit_corpus together with a flag it would decide.
+
+  `given`: the names of the fields the command line set
+  (cli.explicit_fields).
+
+  Raises:
+    cli.UsageError: naming the flag.
+  """
+  clash = [name for name in FITTED_FIELDS if name in given]
+  if config.fit_corpus and clash:
+    raise cli.UsageError(
+        f"--{clash[0]}={getattr(config, clash[0])} and --fit_corpus are both "
+        f"given: --fit_corpus derives --{clash[0]} from the corpus; drop one.")
 
 
 def with_explicit_splits(config: PreprocessConfig, eval_input=(),

@@ -13,6 +13,7 @@ is preprocess/pipeline.py. Exit codes: 0 done, 2 usage error, 1 failure.
 
 from common import cli
 from preprocess import config as config_lib
+from preprocess import outputs
 from preprocess import pipeline
 from preprocess import stats
 
@@ -23,12 +24,15 @@ cli.define_flags(config_lib.PreprocessConfig)
 def main(argv):
   run = cli.config_from_flags(config_lib.RunConfig)
   config = cli.config_from_flags(config_lib.PreprocessConfig)
+  config_lib.check_fit_flags(
+      config, cli.explicit_fields(config_lib.PreprocessConfig))
   options = pipeline.beam_options(argv[1:])  # the flags absl did not know
   counts = pipeline.run_pipeline(list(run.input), run.output_dir, config,
                                  options, overwrite=run.overwrite,
                                  eval_inputs=list(run.eval_input),
                                  valid_inputs=list(run.valid_input))
-  print(stats.summary(counts, run.output_dir))
+  print(stats.summary(counts, run.output_dir,
+                      outputs.read_spec(run.output_dir).fitted))
 
 
 if __name__ == "__main__":

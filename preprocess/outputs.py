@@ -254,6 +254,10 @@ def write_dataset_spec(spec: records.DatasetSpec, output_dir: str) -> dict:
   return counts
 
 
-def read_counts(output_dir: str) -> dict:
+def read_spec(output_dir: str) -> records.DatasetSpec:
   with FileSystems.open(join(output_dir, records.SPEC_FILENAME)) as f:
-    return records.DatasetSpec.from_json(f.read().decode("utf-8")).counts
+    return records.DatasetSpec.from_json(f.read().decode("utf-8"))
+
+
+def read_counts(output_dir: str) -> dict:
+  return read_spec(output_dir).counts

@@ -121,6 +121,29 @@ def _seconds_to_quarters(pm: pretty_midi.PrettyMIDI,
       times - change_times[idx]) * quarters_per_second[idx]
 
 
+def note_times(pm: pretty_midi.PrettyMIDI, include_drums: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+  """Every note of every instrument in quarter notes, before quantisation.
+
+  Returns:
+    (pitch, start, end, number of drum notes left out); start and end in
+    quarter notes through the file's tempo map.
+  """
+  starts, ends, pitches = [], [], []
+  drum_notes = 0
+  for inst in pm.instruments:
+    if inst.is_drum and not include_drums:
+      drum_notes += len(inst.notes)
+      continue
+    for n in inst.notes:
+      starts.append(n.start)
+      ends.append(n.end)
+      pitches.append(n.pitch)
+  quarters = _seconds_to_quarters(pm, np.asarray(starts + ends, np.float64))
+  return (np.asarray(pitches, np.int64), quarters[:len(starts)],
+          quarters[len(starts):], drum_notes)
+
+
 def extract_notes(pm: pretty_midi.PrettyMIDI, steps_per_quarter: int,
                   include_drums: bool = False,
                   quantize: str = "round") -> tuple[Notes, int]:
@@ -135,20 +158,10 @@ def extract_notes(pm: pretty_midi.PrettyMIDI, steps_per_quarter: int,
   Returns:
     (notes, number of drum notes left out).
   """
-  starts, ends, pitches = [], [], []
-  drum_notes = 0
-  for inst in pm.instruments:
-    if inst.is_drum and not include_drums:
-      drum_notes += len(inst.notes)
-      continue
-    for n in inst.notes:
-      starts.append(n.start)
-      ends.append(n.end)
-      pitches.append(n.pitch)
-  if not pitches:
+  pitches, starts, ends, drum_notes = note_times(pm, include_drums)
+  if not len(pitches):
     return Notes.empty(), drum_notes
-  quarters = _seconds_to_quarters(pm, np.asarray(starts + ends, np.float64))
-  grid = quarters * steps_per_quarter
+  grid = np.concatenate([starts, ends]) * steps_per_quarter
   if quantize == "sample":
     # First grid point at or after each time; the tolerance absorbs tick
     # rounding (a note on the beat must not start one step late).
@@ -160,7 +173,7 @@ def extract_notes(pm: pretty_midi.PrettyMIDI, steps_per_quarter: int,
     steps = np.floor(grid + 0.5).astype(np.int64)
     start, end = steps[:len(starts)], steps[len(starts):]
     end = np.maximum(end, start + 1)
-  return Notes(np.asarray(pitches, np.int64), start, end), drum_notes
+  return Notes(pitches, start, end), drum_notes
 
 
 def notes_to_matrix(notes: Notes, spec: RollSpec, transpose: int = 0,

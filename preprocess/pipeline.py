@@ -19,6 +19,7 @@ nothing.
 """
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging as std_logging
@@ -36,6 +37,7 @@ from apache_beam.runners.runner import PipelineState
 
 from common import cli
 from preprocess import config as config_lib
+from preprocess import corpus_fit
 from preprocess import outputs
 from preprocess import records
 from preprocess import stats as stats_lib
@@ -157,22 +159,13 @@ def check_training_files(listed: list, config: PreprocessConfig,
   Raises:
     InputError: naming the flags that hold the files out, and the fix.
   """
-  by_file = {}
-  for f in listed:
-    if steps.is_midi_path(f.path):  # other files are skipped, never trained on
-      by_file.setdefault(steps.listing_identity(f), []).append(f)
+  by_file = _midi_files(listed)
   held = {"--eval_input": 0, "--valid_input": 0, "hash": 0}
-  for identity, listings in by_file.items():
-    if identity in eval_files:
-      held["--eval_input"] += 1
-    elif identity in valid_files:
-      held["--valid_input"] += 1
-    elif steps.assign_split(steps.preferred_listing(listings),
-                            config.eval_fraction, config.valid_fraction
-                            ).split != records.TRAIN_PREFIX:
-      held["hash"] += 1
-    else:
+  for listings in by_file.values():
+    split = _split_of(listings, config, eval_files, valid_files)
+    if split == records.TRAIN_PREFIX:
       return  # one training file is enough
+    held[split] += 1
   if not by_file:
     return  # no MIDI file at all: every file is a counted skip
   parts = [f"{n} also matched by {flag}" for flag, n in held.items()
@@ -191,6 +184,56 @@ def check_training_files(listed: list, config: PreprocessConfig,
   raise InputError(
       f"nothing is left to train on: of the {len(by_file)} MIDI files of "
       f"--input, {', '.join(parts)}; {' or '.join(fixes)}.")
+
+
+def _midi_files(listed: list) -> dict:
+  """list_inputs' MIDI files by identity (a file listed twice is one)."""
+  by_file = {}
+  for f in listed:
+    if steps.is_midi_path(f.path):  # other files are skipped, never trained on
+      by_file.setdefault(steps.listing_identity(f), []).append(f)
+  return by_file
+
+
+def _split_of(listings: list, config: PreprocessConfig, eval_files,
+              valid_files) -> str:
+  """Where the pipeline puts a file: records.TRAIN_PREFIX, or what holds it
+  out ("--eval_input", "--valid_input" or "hash")."""
+  identity = steps.listing_identity(listings[0])
+  if identity in eval_files:
+    return "--eval_input"
+  if identity in valid_files:
+    return "--valid_input"
+  split = steps.assign_split(steps.preferred_listing(listings),
+                             config.eval_fraction, config.valid_fraction).split
+  return split if split == records.TRAIN_PREFIX else "hash"
+
+
+def fit_layout(listed: list, config: PreprocessConfig, eval_files=frozenset(),
+               valid_files=frozenset()) -> tuple[PreprocessConfig, dict]:
+  """--fit_corpus: `config` with the grid and note range fitted to a sample
+  of the training files (corpus_fit), and the record of the fit.
+
+  Raises:
+    InputError: none of the files read holds a note.
+  """
+  training = [steps.preferred_listing(listings)
+              for listings in _midi_files(listed).values()
+              if _split_of(listings, config, eval_files, valid_files)
+              == records.TRAIN_PREFIX]
+  profile = corpus_fit.profile_corpus(training, config.include_drums,
+                                      config.max_file_bytes)
+  try:
+    fitted = corpus_fit.fitted_layout(profile, config.transpose)
+  except ValueError:
+    raise InputError(
+        f"--fit_corpus: none of the {profile.files + profile.unreadable} "
+        "training files read holds a note (unreadable: "
+        f"{profile.unreadable}); check --input, or give the layout "
+        "(--steps_per_quarter, --low_note, --high_note) instead.") from None
+  logging.info(corpus_fit.describe(fitted))
+  return dataclasses.replace(config, **{
+      name: fitted[name] for name in config_lib.FITTED_FIELDS}), fitted
 
 
 def check_runner_paths(inputs: list, output_dir: str,
@@ -289,7 +332,7 @@ class ConvertCorpus(beam.PTransform):
     return out
 
 
-def write_dataset_json(acc, output_dir, config, explicit_splits,
+def write_dataset_json(acc, output_dir, config, explicit_splits, fitted,
                        *written_files):
   """Writes dataset.json, once every shard and the errors file are final.
 
@@ -298,13 +341,17 @@ def write_dataset_json(acc, output_dir, config, explicit_splits,
   """
   del written_files  # only an ordering dependency
   return outputs.write_dataset_spec(
-      stats_lib.make_dataset_spec(acc, config, explicit_splits), output_dir)
+      stats_lib.make_dataset_spec(acc, config, explicit_splits, fitted),
+      output_dir)
 
 
 def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
                    config: PreprocessConfig, eval_inputs=(),
-                   valid_inputs=()) -> None:
+                   valid_inputs=(), fitted=None) -> None:
   """Adds the whole preprocessing graph, reads to writes, to `p`.
+
+  `fitted`: what --fit_corpus chose (fit_layout), for dataset.json; `config`
+  already holds it.
 
   Raises:
     cli.UsageError: an explicit split's fraction is set as well
@@ -363,7 +410,7 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
        | "WithDuplicates" >> beam.Flatten()
        | "CombineStats" >> beam.CombineGlobally(stats_lib.MergeStats())
        | "WriteDatasetJson" >> beam.Map(
-           write_dataset_json, output_dir, config, explicit,
+           write_dataset_json, output_dir, config, explicit, fitted,
            *[beam.pvalue.AsList(shards[split]) for split in written],
            beam.pvalue.AsList(error_files)))
 
@@ -436,9 +483,13 @@ def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
                  else set())
   check_split_overlap(eval_files, valid_files)
   check_training_files(listed, config, eval_files, valid_files)
+  fitted = None
+  if config.fit_corpus:
+    config, fitted = fit_layout(listed, config, eval_files, valid_files)
   outputs.prepare_output_dir(output_dir, overwrite)
   p = beam.Pipeline(options=options)
-  build_pipeline(p, inputs, output_dir, config, eval_inputs, valid_inputs)
+  build_pipeline(p, inputs, output_dir, config, eval_inputs, valid_inputs,
+                 fitted)
   state = _run(p, output_dir, options)
   if state != PipelineState.DONE:
     raise cli.JobError(f"the preprocessing job ended in state {state}; "

@@ -58,6 +58,9 @@ class DatasetSpec:
   explicit_splits: list = dataclasses.field(default_factory=list)
   # Older dataset.json files have no quantize: they were rounded.
   quantize: str = "round"
+  # --fit_corpus: what preprocess/corpus_fit.py measured and chose; empty
+  # when the layout came from the flags.
+  fitted: dict = dataclasses.field(default_factory=dict)
   format_version: int = FORMAT_VERSION
 
   @property
@@ -114,7 +117,7 @@ class DatasetSpec:
     known = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(n for n in known - set(fields) if n not in (
         "transpose", "eval_fraction", "valid_fraction", "explicit_splits",
-        "quantize", "format_version"))
+        "quantize", "fitted", "format_version"))
     if missing:
       raise ValueError(f"{source} lacks {missing}; it was not written by "
                        "preprocess.main, or by an older version. Re-run it.")

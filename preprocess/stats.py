@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import window as beam_window
 from apache_beam.utils import windowed_value
 
+from preprocess import corpus_fit
 from preprocess import records
 from preprocess.config import PreprocessConfig
 
@@ -136,10 +137,11 @@ class MergeStats(CombineStats):
 
 
 def make_dataset_spec(acc: dict, config: PreprocessConfig,
-                      explicit_splits=()) -> records.DatasetSpec:
+                      explicit_splits=(), fitted=None) -> records.DatasetSpec:
   """The combined counts and the layout -> dataset.json (shards not yet listed).
 
   `explicit_splits`: the splits given as globs (--eval_input, --valid_input).
+  `fitted`: corpus_fit.fitted_layout's record, with --fit_corpus.
   """
   counts = {k: v for k, v in acc.items() if k != "unit_sum"}
   n_train = counts["windows"][records.TRAIN_PREFIX]
@@ -154,13 +156,16 @@ def make_dataset_spec(acc: dict, config: PreprocessConfig,
       n_visible=config.n_visible, unit_means=unit_means, counts=counts,
       transpose=config.transpose, eval_fraction=config.eval_fraction,
       valid_fraction=config.valid_fraction,
-      explicit_splits=list(explicit_splits), quantize=config.quantize)
+      explicit_splits=list(explicit_splits), quantize=config.quantize,
+      fitted=dict(fitted or {}))
 
 
-def summary(counts: dict, output_dir: str) -> str:
-  """What a run did, in three lines (preprocess.main and deploy.dataflow)."""
+def summary(counts: dict, output_dir: str, fitted=None) -> str:
+  """What a run did, in three lines (preprocess.main and deploy.dataflow),
+  four with --fit_corpus (`fitted`: dataset.json's record of the fit)."""
   w, f = counts["windows"], counts["files"]
-  return (
+  fit = corpus_fit.describe(fitted) + "\n" if fitted else ""
+  return fit + (
       f"{counts['files_seen']} files seen: {counts['converted']} converted, "
       f"{counts['failed']} failed {counts['failed_reasons']}, "
       f"{counts['skipped']} skipped {counts['skipped_reasons']}"
