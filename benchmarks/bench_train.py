@@ -555,6 +555,18 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   shapes = TINY_SHAPES if FLAGS.tiny else SHAPES
+  if not FLAGS.tiny and not FLAGS.measurement:
+    spec_path = os.path.join(FLAGS.data_dir, "dataset.json")
+    if not os.path.isfile(spec_path):
+      raise app.UsageError(f"--data_dir={FLAGS.data_dir} has no dataset.json: "
+                           "run make bench-train, which builds it.")
+    with open(spec_path, encoding="utf-8") as f:
+      n_visible = json.load(f).get("n_visible")
+    if n_visible != shapes["seed"][0]:
+      raise app.UsageError(
+          f"--data_dir={FLAGS.data_dir} has windows of {n_visible} units; the "
+          f"benchmark is at the original post's {shapes['seed'][0]}: "
+          "preprocess with --nofit_corpus (make bench-train does).")
   if FLAGS.measurement:
     from trainer.training import distribute  # pylint: disable=g-import-not-at-top
     # Before TF initialises, in every process, so all runs see the same devices.

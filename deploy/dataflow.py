@@ -64,8 +64,8 @@ def main(argv):
                          "Dataflow; run preprocess.main for other runners.")
   run = cli.config_from_flags(config_lib.RunConfig)
   preprocess_config = cli.config_from_flags(config_lib.PreprocessConfig)
-  config_lib.check_fit_flags(
-      preprocess_config, cli.explicit_fields(config_lib.PreprocessConfig))
+  layout_given = config_lib.layout_given(
+      cli.explicit_fields(config_lib.PreprocessConfig))
   config = dataflow_config(run)
   # A split given twice (--eval_input and --eval_fraction) fails here, not
   # after the job was staged (run_pipeline applies the same rule).
@@ -82,7 +82,8 @@ def main(argv):
         f"{specs.dataflow_console_url(config.project, config.region)}",
         flush=True)
   counts = launch.dataflow_job(config, preprocess_config, extra,
-                               overwrite=run.overwrite)
+                               overwrite=run.overwrite,
+                               layout_given=layout_given)
   print(stats.summary(counts, config.output_dir,
                       outputs.read_spec(config.output_dir).fitted))
 

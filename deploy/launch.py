@@ -119,7 +119,8 @@ def vertex_job(config: specs.VertexJobConfig, spec_file: str = "",
 
 
 def dataflow_job(config: specs.DataflowConfig, preprocess_config,
-                 extra_options=(), overwrite: bool = False) -> dict:
+                 extra_options=(), overwrite: bool = False,
+                 layout_given=()) -> dict:
   """Runs preprocessing on Dataflow to completion; returns dataset.json's counts.
 
   Args:
@@ -128,6 +129,8 @@ def dataflow_job(config: specs.DataflowConfig, preprocess_config,
       and limits: preprocess.main's own flags).
     extra_options: more Beam options, e.g. --experiments=...
     overwrite: replace a dataset already in the output folder.
+    layout_given: with --fit_corpus, the layout flags given, which the fit
+      keeps (pipeline.run_pipeline).
 
   Raises:
     common.cli.UsageError: an input glob matches nothing, the output folder
@@ -141,4 +144,5 @@ def dataflow_job(config: specs.DataflowConfig, preprocess_config,
   return pipeline.run_pipeline(list(config.input), config.output_dir,
                                preprocess_config, options, overwrite=overwrite,
                                eval_inputs=list(config.eval_input),
-                               valid_inputs=list(config.valid_input))
+                               valid_inputs=list(config.valid_input),
+                               layout_given=layout_given)

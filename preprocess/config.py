@@ -65,8 +65,9 @@ class PreprocessConfig:
   fit_corpus: bool = cli.setting(
       False, "Derive the grid (--steps_per_quarter, --quantize) and the note "
       "range (--low_note, --high_note) from the training files: the coarsest "
-      "grid holding 95% of the onsets, the range of 99.8% of the notes. "
-      "dataset.json records the choice (\"fitted\").")
+      "grid holding 95% of the onsets, the range of 99.8% of the notes; "
+      "any of those flags given is kept. dataset.json records the choice "
+      "(\"fitted\").")
   # Drum "pitches" are instruments, so off by default.
   include_drums: bool = cli.setting(False, "Keep drum tracks.")
   max_file_bytes: int = cli.setting(
@@ -222,20 +223,10 @@ def check_cloud_path(flag: str, path: str) -> None:
 FITTED_FIELDS = ("steps_per_quarter", "quantize", "low_note", "high_note")
 
 
-def check_fit_flags(config: PreprocessConfig, given) -> None:
-  """Refuses --fit_corpus together with a flag it would decide.
-
-  `given`: the names of the fields the command line set
-  (cli.explicit_fields).
-
-  Raises:
-    cli.UsageError: naming the flag.
-  """
-  clash = [name for name in FITTED_FIELDS if name in given]
-  if config.fit_corpus and clash:
-    raise cli.UsageError(
-        f"--{clash[0]}={getattr(config, clash[0])} and --fit_corpus are both "
-        f"given: --fit_corpus derives --{clash[0]} from the corpus; drop one.")
+def layout_given(given) -> tuple:
+  """Of the fields --fit_corpus decides, those the command line set
+  (`given`: cli.explicit_fields): the fit keeps them as given."""
+  return tuple(name for name in FITTED_FIELDS if name in given)
 
 
 def with_explicit_splits(config: PreprocessConfig, eval_input=(),

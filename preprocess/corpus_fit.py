@@ -85,13 +85,17 @@ def piece_profile(pitches: np.ndarray, onsets: np.ndarray) -> CorpusProfile:
                                minlength=128)[:128].astype(np.int64))
 
 
-def fitted_layout(profile: CorpusProfile, transpose: int = 0) -> dict:
+def fitted_layout(profile: CorpusProfile, transpose: int = 0,
+                  given: dict | None = None) -> dict:
   """The grid, quantisation and note range for a corpus's profile.
+
+  `given`: layout values the user set (by field name), kept as they are.
 
   Returns:
     {"steps_per_quarter", "quantize", "low_note", "high_note"}, plus the
     evidence: "onset_share" per grid, "notes_outside" (the share of notes
-    left out of the range), "files", "notes".
+    outside the range, before transposition), "files", "notes", and "given"
+    (the names of the values kept).
 
   Raises:
     ValueError: the profile holds no note.
@@ -105,16 +109,23 @@ def fitted_layout(profile: CorpusProfile, transpose: int = 0) -> dict:
   tail = RANGE_TAIL + 1e-12
   low = int(np.argmax(cumulative > tail))
   high = int(np.argmax(cumulative >= 1.0 - tail)) + 1
-  outside = (profile.pitch_counts[:low].sum() +
-             profile.pitch_counts[high:].sum()) / profile.notes
-  return {
+  given = dict(given or {})
+  layout = {
       "steps_per_quarter": grid,
       "quantize": "sample" if grid < SAMPLE_BELOW else "round",
       "low_note": max(0, low - transpose),
       "high_note": min(128, high + transpose),
+  }
+  layout.update(given)
+  counts = profile.pitch_counts
+  outside = (counts[:max(0, layout["low_note"])].sum() +
+             counts[layout["high_note"]:].sum()) / profile.notes
+  return {
+      **layout,
       "onset_share": {str(g): round(float(s), 4) for g, s in zip(GRIDS, share)},
       "notes_outside": round(float(outside), 6),
       "files": profile.files, "notes": profile.notes,
+      "given": sorted(given),
   }
 
 
@@ -153,11 +164,18 @@ def describe(fitted: dict) -> str:
   """One line for the log: what was chosen and on what evidence."""
   grid = str(fitted["steps_per_quarter"])
   share = fitted["onset_share"].get(grid)
-  why = (f"{share:.1%} of onsets on it" if share is not None and
-         share >= ONSET_SHARE else "no grid holds "
-         f"{ONSET_SHARE:.0%} of the onsets: performed MIDI")
+  given = fitted.get("given") or []
+  if "steps_per_quarter" in given:
+    why = "given" + (f"; {share:.1%} of onsets on it" if share is not None
+                     else "")
+  elif share is not None and share >= ONSET_SHARE:
+    why = f"{share:.1%} of onsets on it"
+  else:
+    why = f"no grid holds {ONSET_SHARE:.0%} of the onsets: performed MIDI"
+  given = fitted.get("given") or []
   return (f"fitted to {fitted['files']} training files ({fitted['notes']} "
           f"notes): {grid} steps per quarter ({why}), --quantize="
           f"{fitted['quantize']}, notes {fitted['low_note']}.."
           f"{fitted['high_note'] - 1} ({fitted['notes_outside']:.2%} of notes "
-          "outside)")
+          "outside)" + (f"; kept as given: {', '.join(given)}" if given
+                        else ""))

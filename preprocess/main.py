@@ -24,13 +24,14 @@ cli.define_flags(config_lib.PreprocessConfig)
 def main(argv):
   run = cli.config_from_flags(config_lib.RunConfig)
   config = cli.config_from_flags(config_lib.PreprocessConfig)
-  config_lib.check_fit_flags(
-      config, cli.explicit_fields(config_lib.PreprocessConfig))
+  layout_given = config_lib.layout_given(
+      cli.explicit_fields(config_lib.PreprocessConfig))
   options = pipeline.beam_options(argv[1:])  # the flags absl did not know
   counts = pipeline.run_pipeline(list(run.input), run.output_dir, config,
                                  options, overwrite=run.overwrite,
                                  eval_inputs=list(run.eval_input),
-                                 valid_inputs=list(run.valid_input))
+                                 valid_inputs=list(run.valid_input),
+                                 layout_given=layout_given)
   print(stats.summary(counts, run.output_dir,
                       outputs.read_spec(run.output_dir).fitted))
 

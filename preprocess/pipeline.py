@@ -210,9 +210,11 @@ def _split_of(listings: list, config: PreprocessConfig, eval_files,
 
 
 def fit_layout(listed: list, config: PreprocessConfig, eval_files=frozenset(),
-               valid_files=frozenset()) -> tuple[PreprocessConfig, dict]:
+               valid_files=frozenset(), layout_given=()
+               ) -> tuple[PreprocessConfig, dict]:
   """--fit_corpus: `config` with the grid and note range fitted to a sample
-  of the training files (corpus_fit), and the record of the fit.
+  of the training files (corpus_fit), and the record of the fit. The fields
+  named in `layout_given` keep `config`'s values (the record says which).
 
   Raises:
     InputError: none of the files read holds a note.
@@ -224,7 +226,9 @@ def fit_layout(listed: list, config: PreprocessConfig, eval_files=frozenset(),
   profile = corpus_fit.profile_corpus(training, config.include_drums,
                                       config.max_file_bytes)
   try:
-    fitted = corpus_fit.fitted_layout(profile, config.transpose)
+    fitted = corpus_fit.fitted_layout(
+        profile, config.transpose,
+        {name: getattr(config, name) for name in layout_given})
   except ValueError:
     raise InputError(
         f"--fit_corpus: none of the {profile.files + profile.unreadable} "
@@ -232,8 +236,14 @@ def fit_layout(listed: list, config: PreprocessConfig, eval_files=frozenset(),
         f"{profile.unreadable}); check --input, or give the layout "
         "(--steps_per_quarter, --low_note, --high_note) instead.") from None
   logging.info(corpus_fit.describe(fitted))
-  return dataclasses.replace(config, **{
-      name: fitted[name] for name in config_lib.FITTED_FIELDS}), fitted
+  try:
+    return dataclasses.replace(config, **{
+        name: fitted[name] for name in config_lib.FITTED_FIELDS}), fitted
+  except ValueError as e:  # a given bound beyond the fitted other one
+    raise InputError(
+        f"--fit_corpus: {e} The range mixes the given "
+        f"{', '.join('--' + n for n in layout_given)} with the fitted rest; "
+        "give both --low_note and --high_note, or neither.") from None
 
 
 def check_runner_paths(inputs: list, output_dir: str,
@@ -433,7 +443,7 @@ def _log_counters(result) -> None:
 def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
                  pipeline_options: PipelineOptions | None = None,
                  overwrite: bool = False, *, eval_inputs=(),
-                 valid_inputs=()) -> dict:
+                 valid_inputs=(), layout_given=()) -> dict:
   """Runs preprocessing to completion and returns dataset.json's counts.
 
   Args:
@@ -448,6 +458,9 @@ def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
     eval_inputs, valid_inputs: globs whose files go to eval / valid whatever
       their hash (a benchmark's own split); with eval_inputs, `inputs` hash
       into train and valid only.
+    layout_given: with config.fit_corpus, the layout fields
+      (config_lib.FITTED_FIELDS) that keep config's values: the flags the
+      user gave.
 
   Returns:
     The counts written to dataset.json.
@@ -485,7 +498,8 @@ def run_pipeline(inputs: list, output_dir: str, config: PreprocessConfig,
   check_training_files(listed, config, eval_files, valid_files)
   fitted = None
   if config.fit_corpus:
-    config, fitted = fit_layout(listed, config, eval_files, valid_files)
+    config, fitted = fit_layout(listed, config, eval_files, valid_files,
+                                layout_given)
   outputs.prepare_output_dir(output_dir, overwrite)
   p = beam.Pipeline(options=options)
   build_pipeline(p, inputs, output_dir, config, eval_inputs, valid_inputs,

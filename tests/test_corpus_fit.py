@@ -1,6 +1,7 @@
 """--fit_corpus: the grid and note range derived from hand-built corpora with
 known answers, recorded in dataset.json, refused next to the flags it sets."""
 
+import dataclasses
 import json
 import os
 import random
@@ -156,17 +157,36 @@ def test_dataset_json_records_the_fit_and_the_windows_use_it(tmp_path):
   assert spec.counts["windows"]["train"] == 30
 
 
-def test_the_cli_refuses_fit_corpus_with_a_flag_it_sets(tmp_path):
+def test_layout_flags_given_are_kept(tmp_path):
+  glob = _write(tmp_path / "c", [_line(0.5, (60, 64, 67))])
+  listed = pipeline.list_inputs([glob])
+  config = config_lib.PreprocessConfig(eval_fraction=0.0, steps_per_quarter=4,
+                                       low_note=48)
+  fitted_config, fitted = pipeline.fit_layout(
+      listed, config, layout_given=("steps_per_quarter", "low_note"))
+  assert (fitted_config.steps_per_quarter, fitted_config.low_note,
+          fitted_config.high_note) == (4, 48, 68)
+  assert fitted["given"] == ["low_note", "steps_per_quarter"]
+  assert "4 steps per quarter (given; 100.0% of onsets on it)" in (
+      corpus_fit.describe(fitted))
+  # A given bound beyond the fitted other one: one line naming both.
+  with pytest.raises(pipeline.InputError, match="--low_note with the fitted"):
+    pipeline.fit_layout(listed, dataclasses.replace(config, low_note=90),
+                        layout_given=("low_note",))
+
+
+def test_the_cli_keeps_a_given_grid(tmp_path):
   glob = _write(tmp_path / "c", [_line(0.5)])
   result = subprocess.run(
       [sys.executable, "-m", "preprocess.main", f"--input={glob}",
        f"--output_dir={tmp_path / 'out'}", "--fit_corpus",
-       "--steps_per_quarter=4"],
-      cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
-  assert result.returncode == 2, result.stderr
-  assert "--steps_per_quarter=4 and --fit_corpus" in result.stderr
-  assert "Traceback" not in result.stderr
-  assert not (tmp_path / "out").exists()
+       "--steps_per_quarter=4", "--eval_fraction=0"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr
+  assert "4 steps per quarter (given" in result.stdout
+  spec = json.loads((tmp_path / "out" / "dataset.json").read_text())
+  assert (spec["steps_per_quarter"], spec["low_note"]) == (4, 60)
+  assert spec["fitted"]["given"] == ["steps_per_quarter"]
 
 
 def test_the_cli_prints_the_fit(tmp_path):
