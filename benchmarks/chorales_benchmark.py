@@ -9,9 +9,7 @@ Quarter-note grid (--steps_per_quarter=1) sampled at the beats
 hash split. Everything goes through the CLIs a user
 runs, as separate processes; a rerun reuses the datasets, models and
 evaluations already in --workdir when the same command and the same code made
-them (a FOLDER.flags stamp records the command and a digest of common/,
-preprocess/ and trainer/; made otherwise, the run stops with a one-line
-error rather than report stale figures; delete a folder to redo it):
+them (benchmarks/stamped_steps.py):
   1. preprocess.main three times: 1-step windows (frames), --window_steps
      windows with stride 1, and whole pieces (--num_timesteps=0), training
      files transposed by -K..K semitones (--transpose);
@@ -29,14 +27,10 @@ so the comparison is indicative.
 """
 
 import dataclasses
-import functools
-import hashlib
 import json
 import os
-import subprocess
-import sys
-import time
 
+from benchmarks import stamped_steps
 from common import cli
 
 # --quantize=sample: a frame holds the notes sounding on its beat, as in JSB
@@ -76,117 +70,24 @@ class BenchmarkConfig:
       "", "trainer.evaluate flags for every model (e.g. --ais_betas=...).")
 
 
-def _run(args, log_path):
-  """Runs a CLI, its output appended to log_path; returns (stdout, seconds)."""
-  start = time.perf_counter()
-  with open(log_path, "a") as log:
-    log.write("$ " + " ".join(args) + "\n")
-    log.flush()
-    result = subprocess.run([sys.executable, "-m", *args], stdout=subprocess.PIPE,
-                            stderr=log, text=True, check=False)
-  if result.returncode:
-    raise cli.JobError(f"{args[0]} failed (exit {result.returncode}); see "
-                       f"{log_path}")
-  return result.stdout, time.perf_counter() - start
-
-
-# The packages whose code makes the datasets, models and figures: a stamp
-# records a digest of their sources, so figures made by other code are stale.
-_CODE_PACKAGES = ("common", "preprocess", "trainer")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@functools.cache
-def code_digest() -> str:
-  """SHA-256 (16 hex digits) of the sources of _CODE_PACKAGES."""
-  digest = hashlib.sha256()
-  for package in _CODE_PACKAGES:
-    for folder, dirs, files in os.walk(os.path.join(_ROOT, package)):
-      dirs.sort()
-      for name in sorted(files):
-        if name.endswith(".py"):
-          path = os.path.join(folder, name)
-          digest.update(os.path.relpath(path, _ROOT).encode() + b"\0")
-          with open(path, "rb") as f:
-            digest.update(f.read() + b"\0")
-  return digest.hexdigest()[:16]
-
-
-def _stamp_text(args) -> str:
-  return " ".join(args) + f"\ncode {code_digest()}"
-
-
-def _done(output, stamp, args) -> bool:
-  """True when the file `output` exists and was made by exactly `args` and
-  this code (the file `stamp` records both); False when it has not been made.
-
-  Raises:
-    cli.UsageError: it was made with other settings, by other code or by a
-      version without stamps: the table must not report stale figures.
-  """
-  if not os.path.exists(output):
-    return False
-  made_by = ""
-  if os.path.exists(stamp):
-    with open(stamp) as f:
-      made_by = f.read()
-  if made_by == _stamp_text(args):
-    return True
-  if made_by.split("\n")[0] == " ".join(args):
-    raise cli.UsageError(
-        f"{output} was made by another version of this project's code (see "
-        f"{stamp}); use another --workdir, or delete its folder and what was "
-        "made from it.")
-  raise cli.UsageError(
-      f"{output} was made with other settings than this run's (see {stamp}); "
-      "use another --workdir, or delete its folder and what was made from it.")
-
-
-def _stamp(stamp, args) -> None:
-  with open(stamp, "w") as f:
-    f.write(_stamp_text(args))
-
-
 def _preprocess(config, name, steps, log):
-  out = os.path.join(config.workdir, name)
   window = ([f"--num_timesteps={steps}", "--stride=1"] if steps else
             ["--num_timesteps=0"])
-  args = ["preprocess.main", f"--input={config.corpus}/*.mid",
-          f"--output_dir={out}", "--overwrite", *GRID, *window,
-          f"--transpose={config.transpose}",
-          f"--valid_fraction={config.valid_fraction}"]
-  if not _done(os.path.join(out, "dataset.json"), out + ".flags", args):
-    _run(args, log)
-    _stamp(out + ".flags", args)
-  return out
+  return stamped_steps.preprocess(
+      os.path.join(config.workdir, name),
+      [f"--input={config.corpus}/*.mid", *GRID, *window,
+       f"--transpose={config.transpose}",
+       f"--valid_fraction={config.valid_fraction}"], log)
 
 
 def _train(config, name, data_dir, flags, log):
-  job = os.path.join(config.workdir, name)
-  timing = os.path.join(job, "train_seconds.json")
-  args = ["trainer.task", f"--data_dir={data_dir}", f"--job_dir={job}",
-          *flags.split()]
-  if not _done(timing, job + ".flags", args):
-    _, seconds = _run(args, log)
-    with open(timing, "w") as f:
-      json.dump({"seconds": seconds}, f)
-    _stamp(job + ".flags", args)
-  with open(timing) as f:
-    return os.path.join(job, "model"), json.load(f)["seconds"]
+  model_dir, metrics = stamped_steps.train(os.path.join(config.workdir, name),
+                                           data_dir, flags, log)
+  return model_dir, metrics["wall_seconds"]
 
 
 def _evaluate(config, model_dir, data_dir, log):
-  job = os.path.dirname(model_dir)
-  path = os.path.join(job, "evaluation.json")
-  args = ["trainer.evaluate", f"--model_dir={model_dir}",
-          f"--data_dir={data_dir}", *config.eval_flags.split()]
-  if not _done(path, job + ".evaluation.flags", args):
-    out, _ = _run(args, log)
-    with open(path, "w") as f:
-      f.write(out)
-    _stamp(job + ".evaluation.flags", args)
-  with open(path) as f:
-    return json.load(f)
+  return stamped_steps.evaluate(model_dir, data_dir, config.eval_flags, log)
 
 
 def main(argv):

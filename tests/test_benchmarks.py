@@ -4,14 +4,19 @@ Their figures are not checked (speed claims live in the benchmarks' own
 output and the README); only that every measurement and the report run.
 """
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from benchmarks import bench_train
-from benchmarks import chorales_benchmark
+from benchmarks import corpora
+from benchmarks import polyphonic_benchmark
+from benchmarks import stamped_steps
 from benchmarks import styles_benchmark
 from common import cli
 from tests import fake_dataset
@@ -83,38 +88,38 @@ def test_bench_generate_runs(tmp_path):
     assert line in done.stdout, done.stdout
 
 
-def test_chorales_benchmark_reuses_only_what_the_same_command_made(tmp_path):
+def test_benchmark_steps_reuse_only_what_the_same_command_made(tmp_path):
   out, stamp = str(tmp_path / "evaluation.json"), str(tmp_path / "job.flags")
   args = ["trainer.evaluate", "--model_dir=m", "--data_dir=d"]
-  assert not chorales_benchmark._done(out, stamp, args)  # not made yet
+  assert not stamped_steps.done(out, stamp, args)  # not made yet
   with open(out, "w") as f:
     f.write("{}")
   # Made by an older version (no stamp): stale, refused in one line.
   with pytest.raises(cli.UsageError, match="made with other settings"):
-    chorales_benchmark._done(out, stamp, args)
-  chorales_benchmark._stamp(stamp, args)
-  assert chorales_benchmark._done(out, stamp, args)
+    stamped_steps.done(out, stamp, args)
+  stamped_steps.stamp(stamp, args)
+  assert stamped_steps.done(out, stamp, args)
   with pytest.raises(cli.UsageError, match="--workdir"):
-    chorales_benchmark._done(out, stamp, args + ["--ais_betas=10"])
+    stamped_steps.done(out, stamp, args + ["--ais_betas=10"])
   # Same command, other code (e.g. a sampler whose noise changed): stale.
   with open(stamp) as f:
     made = f.read()
   with open(stamp, "w") as f:
-    f.write(made.replace(chorales_benchmark.code_digest(), "0" * 16))
+    f.write(made.replace(stamped_steps.code_digest(), "0" * 16))
   with pytest.raises(cli.UsageError, match="another version of this project"):
-    chorales_benchmark._done(out, stamp, args)
+    stamped_steps.done(out, stamp, args)
 
 
-def test_chorales_benchmark_code_digest_follows_the_model_code(tmp_path,
-                                                               monkeypatch):
+def test_benchmark_steps_code_digest_follows_the_model_code(tmp_path,
+                                                            monkeypatch):
   for package in ("common", "preprocess", "trainer", "tests"):
     (tmp_path / package / "models").mkdir(parents=True)
     (tmp_path / package / "models" / "m.py").write_text("x = 1\n")
-  monkeypatch.setattr(chorales_benchmark, "_ROOT", str(tmp_path))
+  monkeypatch.setattr(stamped_steps, "_ROOT", str(tmp_path))
 
   def digest():
-    chorales_benchmark.code_digest.cache_clear()
-    return chorales_benchmark.code_digest()
+    stamped_steps.code_digest.cache_clear()
+    return stamped_steps.code_digest()
 
   try:
     before = digest()
@@ -123,7 +128,7 @@ def test_chorales_benchmark_code_digest_follows_the_model_code(tmp_path,
     (tmp_path / "trainer" / "models" / "m.py").write_text("x = 2\n")
     assert digest() != before  # a model module does
   finally:
-    chorales_benchmark.code_digest.cache_clear()
+    stamped_steps.code_digest.cache_clear()
 
 
 def test_styles_benchmark_picks_corpora_and_prints_one_row_each(tmp_path):
@@ -145,3 +150,65 @@ def test_styles_benchmark_picks_corpora_and_prints_one_row_each(tmp_path):
   assert len(lines) == 3
   assert lines[2] == ("| folk | 12 | 16 | 3.2 | 2.50 (4.00) | 9/14 | 0.90 | "
                       "0.80 | -50% | 2.0% (1.0%) | 1.0% |")
+
+
+def _random_rolls(count, frames, seed):
+  """Pieces of 3-note chords moving by step: something for a model to learn."""
+  rng = np.random.default_rng(seed)
+  pieces = []
+  for _ in range(count):
+    roll = np.zeros([frames, corpora.N_KEYS], np.uint8)
+    root = 40
+    for t in range(frames):
+      root = int(np.clip(root + rng.integers(-2, 3), 30, 50))
+      roll[t, [root, root + 4, root + 7]] = 1
+    pieces.append(roll)
+  return pieces
+
+
+@pytest.mark.slow
+def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
+    tmp_path, capsys):
+  scipy_io = pytest.importorskip("scipy.io")
+  arrays = {}
+  for split, key in corpora.SPLITS.items():
+    pieces = _random_rolls(4 if split == "train" else 2, 24,
+                           seed=len(key))
+    arrays[key] = np.empty((1, len(pieces)), object)
+    for i, piece in enumerate(pieces):
+      arrays[key][0, i] = piece
+  scipy_io.savemat(str(tmp_path / "Piano_midi.mat"), arrays)
+  corpora_dir = tmp_path / "corpora"
+  corpora.export("piano_midi", str(corpora_dir / "piano_midi"), str(tmp_path))
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  # A row of another set, run before: kept, and listed in SETS order.
+  earlier = {"set": "nottingham", "test_pieces": 1, "test_frames": 9,
+             "nll_per_frame": 3.0, "stderr": 0.01,
+             "baseline_nll_per_frame": 9.0, "check_frames": 9,
+             "check_default_nll": 3.0, "check_tight_nll": 3.01,
+             "train_wall_seconds": 60.0, "train_frames_per_sec": 1.0}
+  (workdir / "results.json").write_text(json.dumps([earlier]))
+  config = polyphonic_benchmark.PolyphonicConfig(
+      corpora_dir=str(corpora_dir), workdir=str(workdir), sets=("piano_midi",),
+      transpose=1, frame_rbm_flags="--num_hidden=8 --max_steps=4 "
+      "--batch_size=8", rnn_rbm_flags="--num_hidden=8 --num_hidden_recurrent=4 "
+      "--max_steps=4 --pretrain_rnn_epochs=0 --validate_every_epochs=1",
+      eval_flags="--ais_chains=2 --ais_betas=20", check_frames=30,
+      check_flags="--ais_chains=4 --ais_betas=40")
+  row = polyphonic_benchmark.run_set(config, "piano_midi")
+  assert (row["test_pieces"], row["test_frames"]) == (2, 48)
+  assert row["check_frames"] == 24  # one 24-frame piece fits in 30
+  assert 0 < row["nll_per_frame"] < row["baseline_nll_per_frame"] * 2
+  assert row["train_frames_per_sec"] > 0 and row["transpose"] == 1
+  rows = polyphonic_benchmark.save_rows(str(workdir), [row])
+  assert [r["set"] for r in rows] == ["nottingham", "piano_midi"]
+  text = polyphonic_benchmark.table(rows)
+  assert "| piano_midi | 2 / 48 |" in text and "| nottingham | 1 / 9 |" in text
+  assert "RNN-NADE (HF) (Boulanger-Lewandowski 2012): nottingham 2.31" in text
+  # A rerun reuses every step (no subprocess), and a changed flag is refused.
+  again = polyphonic_benchmark.run_set(config, "piano_midi")
+  assert again == row
+  with pytest.raises(cli.UsageError, match="other settings"):
+    polyphonic_benchmark.run_set(
+        dataclasses.replace(config, transpose=0), "piano_midi")
