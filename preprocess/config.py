@@ -63,9 +63,10 @@ class PreprocessConfig:
       0, "TFRecord shards per split (0: runner decides).")
   # preprocess/corpus_fit.py: how, and on what evidence.
   fit_corpus: bool = cli.setting(
-      False, "Derive the grid (--steps_per_quarter, --quantize) and the note "
-      "range (--low_note, --high_note) from the training files: the coarsest "
-      "grid holding 95% of the onsets, the range of 99.8% of the notes; "
+      False, "Derive the grid (--steps_per_quarter, --quantize), --encoding "
+      "and the note range (--low_note, --high_note) from the training files: "
+      "the coarsest grid holding 95% of the onsets, roll when under 0.5% of "
+      "the notes are re-struck, the range of 99.8% of the notes; "
       "any of those flags given is kept. dataset.json records the choice "
       "(\"fitted\").")
   # Drum "pitches" are instruments, so off by default.
@@ -220,7 +221,8 @@ def check_cloud_path(flag: str, path: str) -> None:
 
 
 # What --fit_corpus decides (corpus_fit.fitted_layout).
-FITTED_FIELDS = ("steps_per_quarter", "quantize", "low_note", "high_note")
+FITTED_FIELDS = ("steps_per_quarter", "quantize", "encoding", "low_note",
+                 "high_note")
 
 
 def layout_given(given) -> tuple:

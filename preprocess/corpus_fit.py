@@ -14,6 +14,12 @@ choice does not depend on listing order) and derives:
   * how notes land on it: ``sample`` on grids coarser than 16ths (a note
     spanning no grid point is left out rather than stacked on its neighbour,
     pianoroll.QUANTIZE), ``round`` on finer ones;
+  * the encoding: ``roll`` (play bits only) when fewer than RESTRIKE_SHARE
+    of the notes on that grid are re-struck (start while, or the step that,
+    a note of the same pitch ends), as in piano-roll corpora, where a held
+    note and a repeated one were never told apart: the articulate bits would
+    carry nothing the play bits do not, and a model given them writes
+    re-strikes the corpus never has. Otherwise ``onoff``, the original post's;
   * the note range: the lowest and highest pitch once RANGE_TAIL of the notes
     are left out at each end (a stray note must not widen every window),
     widened by --transpose on both sides for the transposed copies.
@@ -41,6 +47,8 @@ ON_GRID_TOLERANCE = 0.1
 FALLBACK_GRID = 4
 # Grids coarser than this many steps per quarter quantise by ``sample``.
 SAMPLE_BELOW = 4
+# Below this share of re-struck notes the corpus is a piano roll: --encoding=roll.
+RESTRIKE_SHARE = 0.005
 RANGE_TAIL = 0.001
 MAX_FILES = 1000
 
@@ -54,6 +62,9 @@ class CorpusProfile:
   # onsets_on_grid[i]: onsets within tolerance of a point of GRIDS[i].
   onsets_on_grid: np.ndarray = dataclasses.field(
       default_factory=lambda: np.zeros(len(GRIDS), np.int64))
+  # restrikes_on_grid[i]: notes re-struck on GRIDS[i] (`restrikes_on_grids`).
+  restrikes_on_grid: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros(len(GRIDS), np.int64))
   # Notes of each MIDI pitch.
   pitch_counts: np.ndarray = dataclasses.field(
       default_factory=lambda: np.zeros(128, np.int64))
@@ -63,6 +74,7 @@ class CorpusProfile:
   def __add__(self, other: "CorpusProfile") -> "CorpusProfile":
     return CorpusProfile(self.files + other.files, self.notes + other.notes,
                          self.onsets_on_grid + other.onsets_on_grid,
+                         self.restrikes_on_grid + other.restrikes_on_grid,
                          self.pitch_counts + other.pitch_counts,
                          self.unreadable + other.unreadable)
 
@@ -77,10 +89,39 @@ def onsets_on_grids(onsets: np.ndarray) -> np.ndarray:
   return counts
 
 
-def piece_profile(pitches: np.ndarray, onsets: np.ndarray) -> CorpusProfile:
-  """One piece's profile from its notes' pitches and onsets (quarter notes)."""
+def restrikes_on_grids(pitches: np.ndarray, onsets: np.ndarray,
+                       ends: np.ndarray) -> np.ndarray:
+  """For each of GRIDS, how many notes are re-struck on it: rounded to the
+  grid, the note starts after an earlier note of its pitch and no later than
+  that note ends. The play bits alone would merge the two."""
+  counts = np.zeros(len(GRIDS), np.int64)
+  pitches = np.asarray(pitches, np.int64)
+  if len(pitches) < 2:
+    return counts
+  for i, grid in enumerate(GRIDS):
+    start = np.round(np.asarray(onsets, np.float64) * grid)
+    end = np.round(np.asarray(ends, np.float64) * grid)
+    order = np.lexsort((start, pitches))
+    p, s, e = pitches[order], start[order], end[order]
+    # The furthest end among the earlier notes of each pitch: a running
+    # maximum within each pitch's run (runs lifted apart by `span`).
+    same = p[1:] == p[:-1]
+    run = np.r_[0, np.cumsum(~same)]
+    span = e.max() - e.min() + 1
+    furthest = np.maximum.accumulate(e - e.min() + run * span) - run * span
+    prev_end = furthest[:-1] + e.min()
+    counts[i] = int(np.count_nonzero(same & (s[1:] > s[:-1]) &
+                                     (s[1:] <= prev_end)))
+  return counts
+
+
+def piece_profile(pitches: np.ndarray, onsets: np.ndarray,
+                  ends: np.ndarray) -> CorpusProfile:
+  """One piece's profile from its notes' pitches, onsets and ends (quarter
+  notes)."""
   return CorpusProfile(
       files=1, notes=len(pitches), onsets_on_grid=onsets_on_grids(onsets),
+      restrikes_on_grid=restrikes_on_grids(pitches, onsets, ends),
       pitch_counts=np.bincount(np.asarray(pitches, np.int64),
                                minlength=128)[:128].astype(np.int64))
 
@@ -92,8 +133,9 @@ def fitted_layout(profile: CorpusProfile, transpose: int = 0,
   `given`: layout values the user set (by field name), kept as they are.
 
   Returns:
-    {"steps_per_quarter", "quantize", "low_note", "high_note"}, plus the
-    evidence: "onset_share" per grid, "notes_outside" (the share of notes
+    {"steps_per_quarter", "quantize", "encoding", "low_note", "high_note"},
+    plus the evidence: "onset_share" per grid, "restrike_share" on the grid
+    chosen, "notes_outside" (the share of notes
     outside the range, before transposition), "files", "notes", and "given"
     (the names of the values kept).
 
@@ -110,9 +152,15 @@ def fitted_layout(profile: CorpusProfile, transpose: int = 0,
   low = int(np.argmax(cumulative > tail))
   high = int(np.argmax(cumulative >= 1.0 - tail)) + 1
   given = dict(given or {})
+  grid = given.get("steps_per_quarter", grid)
+  # On the grid used (a given one too); a grid outside GRIDS is not measured.
+  restrikes = (profile.restrikes_on_grid[GRIDS.index(grid)] / profile.notes
+               if grid in GRIDS else None)
   layout = {
       "steps_per_quarter": grid,
       "quantize": "sample" if grid < SAMPLE_BELOW else "round",
+      "encoding": ("roll" if restrikes is not None
+                   and restrikes < RESTRIKE_SHARE else "onoff"),
       "low_note": max(0, low - transpose),
       "high_note": min(128, high + transpose),
   }
@@ -123,6 +171,8 @@ def fitted_layout(profile: CorpusProfile, transpose: int = 0,
   return {
       **layout,
       "onset_share": {str(g): round(float(s), 4) for g, s in zip(GRIDS, share)},
+      "restrike_share": (None if restrikes is None
+                         else round(float(restrikes), 6)),
       "notes_outside": round(float(outside), 6),
       "files": profile.files, "notes": profile.notes,
       "given": sorted(given),
@@ -146,8 +196,8 @@ def read_profile(listed, include_drums: bool, max_file_bytes: int
     pm = pianoroll.parse_midi(data)
   except Exception:  # pylint: disable=broad-except  # any bad file: skip it
     return CorpusProfile(unreadable=1)
-  pitches, onsets, _, _ = pianoroll.note_times(pm, include_drums)
-  return piece_profile(pitches, onsets) if len(pitches) else CorpusProfile()
+  pitches, onsets, ends, _ = pianoroll.note_times(pm, include_drums)
+  return piece_profile(pitches, onsets, ends) if len(pitches) else CorpusProfile()
 
 
 def profile_corpus(training: list, include_drums: bool, max_file_bytes: int,
@@ -172,10 +222,17 @@ def describe(fitted: dict) -> str:
     why = f"{share:.1%} of onsets on it"
   else:
     why = f"no grid holds {ONSET_SHARE:.0%} of the onsets: performed MIDI"
-  given = fitted.get("given") or []
+  restrikes = fitted.get("restrike_share")
+  if "encoding" in given:
+    encoding = "given"
+  elif restrikes is None:
+    encoding = "re-strikes not measured on this grid"
+  else:
+    encoding = f"{restrikes:.2%} of notes re-struck"
   return (f"fitted to {fitted['files']} training files ({fitted['notes']} "
           f"notes): {grid} steps per quarter ({why}), --quantize="
-          f"{fitted['quantize']}, notes {fitted['low_note']}.."
+          f"{fitted['quantize']}, --encoding={fitted['encoding']} ({encoding}), "
+          f"notes {fitted['low_note']}.."
           f"{fitted['high_note'] - 1} ({fitted['notes_outside']:.2%} of notes "
           "outside)" + (f"; kept as given: {', '.join(given)}" if given
                         else ""))

@@ -125,13 +125,54 @@ def test_the_sample_does_not_depend_on_listing_order():
 
 
 def test_profiles_add_up():
-  a = corpus_fit.piece_profile(np.array([60, 61]), np.array([0.0, 0.5]))
-  b = corpus_fit.piece_profile(np.array([70]), np.array([0.25]))
+  a = corpus_fit.piece_profile(np.array([60, 60]), np.array([0.0, 0.5]),
+                               np.array([0.5, 1.0]))
+  b = corpus_fit.piece_profile(np.array([70]), np.array([0.25]),
+                               np.array([0.5]))
   total = a + b
   assert (total.files, total.notes) == (2, 3)
-  assert total.pitch_counts[[60, 61, 70]].tolist() == [1, 1, 1]
+  assert total.pitch_counts[[60, 70]].tolist() == [2, 1]
   # 0.0 is on every grid, 0.5 on all but quarters, 0.25 on 16ths and finer.
   assert total.onsets_on_grid.tolist() == [1, 2, 1, 3, 2, 3, 3]
+  # The second 60 starts where the first ends: a re-strike on every grid
+  # but quarters, where both round to one onset.
+  assert total.restrikes_on_grid.tolist() == [0, 1, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("notes, on_8ths", [
+    ([(60, 0, 1), (60, 1, 2)], 1),           # struck again as it ends
+    ([(60, 0, 2), (60, 1, 2)], 1),           # struck again while it sounds
+    ([(60, 0, 1), (60, 1.5, 2)], 0),         # a rest between: not a re-strike
+    ([(60, 0, 1), (62, 1, 2)], 0),           # another pitch
+    ([(60, 0, 4), (60, 1, 1.5), (60, 2, 3)], 2),  # inside a long note, twice
+    ([(60, 0, 1), (60, 1.05, 2)], 1),        # off by less than half a step
+    ([(60, 0, 1), (60, 0, 1)], 0),           # a doubled note is one onset
+])
+def test_restrikes_on_known_pieces(notes, on_8ths):
+  pitch, start, end = (np.array(x, np.float64) for x in zip(*notes))
+  counts = corpus_fit.restrikes_on_grids(pitch.astype(np.int64), start, end)
+  assert counts[corpus_fit.GRIDS.index(2)] == on_8ths
+
+
+def test_a_corpus_without_restrikes_gets_the_roll_encoding(tmp_path):
+  # Held notes and steps between pitches, never the same pitch struck again
+  # as it ends: a piano roll. Repeated notes in 1 of 100: onoff.
+  roll = _write(tmp_path / "roll", [_line(0.5, (60, 62, 64), count=300)])
+  config, fitted = _fit(roll)
+  assert config.encoding == "roll" and fitted["restrike_share"] == 0
+  assert "--encoding=roll (0.00% of notes re-struck)" in corpus_fit.describe(
+      fitted)
+  repeated = _line(0.5, (60, 62, 64), count=297) + [
+      (67, 148.5 + i * 0.5, 149 + i * 0.5) for i in range(3)]
+  config, fitted = _fit(_write(tmp_path / "rep", [repeated]))
+  assert config.encoding == "onoff"
+  assert fitted["restrike_share"] == pytest.approx(2 / 300, abs=1e-6)
+  # Given, it is kept.
+  listed = pipeline.list_inputs([roll])
+  config, fitted = pipeline.fit_layout(
+      listed, config_lib.PreprocessConfig(eval_fraction=0.0),
+      layout_given=("encoding",))
+  assert config.encoding == "onoff" and fitted["given"] == ["encoding"]
 
 
 def test_a_corpus_without_notes_is_refused(tmp_path):
@@ -150,7 +191,8 @@ def test_dataset_json_records_the_fit_and_the_windows_use_it(tmp_path):
   spec = records.DatasetSpec.from_json((out / "dataset.json").read_text())
   assert (spec.steps_per_quarter, spec.quantize) == (2, "sample")
   assert (spec.low_note, spec.high_note) == (48, 61)
-  assert spec.n_visible == 8 * 2 * 13
+  assert spec.encoding == "roll"  # no note is struck again
+  assert spec.n_visible == 8 * 13
   assert spec.fitted["steps_per_quarter"] == 2
   assert spec.fitted["files"] == 3
   # 80 8ths = 40 quarters = 80 steps: 10 windows of 8 per file.
@@ -198,7 +240,8 @@ def test_the_cli_prints_the_fit(tmp_path):
       cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr
   assert ("fitted to 2 training files (180 notes): 3 steps per quarter "
-          "(100.0% of onsets on it), --quantize=sample, notes 60..67"
+          "(100.0% of onsets on it), --quantize=sample, --encoding=roll "
+          "(0.00% of notes re-struck), notes 60..67"
           in result.stdout)
   spec = json.loads((tmp_path / "out" / "dataset.json").read_text())
   assert spec["fitted"]["steps_per_quarter"] == 3

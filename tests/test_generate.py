@@ -330,7 +330,9 @@ def test_sampling_lever_errors(tmp_path):
   roll = pianoroll.RollSpec("roll", 60, 72, 4)
   loaded = bias_only_model(str(tmp_path), 0.5, 0.5, spec=roll)
   with pytest.raises(ValueError, match="needs an onoff model"):
-    rbm_sampling.Generator(loaded, config(articulate_threshold=0.7), None, None)
+    rbm_sampling.Generator(loaded, config(articulate_threshold=0.5), None, None)
+  # The default threshold is not a choice the user made: a roll model runs.
+  rbm_sampling.Generator(loaded, config_lib.GenerateConfig(), None, None)
 
 
 def test_play_threshold_decides_play_units_only(tmp_path):

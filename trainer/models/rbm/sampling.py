@@ -116,7 +116,10 @@ class Generator:
                           f"model's window of {self.num_timesteps} steps.")
     self.primer = primer
     self.data_windows = data_windows
-    if config.articulate_threshold and self.spec.encoding != "onoff":
+    # A roll model has no articulate unit: the default threshold does not
+    # apply to it, and one given on the command line is a mistake.
+    if (config.given("articulate_threshold") and config.articulate_threshold
+        and self.spec.encoding != "onoff"):
       raise GenerateError(
           f"--articulate_threshold={config.articulate_threshold} needs an "
           f"onoff model; this one is {self.spec.encoding!r}: pass 0.")

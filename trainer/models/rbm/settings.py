@@ -111,7 +111,8 @@ class Sampling:
       "articulate unit where p(articulate | h) >= this value instead of "
       "sampling it (play units stay sampled). Sampled, articulate units that "
       "fire with a small probability all along a held note re-strike it every "
-      "few steps (0: sample them, as the original post).")
+      "few steps (0: sample them, as the original post). Roll datasets have "
+      "no articulate unit: the default does not apply to them.")
   play_threshold: float = setting(
       0.0, "rbm: when > 0, the last Gibbs step sets each play unit where "
       "p(play | h) >= this value instead of sampling it (0: sampled). "
