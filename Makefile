@@ -13,9 +13,11 @@ INSTALLED := $(VENV)/.installed
 DEMO_CORPUS := data/chorales
 CORPUS ?= $(DEMO_CORPUS)
 OUT ?= out
-DATASET ?= $(OUT)/dataset
-JOB_DIR ?= $(OUT)/job
-SAMPLES ?= $(OUT)/samples
+# Another MODEL than the default gets its own folders (out/job-rnn_rbm...),
+# so two models never mix; the RNN-RBM's dataset holds whole pieces.
+DATASET ?= $(OUT)/dataset$(if $(filter rnn_rbm,$(MODEL)),-pieces)
+JOB_DIR ?= $(OUT)/job$(MODEL_SUFFIX)
+SAMPLES ?= $(OUT)/samples$(MODEL_SUFFIX)
 # Extra flags for the jobs, e.g. make train TRAIN_FLAGS='--epochs=20 --momentum'
 PREPROCESS_FLAGS ?=
 TRAIN_FLAGS ?=
@@ -24,6 +26,17 @@ GENERATE_FLAGS ?=
 # e.g. make compare COMPARE_FLAGS='--max_files=300 --soundfont=my.sf2'
 COMPARE_FLAGS ?=
 NUM_SAMPLES ?= 1000
+# MODEL=rnn_rbm: the temporal model, on whole pieces with a valid split that
+# picks its best state; MODEL=bernoulli: the baseline. Each model's dataset
+# flags go before PREPROCESS_FLAGS (a flag given there wins).
+MODEL ?= rbm
+MODELS := rbm rnn_rbm bernoulli
+ifeq ($(filter $(MODEL),$(MODELS)),)
+$(error MODEL=$(MODEL) is not a model: use one of $(MODELS))
+endif
+MODEL_SUFFIX := $(if $(filter rbm,$(MODEL)),,-$(MODEL))
+MODEL_PREPROCESS_FLAGS_rnn_rbm := --num_timesteps=0 --valid_fraction=0.1
+DATASET_FLAGS := $(strip $(MODEL_PREPROCESS_FLAGS_$(MODEL)) $(PREPROCESS_FLAGS))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help install test lint demo clean
@@ -95,11 +108,11 @@ $(DATASET)/dataset.json: $(CORPUS_STAMP) $(DATASET).flags $(wildcard preprocess/
     | $(INSTALLED)
 	$(PY) -m preprocess.main --input='$(CORPUS_GLOB)' --output_dir=$(DATASET) \
 	  --direct_num_workers=0 --direct_running_mode=multi_processing --overwrite \
-	  --fit_corpus $(PREPROCESS_FLAGS)
+	  --fit_corpus $(DATASET_FLAGS)
 
 $(DATASET).flags: preprocess-flags-changed
 	@mkdir -p $(@D)
-	@echo '$(PREPROCESS_FLAGS)' | cmp -s - $@ || echo '$(PREPROCESS_FLAGS)' > $@
+	@echo '$(DATASET_FLAGS)' | cmp -s - $@ || echo '$(DATASET_FLAGS)' > $@
 
 .PHONY: preprocess-flags-changed
 preprocess-flags-changed:
@@ -115,7 +128,7 @@ bench-load: $(INSTALLED) data ## load run (not in CI, ~20 min): 20,000 partly ho
 .PHONY: train evaluate bench-train
 
 train: $(INSTALLED) preprocess ## train on $(DATASET) into $(JOB_DIR) (tuned defaults; TRAIN_FLAGS=--preset=original for the original post's; a rerun resumes)
-	$(PY) -m trainer.task --data_dir=$(DATASET) --job_dir=$(JOB_DIR) $(TRAIN_FLAGS)
+	$(PY) -m trainer.task --model=$(MODEL) --data_dir=$(DATASET) --job_dir=$(JOB_DIR) $(TRAIN_FLAGS)
 
 evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs an independent baseline
 	$(PY) -m trainer.evaluate --model_dir=$(JOB_DIR)/model --data_dir=$(DATASET) \
@@ -161,7 +174,7 @@ styles-benchmark: $(INSTALLED) ## make demo on every corpus of $(CORPORA_DIR) (m
 # dataset in the original layout, not the demo's fitted one.
 BENCH_TRAIN_DATASET ?= $(OUT)/dataset-original
 bench-train: $(INSTALLED) data ## CD-1 examples/s vs matmul FLOP/s, 2 replicas, the seed's own loop, and the RNN-RBM step (frames/s, fraction of matmul FLOP/s)
-	$(MAKE) --no-print-directory preprocess DATASET=$(BENCH_TRAIN_DATASET) PREPROCESS_FLAGS=--nofit_corpus
+	$(MAKE) --no-print-directory preprocess DATASET=$(BENCH_TRAIN_DATASET) MODEL=rbm PREPROCESS_FLAGS=--nofit_corpus
 	$(PY) -m benchmarks.bench_train --data_dir=$(BENCH_TRAIN_DATASET)
 
 # --- generation ----------------------------------------------------------------
@@ -231,14 +244,14 @@ preprocess-cloud: $(INSTALLED) ## preprocessing on Dataflow: $(CLOUD_INPUT) -> $
 	$(call need,REGION,us-central1)
 	$(call need,BUCKET,my-bucket)
 	$(PY) -m deploy.dataflow --project=$(PROJECT) --region=$(REGION) --bucket=$(BUCKET) \
-	  --input='$(CLOUD_INPUT)' --output_dir=$(CLOUD_DATASET) $(DATAFLOW_FLAGS) --fit_corpus $(PREPROCESS_FLAGS)
+	  --input='$(CLOUD_INPUT)' --output_dir=$(CLOUD_DATASET) $(DATAFLOW_FLAGS) --fit_corpus $(DATASET_FLAGS)
 
 train-cloud: $(INSTALLED) ## training on Vertex AI GPUs: $(CLOUD_DATASET) -> $(CLOUD_JOB_DIR)
 	$(call need,PROJECT,my-project)
 	$(call need,REGION,us-central1)
 	$(call need,BUCKET,my-bucket)
 	$(PY) -m deploy.vertex train --project=$(PROJECT) --region=$(REGION) --image=$(IMAGE) \
-	  --job_dir=$(CLOUD_JOB_DIR) $(VERTEX_FLAGS) -- --data_dir=$(CLOUD_DATASET) $(TRAIN_FLAGS)
+	  --job_dir=$(CLOUD_JOB_DIR) $(VERTEX_FLAGS) -- --model=$(MODEL) --data_dir=$(CLOUD_DATASET) $(TRAIN_FLAGS)
 
 generate-cloud: $(INSTALLED) ## samples on Vertex AI: $(CLOUD_JOB_DIR)/model -> $(CLOUD_JOB_DIR)/samples
 	$(call need,PROJECT,my-project)

@@ -37,8 +37,8 @@ class StylesConfig:
   corpora: tuple[str, ...] = cli.setting(
       (), "Comma-separated subfolder names to run (default: all, sorted).")
   make_flags: tuple[str, ...] = cli.setting(
-      (), "Extra make variables for every corpus, e.g. NUM_SAMPLES=200 (the "
-      "measurements use none).")
+      (), "Extra make variables for every corpus, e.g. NUM_SAMPLES=200 or "
+      "MODEL=rnn_rbm (the default recipe's measurements use none).")
 
 
 def _corpora(config: StylesConfig) -> list:
@@ -65,13 +65,20 @@ def _read_json(path: str):
   return json.loads(text[text.index("{"):]) if "{" in text else None
 
 
+def _layout(out: str) -> list:
+  """The folders under OUT this benchmark reads, whatever MODEL= is given
+  (make puts another model's in folders of its own name)."""
+  return [f"DATASET={out}/dataset", f"JOB_DIR={out}/job",
+          f"SAMPLES={out}/samples"]
+
+
 def _run_demo(corpus: str, out: str, make_flags) -> float:
   """Runs the recipe; returns the first complete run's seconds."""
   timing = os.path.join(out, TIME_FILE)
   start = time.perf_counter()
   done = subprocess.run(
       ["make", "--no-print-directory", "demo", f"CORPUS={corpus}",
-       f"OUT={out}", f"PY={sys.executable}", *make_flags],
+       f"OUT={out}", f"PY={sys.executable}", *_layout(out), *make_flags],
       cwd=ROOT, check=False, stderr=subprocess.PIPE, text=True)
   if done.returncode:
     tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]

@@ -9,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from common import cli
 from tests import fake_dataset
 from trainer import config as config_lib
+from trainer.comparison import lib as compare_lib
 from trainer.generation import calibration
 from trainer.generation import lib as generation
 from trainer.models import files
@@ -81,8 +83,10 @@ def test_generation_uses_the_calibration_unless_the_flag_is_given(
 
 
 def test_a_stale_or_foreign_calibration(model_dir, tmp_path):
-  model, _ = model_dir
+  model, data = model_dir
   path = os.path.join(model, files.SAMPLING_FILE)
+  # Its own calibration: the file must not depend on which test ran first.
+  calibration.calibrate(model, data)
   with open(path) as f:
     record = json.load(f)
   try:
@@ -116,3 +120,19 @@ def test_cli_prints_the_choice_and_bad_flags_are_one_line(model_dir):
   lines = [line for line in bad.stderr.strip().splitlines()
            if line.startswith("trainer.calibrate")]
   assert bad.returncode == 2 and "--data_dir" in lines[0], bad.stderr
+
+
+def test_held_out_pieces_come_from_both_splits_when_one_is_too_small(
+    tmp_path):
+  # A small corpus: one valid piece, one eval piece. One piece is not a
+  # distribution; the two held-out splits together are.
+  data = str(tmp_path / "small")
+  fake_dataset.write_piece_dataset(
+      data, _pieces(6, PROBS, 1), _pieces(1, PROBS, 2),
+      valid=_pieces(1, PROBS, 3))
+  pieces, split = compare_lib.heldout_pieces(data)
+  assert (len(pieces), split) == (2, "valid+eval")
+  lone = str(tmp_path / "lone")
+  fake_dataset.write_piece_dataset(lone, _pieces(1, PROBS, 1), [])
+  with pytest.raises(cli.UsageError, match="holds 1 piece"):
+    compare_lib.heldout_pieces(lone)

@@ -104,3 +104,35 @@ def test_a_corpus_that_is_not_a_midi_folder_is_one_line(tmp_path, make_corpus,
                "preprocess")
   assert done.returncode == 2
   assert f"make: CORPUS={corpus} {message}" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_demo_with_the_rnn_rbm_keeps_its_own_folders(tmp_path):
+  corpus = tmp_path / "tunes"
+  corpus.mkdir()
+  for i in range(12):
+    (corpus / f"tune{i}.mid").write_bytes(midi_builders.make_midi(_tune(i)))
+  out = tmp_path / "out"
+  done = _make(
+      tmp_path, f"CORPUS={corpus}", f"OUT={out}", "MODEL=rnn_rbm",
+      "NUM_SAMPLES=4",
+      "TRAIN_FLAGS=--num_hidden=8 --num_hidden_recurrent=8 --epochs=2 "
+      "--pretrain_rnn_epochs=1 --validation_ais_betas=20",
+      "EVAL_FLAGS=--ais_betas=100 --ais_chains=16",
+      "GENERATE_FLAGS=--gibbs_steps_per_frame=5", "demo")
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  spec = json.loads((out / "dataset-pieces" / "dataset.json").read_text())
+  assert spec["num_timesteps"] == 0 and spec["counts"]["files"]["valid"] >= 1
+  model = json.loads((out / "job-rnn_rbm" / "model" / "model.json").read_text())
+  assert model["model"] == "rnn_rbm"
+  # Calibrated on both held-out splits when one holds a single piece.
+  assert (out / "job-rnn_rbm" / "model" / "sampling.json").exists()
+  assert len(list((out / "samples-rnn_rbm").glob("sample-*.mid"))) == 4
+  assert not (out / "job").exists() and not (out / "dataset").exists()
+
+
+def test_an_unknown_model_is_one_line(tmp_path):
+  done = _make(tmp_path, "MODEL=lstm", f"OUT={tmp_path / 'out'}", "preprocess")
+  assert done.returncode == 2
+  assert "MODEL=lstm is not a model: use one of rbm rnn_rbm bernoulli" in (
+      done.stderr), done.stderr

@@ -227,20 +227,34 @@ def load_dataset(data_dir: str) -> Dataset:
                  _read_dataset_records(data_dir, spec, records.EVAL_PREFIX))
 
 
-def heldout_pieces(data_dir: str) -> tuple:
+def heldout_pieces(data_dir: str, minimum: int = 2) -> tuple:
   """(pieces [(name, Piece)] as written, split): the valid split's pieces of
-  a dataset, else the eval split's, else the training split's (a corpus too
-  small to hold any out). Windows are stitched back into pieces."""
+  a dataset, else the eval split's, else both held-out splits together
+  ("valid+eval"), else the training split's (a corpus too small to hold
+  `minimum` pieces out). Windows are stitched back into pieces."""
   from trainer import data as data_lib  # pylint: disable=g-import-not-at-top
   spec = data_lib.load_dataset_spec(data_dir)
-  for split in (records.VALID_PREFIX, records.EVAL_PREFIX,
-                records.TRAIN_PREFIX):
-    if data_lib.num_windows(spec, split):
-      rows = _read_dataset_records(data_dir, spec, split)
-      pieces = (_whole_pieces(rows, spec) if spec.num_timesteps == 0
-                else _stitch(rows, spec))
+
+  def read(split):
+    if not data_lib.num_windows(spec, split):
+      return []
+    rows = _read_dataset_records(data_dir, spec, split)
+    return (_whole_pieces(rows, spec) if spec.num_timesteps == 0
+            else _stitch(rows, spec))
+
+  valid, held_out = read(records.VALID_PREFIX), read(records.EVAL_PREFIX)
+  for pieces, split in ((valid, records.VALID_PREFIX),
+                        (held_out, records.EVAL_PREFIX),
+                        (valid + held_out, "valid+eval")):
+    if len(pieces) >= minimum:
       return pieces, split
-  raise cli.UsageError(f"{data_dir} holds no windows in any split.")
+  train = read(records.TRAIN_PREFIX)
+  if len(train) >= minimum:
+    return train, records.TRAIN_PREFIX
+  raise cli.UsageError(
+      f"{data_dir} holds {len(valid) + len(held_out) + len(train)} piece(s) "
+      f"in all splits; calibration needs at least {minimum}: preprocess more "
+      "MIDI files.")
 
 
 def samples_grid(samples_store) -> tuple:
