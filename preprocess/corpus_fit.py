@@ -98,9 +98,10 @@ def restrikes_on_grids(pitches: np.ndarray, onsets: np.ndarray,
   pitches = np.asarray(pitches, np.int64)
   if len(pitches) < 2:
     return counts
+  onsets = np.asarray(onsets, np.float64)
+  ends = np.asarray(ends, np.float64)
   for i, grid in enumerate(GRIDS):
-    start = np.round(np.asarray(onsets, np.float64) * grid)
-    end = np.round(np.asarray(ends, np.float64) * grid)
+    start, end = np.round(onsets * grid), np.round(ends * grid)
     order = np.lexsort((start, pitches))
     p, s, e = pitches[order], start[order], end[order]
     # The furthest end among the earlier notes of each pitch: a running

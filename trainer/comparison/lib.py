@@ -242,9 +242,12 @@ def heldout_pieces(data_dir: str, minimum: int = 2) -> tuple:
     return (_whole_pieces(rows, spec) if spec.num_timesteps == 0
             else _stitch(rows, spec))
 
-  valid, held_out = read(records.VALID_PREFIX), read(records.EVAL_PREFIX)
-  for pieces, split in ((valid, records.VALID_PREFIX),
-                        (held_out, records.EVAL_PREFIX),
+  # Each split is read only when the ones before it hold too few pieces.
+  valid = read(records.VALID_PREFIX)
+  if len(valid) >= minimum:
+    return valid, records.VALID_PREFIX
+  held_out = read(records.EVAL_PREFIX)
+  for pieces, split in ((held_out, records.EVAL_PREFIX),
                         (valid + held_out, "valid+eval")):
     if len(pieces) >= minimum:
       return pieces, split
