@@ -3,7 +3,9 @@ exported, loaded, sampled by the generation job, evaluated; and the loop's
 resume and job lock, for each model (parametrised over the registry)."""
 
 import json
+import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -173,6 +175,30 @@ def test_many_steps_per_call_train_the_same_bytes_as_one(name, inputs,
   many, one = _params(str(tmp_path / "many")), _params(str(tmp_path / "one"))
   for key in many:
     np.testing.assert_array_equal(many[key], one[key])
+
+
+def test_a_validation_line_between_log_steps_reads_the_present_rate(
+    datasets, tmp_path, caplog):
+  # Validated every epoch (4 steps), logged only at the end: the validation
+  # lines in between printed 0 sequences/s and an ETA of millions of hours.
+  with caplog.at_level(logging.INFO):
+    _train("rnn_rbm", datasets, str(tmp_path / "job"), max_steps=12,
+           log_every_steps=1000, summary_every_steps=1000)
+  lines = [r.getMessage() for r in caplog.records
+           if "validation/nll_per_frame" in r.getMessage()]
+  assert len(lines) == 3, lines
+  for line in lines:
+    assert float(re.search(r" (\S+) sequences/s", line).group(1)) > 0, line
+
+
+def test_rnn_rbm_trains_with_scheduled_sampling(datasets, tmp_path):
+  plain = str(tmp_path / "plain")
+  mixed = str(tmp_path / "mixed")
+  _train("rnn_rbm", datasets, plain, max_steps=8)
+  _train("rnn_rbm", datasets, mixed, max_steps=8, context_sampling=0.5)
+  a, b = _params(plain), _params(mixed)
+  assert all(np.all(np.isfinite(b[k])) for k in b)
+  assert not np.array_equal(a["w_uv"], b["w_uv"])
 
 
 @pytest.mark.parametrize("name", models.NAMES)

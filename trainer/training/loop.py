@@ -369,7 +369,9 @@ def _loop(run: base.TrainingRun, state: _State, iterator, writer,
           # Every worker saves (saving mirrored state runs collectives); the
           # non-chiefs into their scratch dir. Each computes the same nll.
           state.best.save(checkpoint_number=step)
-    if log_now or summary_now:
+    if log_now or summary_now or extra:
+      # A validation line between log steps reads a fresh rate too (it read
+      # 0/s and an ETA of millions of hours before the first log step).
       rate = throughput.rate(step)
     if log_now or extra:
       eta = (run.total_steps - step) * config.batch_size / max(rate, 1e-9)
