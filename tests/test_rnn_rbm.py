@@ -153,6 +153,37 @@ def test_batch_rows_are_independent_of_the_batch_they_are_in():
   assert not np.array_equal(negatives, other_step["negatives"].numpy())
 
 
+def test_scheduled_sampling_mixes_whole_frames_of_the_models_own_samples():
+  model = random_model(10, 6, 5, seed=7)
+  v = random_frames((4, 48, 10), 0.3, seed=8)
+  mix = lambda rate: model.mixed_context(v, 3, seed=1, family=50,
+                                         row_start=0, rate=rate).numpy()
+  own, _ = rnn_rbm.conditional_cd_negatives(
+      v, model.weights, *model.frame_biases(v)[:2], 3, 1, 50, 0)
+  np.testing.assert_array_equal(mix(0.0), v.numpy())
+  np.testing.assert_array_equal(mix(1.0), own.numpy())
+  half = mix(0.5)
+  # Each frame is wholly the data's or wholly the sample's.
+  is_data = np.all(half == v.numpy(), -1)
+  is_own = np.all(half == own.numpy(), -1)
+  assert np.all(is_data | is_own)
+  differs = ~np.all(v.numpy() == own.numpy(), -1)
+  share = np.mean(is_own[differs] & ~is_data[differs])
+  assert 0.35 < share < 0.65, share
+  # Rate 0 is the paper's training to the byte; a rate changes the signal.
+  plain = model.cd_terms(v, None, 3, seed=1, step=4, row_start=0)
+  zero = model.cd_terms(v, None, 3, seed=1, step=4, row_start=0,
+                        context_rate=tf.constant(0.0))
+  some = model.cd_terms(v, None, 3, seed=1, step=4, row_start=0,
+                        context_rate=tf.constant(0.5))
+  np.testing.assert_array_equal(plain["negatives"], zero["negatives"])
+  assert plain["loss_sum"].numpy() == zero["loss_sum"].numpy()
+  assert plain["loss_sum"].numpy() != some["loss_sum"].numpy()
+  with pytest.raises(ValueError, match="noise streams per step"):
+    model.cd_terms(v, None, 256, seed=1, step=4, row_start=0,
+                   context_rate=tf.constant(0.5))
+
+
 def test_short_training_run_improves_heldout_nll_clearly():
   train = tf.constant(cycle_sequences(64, 16, 12, seed=0))
   heldout = tf.constant(cycle_sequences(32, 16, 12, seed=1))

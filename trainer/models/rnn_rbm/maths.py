@@ -219,6 +219,12 @@ def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
   return v, recon
 
 
+def context_streams(k: int) -> int:
+  """Noise families per training step of CD-k with scheduled sampling: the
+  negatives' 2k + 1, the context samples' 2k + 1 and the choice's one."""
+  return 4 * k + 3
+
+
 def frame_mask(lengths, num_frames):
   """[B, T] float mask of real frames (lengths None: every frame is real)."""
   if lengths is None:
@@ -424,26 +430,46 @@ class RNNRBM(tf.Module):
     return (self.visible_bias + _dot(u_prev, self.w_uv),
             self.hidden_bias + _dot(u_prev, self.w_uh), u_last)
 
-  def cd_terms(self, v, lengths, k: int, seed, step, row_start):
+  def cd_terms(self, v, lengths, k: int, seed, step, row_start,
+               context_rate=None):
     """The training signal of one batch (sums over its real frames).
 
     The surrogate loss is sum_t F_t(v(t)) - F_t(v*(t)), v* the CD-k samples
     held constant; its gradient estimates -d log p / d(params). The trainer
     differentiates loss_sum / (global number of real frames).
 
+    With `context_rate`, parallel scheduled sampling (Bengio et al. 2015;
+    Duckworth et al. 2019): a first pass draws each frame's own sample given
+    the true history (a CD-k chain from the data, as the negatives), then
+    each frame of the history the RNN reads is that sample with probability
+    `context_rate`, else the data frame. The frames to predict stay the data:
+    the model learns to return to the corpus's texture from contexts like
+    the ones its own pieces feed it, instead of only from the corpus's.
+
     Args:
       v: [B, T, V] binary; lengths: [B] real frames per row, or None.
       k: CD steps (Python int); seed, step: integer scalars keying the noise;
       row_start: global index of v's first sequence.
+      context_rate: None (the history is the data, as the paper trains), or
+        a float scalar in [0, 1]: the share of history frames that are the
+        model's own samples. Its noise uses the step's families 2k + 1 to
+        4k + 2, after the negatives' (so the negatives draw the same noise
+        either way).
     Returns:
       dict: loss_sum (differentiable), num_frames, squared_error_sum
       (reconstruction error from p(v | h0), summed over units and real
       frames), negatives [B, T, V] (v*).
     """
-    if not 1 <= 2 * k + 1 <= STREAMS_PER_STEP:
-      raise ValueError(f"cd_k={k} is out of range 1..{STREAMS_PER_STEP // 2 - 1}.")
-    b_v, b_h, _ = self.frame_biases(v)
+    streams = 2 * k + 1 if context_rate is None else context_streams(k)
+    if k < 1 or streams > STREAMS_PER_STEP:
+      raise ValueError(f"cd_k={k} needs {streams} noise streams per step; "
+                       f"at most {STREAMS_PER_STEP}.")
     family = tf.cast(step, tf.int64) * STREAMS_PER_STEP
+    if context_rate is None:
+      b_v, b_h, _ = self.frame_biases(v)
+    else:
+      b_v, b_h, _ = self.frame_biases(self.mixed_context(
+          v, k, seed, family + 2 * k + 1, row_start, context_rate))
     negatives, recon = conditional_cd_negatives(
         v, self.weights, tf.stop_gradient(b_v), tf.stop_gradient(b_h), k, seed,
         family, row_start)
@@ -458,6 +484,20 @@ class RNNRBM(tf.Module):
             tf.reduce_sum(tf.square(v - recon), -1), mask),
         "negatives": negatives,
     }
+
+  def mixed_context(self, v, k: int, seed, family, row_start, rate):
+    """The history of parallel scheduled sampling (`cd_terms`): each frame
+    is, with probability `rate`, the model's own sample of it given the true
+    history (a CD-k chain from the data; families family .. family + 2k),
+    else the data frame (the choice: family + 2k + 1). No gradient flows
+    through the choice or the samples."""
+    b_v, b_h, _ = self.frame_biases(v)
+    own, _ = conditional_cd_negatives(
+        v, self.weights, tf.stop_gradient(b_v), tf.stop_gradient(b_h), k,
+        seed, family, row_start)
+    pick = frame_noise(seed, family + 2 * k + 1, row_start, _dim(v, 0),
+                       _dim(v, 1), 1) < rate
+    return tf.stop_gradient(tf.where(pick, own, v))
 
   def free_energies(self, v):
     """F_t(v(t)) per frame [B, T] under each frame's own biases."""

@@ -50,6 +50,12 @@ class Training:
   pretrain_rnn_learning_rate: float = setting(
       0.01, "rnn_rbm: Adam's learning rate of that RNN pretraining (the "
       "RNN learns from scratch: a larger step than the RNN-RBM's).")
+  context_sampling: float = setting(
+      0.0, "rnn_rbm: parallel scheduled sampling against drift in long "
+      "pieces: this share of the history frames the RNN reads in training "
+      "are the model's own samples instead of the data's (rising from 0 over "
+      "the first half of the run); 0: the data only, as the paper trains. "
+      "Costs a second CD chain per step.")
   validate_every_epochs: int = setting(
       5, "rnn_rbm: every this many epochs, estimate the NLL per frame of a "
       "fixed subset of held-out frames by a short AIS and keep the best "
@@ -71,9 +77,14 @@ class Training:
     if self.validation_ais_betas < 2:
       raise ValueError(f"--validation_ais_betas={self.validation_ais_betas} "
                        "must be >= 2.")
-    if self.model == "rnn_rbm" and 2 * self.cd_k + 1 > 1024:
-      raise ValueError(f"--cd_k={self.cd_k}: the RNN-RBM uses 2k + 1 streams "
-                       "per step, at most 1024.")
+    if not 0.0 <= self.context_sampling <= 1.0:
+      raise ValueError(f"--context_sampling={self.context_sampling} must be "
+                       "in [0, 1].")
+    streams = (4 * self.cd_k + 3 if self.context_sampling
+               else 2 * self.cd_k + 1)
+    if self.model == "rnn_rbm" and streams > 1024:
+      raise ValueError(f"--cd_k={self.cd_k}: the RNN-RBM uses {streams} "
+                       "noise streams per step here, at most 1024.")
 
 
 def shape_fields(config) -> tuple[str, ...]:

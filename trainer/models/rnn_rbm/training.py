@@ -119,10 +119,20 @@ class SequenceTrainer:
     row_start = tf.cast(ctx.replica_id_in_sync_group, tf.int64) * local
     with tf.GradientTape() as tape:
       out = self.model.cd_terms(frames, lengths, self.config.cd_k,
-                                self.config.seed, self.step, row_start)
+                                self.config.seed, self.step, row_start,
+                                self.context_rate())
     grads = tape.gradient(out["loss_sum"], self.params)
     return (grads, out["num_frames"], out["loss_sum"],
             out["squared_error_sum"])
+
+  def context_rate(self):
+    """--context_sampling's share at this step: rising linearly from 0 over
+    the first half of the run, then held (None when the flag is 0)."""
+    rate = self.config.context_sampling
+    if not rate:
+      return None
+    half = max(self.optimiser.total_steps // 2, 1)
+    return rate * tf.minimum(tf.cast(self.step, tf.float32) / half, 1.0)
 
   def _train_step(self, dist_batch):
     """One update. Returns free_energy_gap, reconstruction_error (per real
