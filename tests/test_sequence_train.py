@@ -144,6 +144,38 @@ def test_evaluation_agrees_with_the_exact_per_frame_log_partition(pieces_dir,
   assert 0 < result["log_z_stderr"] < 0.05
 
 
+def test_max_frames_scores_a_fixed_subset_of_pieces_with_its_error(
+    pieces_dir, trained):
+  model_dir = os.path.join(trained[0], "model")
+  ais_config = config_lib.AISConfig(num_chains=4, num_betas=50)
+  score = lambda cap: evaluate_lib.evaluate(model_dir, pieces_dir, "eval",
+                                            ais_config, max_frames=cap)
+  whole, big = score(0), score(10**6)
+  # A cap above the split scores every piece, each with the noise of its
+  # index: the same figure, and no sampling error left.
+  assert big["loglik_per_frame"] == whole["loglik_per_frame"]
+  assert big["frames"] == big["frames_in_split"] == whole["frames"]
+  assert big["piece_stderr"] == 0.0
+  lengths = eval_batch(pieces_dir)[1].numpy()
+  part = score(60)
+  assert part == score(60)  # the same pieces every time
+  assert part["sequences_in_split"] == len(lengths) > part["sequences"] >= 2
+  assert 60 <= part["frames"] < 60 + lengths.max()
+  assert 0 < part["piece_stderr"] < 1.0
+  assert abs(part["loglik_per_frame"] - whole["loglik_per_frame"]) < (
+      4 * part["piece_stderr"] + 0.2)
+  assert "max_frames" not in whole
+
+
+def test_max_frames_is_refused_by_models_that_score_every_window(tmp_path):
+  from trainer.models import base  # pylint: disable=g-import-not-at-top
+  with pytest.raises(base.EvaluateError, match="--max_frames=100.*Drop"):
+    base.refuse_frame_cap(100, "window RBM")
+  base.refuse_frame_cap(0, "window RBM")
+  with pytest.raises(ValueError, match="--max_frames=-1 must be >= 0"):
+    config_lib.EvaluateData(max_frames=-1)
+
+
 def one_update(devices, batch, lengths, init):
   strategy = tf.distribute.MirroredStrategy(devices)
   config = tiny_config(weight_decay=1e-3, clip_norm=0.5)

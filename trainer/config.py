@@ -312,3 +312,13 @@ class EvaluateData:
   split: str = setting(
       "eval", "Which windows to score: eval (the test set), valid (model "
       "selection's), or train.", choices=("eval", "valid", "train"))
+  max_frames: int = setting(
+      0, "RNN-RBM: score a fixed subset of the split's pieces (in an order "
+      "that does not depend on their length) holding at least this many "
+      "frames, and report the subset's sampling error (piece_stderr); 0: "
+      "every piece. Its AIS costs time per frame: make demo caps it.")
+
+  def __post_init__(self):
+    if self.max_frames < 0:
+      raise ValueError(f"--max_frames={self.max_frames} must be >= 0 (0: "
+                       "every piece).")

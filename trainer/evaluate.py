@@ -37,7 +37,7 @@ def main(argv):
   ais_config = dataclasses.replace(ais_config, **{
       k: v for k, v in defaults.items() if not given[k]})
   result = lib.evaluate(what.model_dir, what.data_dir, what.split,
-                                 ais_config)
+                        ais_config, what.max_frames)
   print(json.dumps(result, indent=1))
 
 

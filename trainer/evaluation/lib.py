@@ -19,7 +19,8 @@ LayoutError = base.LayoutError
 
 
 def evaluate(model_dir: str, data_dir: str, split: str = "eval",
-             ais_config: config_lib.AISConfig | None = None) -> dict:
+             ais_config: config_lib.AISConfig | None = None,
+             max_frames: int = 0) -> dict:
   """Mean log-likelihood per window (or sequence) and per frame on DATA_DIR's
   `split`, and the Bernoulli baseline's.
 
@@ -29,6 +30,8 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
     split: "eval", "valid" or "train".
     ais_config: chains, betas and seed of the log Z estimate (None: the
       defaults, with the model's own AIS_DEFAULTS).
+    max_frames: score a fixed subset of the sequences holding about this
+      many frames (0: all; the RNN-RBM only).
 
   Returns:
     JSON-ready dict: loglik_per_frame, baseline_loglik_per_frame,
@@ -48,4 +51,4 @@ def evaluate(model_dir: str, data_dir: str, split: str = "eval",
         **models.settings(loaded.name).AIS_DEFAULTS)
   spec = data.load_dataset_spec(data_dir)
   return loaded.family.evaluate(loaded, spec, model_dir, data_dir, split,
-                                ais_config)
+                                ais_config, max_frames)

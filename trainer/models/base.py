@@ -38,6 +38,10 @@ class LayoutError(cli.UsageError):
   """The data's windows or frames do not mean what the model's meant."""
 
 
+class EvaluateError(cli.UsageError):
+  """An evaluation flag that does not apply to this model."""
+
+
 class WrongModelError(ValueError):
   """The model is of another kind than the caller can use."""
 
@@ -220,8 +224,22 @@ class Model(abc.ABC):
   @abc.abstractmethod
   def evaluate(self, loaded: LoadedModel, spec: records.DatasetSpec,
                model_dir: str, data_dir: str, split: str,
-               ais_config) -> dict:
-    """Held-out log-likelihood of `split` and the Bernoulli baseline's."""
+               ais_config, max_frames: int = 0) -> dict:
+    """Held-out log-likelihood of `split` and the Bernoulli baseline's.
+
+    max_frames: score a fixed subset of the split's sequences holding about
+    this many frames (0: all); a model whose evaluation is cheap whatever
+    the split's size refuses it (`refuse_frame_cap`).
+    """
+
+
+def refuse_frame_cap(max_frames: int, title: str) -> None:
+  """The usage error of --max_frames for a model that scores every window."""
+  if max_frames:
+    raise EvaluateError(
+        f"--max_frames={max_frames}: the {title} scores every window of the "
+        "split in seconds; the cap is for the RNN-RBM's per-frame AIS. Drop "
+        "the flag.")
 
 
 def check_same_frames(model_spec: records.DatasetSpec,

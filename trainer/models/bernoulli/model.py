@@ -163,9 +163,11 @@ class BernoulliModel(base.Model):
             f"baseline), {config.num_frames} frames, temperature "
             f"{config.temperature}")
 
-  def evaluate(self, loaded, spec, model_dir, data_dir, split, ais_config):
+  def evaluate(self, loaded, spec, model_dir, data_dir, split, ais_config,
+               max_frames=0):
     """Exact log-likelihood per frame; its baseline is itself (gain 0)."""
     del ais_config  # exact
+    base.refuse_frame_cap(max_frames, self.title)
     base.check_same_frames(loaded.dataset, spec, model_dir, data_dir)
     total = frames = 0.0
     sequences = 0

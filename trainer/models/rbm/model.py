@@ -59,7 +59,9 @@ class WindowRBM(base.Model):
             f"steps from {config.init}, {config.num_windows} window(s), "
             f"temperature {config.temperature}{threshold}")
 
-  def evaluate(self, loaded, spec, model_dir, data_dir, split, ais_config):
+  def evaluate(self, loaded, spec, model_dir, data_dir, split, ais_config,
+               max_frames=0):
+    base.refuse_frame_cap(max_frames, self.title)
     return likelihood.evaluate(loaded, spec, model_dir, data_dir, split,
                                ais_config)
 

@@ -3,6 +3,8 @@ frame's log Z(t) by AIS, against independent Bernoulli units with the
 (smoothed) means of the training frames. Reads files, writes none.
 """
 
+import hashlib
+
 import numpy as np
 
 from preprocess import records
@@ -14,16 +16,24 @@ from trainer.models import base
 _SEQUENCE_BATCH = 8
 
 
-def _batches_by_length(data_dir: str, split: str, spec):
-  """(frames [B, T, V], lengths [B], rows) of `split`'s sequences, sorted by
-  length so a batch pads little (AIS pays for every padded frame: in data
-  order, 8 chorales were 44% padding). rows: each sequence's index in data
-  order, which keys its noise (an int when consecutive: one Philox call), so
-  every frame's estimate is the one of the data-order batches."""
-  pieces = [(int(n[0]), index, seq[0, :int(n[0])].numpy())
-            for index, (seq, n) in enumerate(
-                data.make_sequence_dataset(data_dir, split, 1, spec))]
-  pieces.sort(key=lambda piece: piece[:2])
+def _subset(pieces: list, max_frames: int) -> list:
+  """The pieces scored under --max_frames: in the order of a hash of their
+  index (not of their length or of the corpus's file order), until they
+  hold max_frames frames (the piece that crosses it included)."""
+  order = sorted(pieces, key=lambda piece: hashlib.sha256(
+      str(piece[1]).encode()).digest())
+  total = np.cumsum([n for n, _, _ in order])
+  return order[:int(np.searchsorted(total, max_frames)) + 1]
+
+
+def _batches_by_length(pieces: list):
+  """(frames [B, T, V], lengths [B], rows) of (length, index, frames)
+  pieces, sorted by length so a batch pads little (AIS pays for every padded
+  frame: in data order, 8 chorales were 44% padding). rows: each sequence's
+  index in data order, which keys its noise (an int when consecutive: one
+  Philox call), so every frame's estimate is the one of the data-order
+  batches, whatever subset is scored."""
+  pieces = sorted(pieces, key=lambda piece: piece[:2])
   for first in range(0, len(pieces), _SEQUENCE_BATCH):
     group = pieces[first:first + _SEQUENCE_BATCH]
     longest = max(n for n, _, _ in group)
@@ -36,8 +46,22 @@ def _batches_by_length(data_dir: str, split: str, spec):
            rows[0] if consecutive else np.array(rows, np.int64))
 
 
+def _piece_stderr(nll_rows, frames, population: int) -> float:
+  """Standard error of the NLL per frame from scoring a random subset of
+  the split's pieces (a ratio estimator, with the finite-population
+  correction: 0 when every piece is scored)."""
+  nll_rows, frames = np.asarray(nll_rows), np.asarray(frames, np.float64)
+  m = len(frames)
+  if m < 2:
+    return float("nan")
+  ratio = nll_rows.sum() / frames.sum()
+  spread = np.sum((nll_rows - ratio * frames)**2) / (m - 1)
+  return float(np.sqrt(spread / m * (1 - m / population)) / frames.mean())
+
+
 def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
-             model_dir: str, data_dir: str, split: str, ais_config) -> dict:
+             model_dir: str, data_dir: str, split: str, ais_config,
+             max_frames: int = 0) -> dict:
   """log p(v(t) | v(<t)) per frame of `split`, each frame's log Z(t) by AIS.
 
   Sequences are whole pieces or fixed windows, each scored from the RNN's
@@ -45,6 +69,10 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
   add: log_z_stderr is the standard error of loglik_per_frame. The baseline
   is independent Bernoulli units with the (smoothed) means of the training
   frames, stored in model.json.
+
+  With max_frames, a fixed subset of the pieces (`_subset`) is scored;
+  piece_stderr is then the figure's error from scoring a subset, and
+  sequences_in_split, frames_in_split say of what.
 
   Returns:
     The keys of the window RBM's evaluation (loglik_per_window and its baseline only for
@@ -57,11 +85,18 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
   base_biases = ais.base_rate_biases(means, trained_on)
   p = ais.smoothed_means(means, trained_on)
   log_p, log_q = np.log(p), np.log1p(-p)
+  pieces = [(int(n[0]), index, seq[0, :int(n[0])].numpy())
+            for index, (seq, n) in enumerate(
+                data.make_sequence_dataset(data_dir, split, 1, spec))]
+  scored = _subset(pieces, max_frames) if max_frames else pieces
   nll = variance = frames = baseline = 0.0
   sequences = 0
-  for batch, lengths, rows in _batches_by_length(data_dir, split, spec):
+  piece_nll, piece_frames = [], []
+  for batch, lengths, rows in _batches_by_length(scored):
     out = model.nll_ais(batch, lengths, ais_config, base_biases,
                         row_start=rows)
+    piece_nll.extend(out["nll_rows"])
+    piece_frames.extend(lengths)
     nll += out["nll_sum"]
     variance += out["nll_variance"]
     frames += out["num_frames"]
@@ -80,6 +115,12 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
       "baseline_train_frames": trained_on,
       "gain_per_frame": per_frame - baseline / frames,
   }
+  if max_frames:
+    result.update({
+        "max_frames": max_frames, "sequences_in_split": len(pieces),
+        "frames_in_split": int(sum(n for n, _, _ in pieces)),
+        "piece_stderr": _piece_stderr(piece_nll, piece_frames,
+                                      len(pieces))})
   if spec.num_timesteps:
     result["windows"] = sequences
     result["loglik_per_window"] = -nll / sequences

@@ -593,14 +593,16 @@ class RNNRBM(tf.Module):
       squared standard error of nll_sum: frames' chains are independent, so
       variances add), num_frames. Sum these over batches; the NLL per frame
       is nll_sum / num_frames, its stderr sqrt(nll_variance) / num_frames.
+      And nll_rows: [B] each sequence's own sum.
     """
     log_z, stderr = self.log_partition_ais(v, config, base_biases, row_start)
     free = self.free_energies(v).numpy().astype(np.float64)
     mask = frame_mask(lengths, tf.shape(v)[1])
     mask = np.ones_like(free) if mask is None else mask.numpy()
-    return {"nll_sum": float(np.sum((free + log_z) * mask)),
+    rows = np.sum((free + log_z) * mask, axis=1)
+    return {"nll_sum": float(np.sum(rows)),
             "nll_variance": float(np.sum(stderr**2 * mask)),
-            "num_frames": float(mask.sum())}
+            "num_frames": float(mask.sum()), "nll_rows": rows}
 
   # --- generation -------------------------------------------------------------
 

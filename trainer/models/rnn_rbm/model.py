@@ -54,9 +54,10 @@ class RNNRBMModel(base.Model):
             f"{config.temperature}" + (", after a primer" if config.primer
                                        else ""))
 
-  def evaluate(self, loaded, spec, model_dir, data_dir, split, ais_config):
+  def evaluate(self, loaded, spec, model_dir, data_dir, split, ais_config,
+               max_frames=0):
     return likelihood.evaluate(loaded, spec, model_dir, data_dir, split,
-                               ais_config)
+                               ais_config, max_frames)
 
 
 MODEL = RNNRBMModel()
