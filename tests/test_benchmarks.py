@@ -212,3 +212,36 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
   with pytest.raises(cli.UsageError, match="other settings"):
     polyphonic_benchmark.run_set(
         dataclasses.replace(config, transpose=0), "piano_midi")
+
+
+def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(
+    tmp_path):
+  from benchmarks import rnn_rbm_drift  # pylint: disable=g-import-not-at-top
+  from trainer.models.rnn_rbm import maths  # pylint: disable=g-import-not-at-top
+  from trainer.models.rnn_rbm import training  # pylint: disable=g-import-not-at-top
+  data_dir, model_dir = str(tmp_path / "pieces"), str(tmp_path / "model")
+  rng = np.random.default_rng(0)
+  train = fake_dataset.cycle_pieces(rng.integers(10, 30, 12), seed=1)
+  spec = fake_dataset.write_piece_dataset(
+      data_dir, train, fake_dataset.cycle_pieces(rng.integers(10, 30, 4),
+                                                 seed=2))
+  model = maths.RNNRBM(spec.n_columns, 8, 6, seed=1)
+  training.save(model_dir, model, spec, {}, 1, np.full(spec.n_columns, 0.25),
+                100)
+  config = rnn_rbm_drift.DriftConfig(model_dir=model_dir, data_dir=data_dir,
+                                     num_samples=6)
+  out = rnn_rbm_drift.measure(config)
+  assert out["temperature"] == 1.0  # no sampling.json
+  assert out["data"]["most_notes"] == max(p.sum(1).max() for p in train)
+  assert len(out["free_running"]["notes_per_frame_by_eighth"]) == 8
+  for part in ("teacher_forced", "data"):
+    assert sum(out[part]["histogram"]) == pytest.approx(1, abs=1e-3)
+  assert out == rnn_rbm_drift.measure(config)  # seeded
+  bernoulli = str(tmp_path / "bernoulli")
+  with open(os.path.join(model_dir, "model.json")) as f:
+    info = json.load(f)
+  os.makedirs(bernoulli)
+  with open(os.path.join(bernoulli, "model.json"), "w") as f:
+    json.dump({**info, "model": "bernoulli"}, f)
+  with pytest.raises(cli.UsageError):
+    rnn_rbm_drift.measure(dataclasses.replace(config, model_dir=bernoulli))
