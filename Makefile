@@ -57,8 +57,12 @@ $(INSTALLED): setup.py
 
 install: $(INSTALLED) ## create .venv and install the package with trainer, test, demo and audio extras
 
+# Two pytest workers: much of the suite waits on subprocesses and
+# TensorFlow's start-up, which the other worker fills (TEST_WORKERS=0: one
+# process).
+TEST_WORKERS ?= 2
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 lint: $(INSTALLED) ## ruff with ruff.toml over the whole tree (CI runs it before the tests)
 	$(PY) -m ruff check .

@@ -39,8 +39,8 @@ setuptools.setup(
             # trainer.compare's figure (Agg backend, no display needed).
             "matplotlib>=3.7",
         ],
-        "test": ["pytest>=8", "hypothesis>=6.100", "gcp-storage-emulator>=2024.8",
-                 "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100",
+                 "gcp-storage-emulator>=2024.8", "ruff>=0.6"],
         # The demo corpus: Bach chorales shipped inside music21 (public domain).
         "data": ["music21>=9"],
         # With `trainer`: TensorFlow's own CUDA wheels (deploy/Dockerfile.trainer).
