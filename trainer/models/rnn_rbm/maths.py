@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from trainer.models import ais as ais_lib
 from trainer.models.rbm.maths import visible_bias_from_means
+from trainer.models.rnn_rbm.settings import noise_streams_per_step
 from trainer.random_streams import STREAMS_PER_STEP, UINT16_SCALE, bernoulli, keyed_uint16
 
 # Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
@@ -217,12 +218,6 @@ def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
       h = sample(tf.sigmoid(_dot(v, weights) + hidden_bias), 2 + 2 * i,
                  n_hidden)
   return v, recon
-
-
-def context_streams(k: int) -> int:
-  """Noise families per training step of CD-k with scheduled sampling: the
-  negatives' 2k + 1, the context samples' 2k + 1 and the choice's one."""
-  return 4 * k + 3
 
 
 def frame_mask(lengths, num_frames):
@@ -460,7 +455,7 @@ class RNNRBM(tf.Module):
       (reconstruction error from p(v | h0), summed over units and real
       frames), negatives [B, T, V] (v*).
     """
-    streams = 2 * k + 1 if context_rate is None else context_streams(k)
+    streams = noise_streams_per_step(k, context_rate is not None)
     if k < 1 or streams > STREAMS_PER_STEP:
       raise ValueError(f"cd_k={k} needs {streams} noise streams per step; "
                        f"at most {STREAMS_PER_STEP}.")

@@ -5,6 +5,13 @@ import dataclasses
 from common.cli import setting
 
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def noise_streams_per_step(cd_k: int, context_sampling: bool) -> int:
+  """Noise families one training step of CD-k draws: the negatives' 2k + 1,
+  and with scheduled sampling the context samples' 2k + 1 and the choice's
+  one (maths.RNNRBM.cd_terms)."""
+  return 4 * cd_k + 3 if context_sampling else 2 * cd_k + 1
 # Gibbs steps per generated frame: two streams each within the model's 2^12
 # streams per frame (maths.py; a test checks).
 MAX_FRAME_GIBBS_STEPS = 2**11 - 1
@@ -81,8 +88,7 @@ class Training:
     if not 0.0 <= self.context_sampling <= 1.0:
       raise ValueError(f"--context_sampling={self.context_sampling} must be "
                        "in [0, 1].")
-    streams = (4 * self.cd_k + 3 if self.context_sampling
-               else 2 * self.cd_k + 1)
+    streams = noise_streams_per_step(self.cd_k, bool(self.context_sampling))
     if self.model == "rnn_rbm" and streams > 1024:
       raise ValueError(f"--cd_k={self.cd_k}: the RNN-RBM uses {streams} "
                        "noise streams per step here, at most 1024.")
