@@ -14,8 +14,9 @@ DEMO_CORPUS := data/chorales
 CORPUS ?= $(DEMO_CORPUS)
 OUT ?= out
 # Another MODEL than the default gets its own folders (out/job-rnn_rbm...),
-# so two models never mix; the RNN-RBM's dataset holds whole pieces.
-DATASET ?= $(OUT)/dataset$(if $(filter rnn_rbm,$(MODEL)),-pieces)
+# so two models never mix; the recurrent models' dataset holds whole pieces.
+SEQUENCE_MODELS := rnn_rbm rnn_nade
+DATASET ?= $(OUT)/dataset$(if $(filter $(SEQUENCE_MODELS),$(MODEL)),-pieces)
 JOB_DIR ?= $(OUT)/job$(MODEL_SUFFIX)
 SAMPLES ?= $(OUT)/samples$(MODEL_SUFFIX)
 # Extra flags for the jobs, e.g. make train TRAIN_FLAGS='--epochs=20 --momentum'
@@ -26,16 +27,17 @@ GENERATE_FLAGS ?=
 # e.g. make compare COMPARE_FLAGS='--max_files=300 --soundfont=my.sf2'
 COMPARE_FLAGS ?=
 NUM_SAMPLES ?= 1000
-# MODEL=rnn_rbm: the temporal model, on whole pieces with a valid split that
-# picks its best state; MODEL=bernoulli: the baseline. Each model's dataset
+# MODEL=rnn_rbm or rnn_nade: the temporal models, on whole pieces with a valid
+# split that picks their best state; MODEL=bernoulli: the baseline. Each model's dataset
 # flags go before PREPROCESS_FLAGS (a flag given there wins).
 MODEL ?= rbm
-MODELS := rbm rnn_rbm bernoulli
+MODELS := rbm rnn_rbm rnn_nade bernoulli
 ifeq ($(filter $(MODEL),$(MODELS)),)
 $(error MODEL=$(MODEL) is not a model: use one of $(MODELS))
 endif
 MODEL_SUFFIX := $(if $(filter rbm,$(MODEL)),,-$(MODEL))
 MODEL_PREPROCESS_FLAGS_rnn_rbm := --num_timesteps=0 --valid_fraction=0.1
+MODEL_PREPROCESS_FLAGS_rnn_nade := $(MODEL_PREPROCESS_FLAGS_rnn_rbm)
 # The RNN-RBM's AIS costs time per frame: make evaluate scores a fixed subset
 # of 5,000 frames or more and reports its sampling error (piece_stderr);
 # EVAL_FLAGS=--max_frames=0 scores every piece.

@@ -142,20 +142,20 @@ def test_a_crashed_run_resumes_to_the_same_bytes(model_dir, tmp_path,
                                                  monkeypatch):
   whole = str(tmp_path / "whole")
   generate_lib.generate(model_dir, whole, config())
-  sample = generate_rnn_rbm.RNNRBMGenerator.sample
+  sample = generate_rnn_rbm.FrameGenerator.sample
 
   def crash_on_the_last_block(self, blocks, attempt):
     if 2 in blocks:
       raise RuntimeError("killed")
     return sample(self, blocks, attempt)
-  monkeypatch.setattr(generate_rnn_rbm.RNNRBMGenerator, "sample",
+  monkeypatch.setattr(generate_rnn_rbm.FrameGenerator, "sample",
                       crash_on_the_last_block)
   out = str(tmp_path / "out")
   with pytest.raises(RuntimeError, match="killed"):
     generate_lib.generate(model_dir, out, config(blocks_per_call=1))
   assert len(files(out)) == 2 * BLOCK
   assert not os.path.exists(os.path.join(out, "manifest.jsonl"))
-  monkeypatch.setattr(generate_rnn_rbm.RNNRBMGenerator, "sample", sample)
+  monkeypatch.setattr(generate_rnn_rbm.FrameGenerator, "sample", sample)
   with open(os.path.join(out, "sample-000003.mid"), "r+b") as f:
     f.truncate(20)  # damaged after it was recorded
   summary = generate_lib.generate(model_dir, out, config())

@@ -121,10 +121,13 @@ def _check_other_models_fields(config, kind: str) -> None:
   (its DEFAULTS, else the field's default): a flag the run would ignore."""
   own = models.settings(config.model)
   defaults = getattr(own, "DEFAULTS", {})
+  reads = getattr(own, "READS", ())
   for name in models.NAMES:
     if name == config.model:
       continue
     for field in dataclasses.fields(getattr(models.settings(name), kind)):
+      if field.name in reads:
+        continue
       expected = defaults.get(field.name, field.default)
       if getattr(config, field.name) != expected:
         raise ValueError(f"--{field.name} is a setting of --model={name}; "
@@ -169,12 +172,14 @@ class GenerateJob:
       "model (1: the model's own distribution). Frame models sample at 1 "
       "unless this flag is given.")
   num_frames: int = setting(
-      0, "Frame models (rnn_rbm, bernoulli): frames (grid steps) per sample, "
+      0, "Frame models (rnn_rbm, rnn_nade, bernoulli): frames (grid steps) per "
+      "sample, "
       "e.g. 128 = 32 bars of 4/4 on a quarter-note grid; 0: 32 bars on the "
       "model's grid. A window RBM's length is --num_windows.")
   primer: str | None = setting(
       None, "A MIDI file to continue: a window RBM clamps its first window to "
-      "the file's end; an RNN-RBM runs its RNN over the whole file first.")
+      "the file's end; an RNN-RBM or RNN-NADE runs its RNN over the whole file "
+      "first.")
   num_shards: int = setting(1, "Workers splitting the job.")
   shard_index: int = setting(0, "This worker's shard.")
   resample_empty: int = setting(

@@ -3,8 +3,9 @@ r"""Generate samples from a trained model: thousands of MIDI files, locally or t
     python -m trainer.generate --model_dir=out/job/model --output=out/samples \
         --num_samples=1000 [--previews]
 
-Frame models (trainer.task --model=rnn_rbm or bernoulli) make pieces frame by
-frame: --num_frames=N (default 32 bars), and the RNN-RBM --primer=FILE.mid.
+Frame models (trainer.task --model=rnn_rbm, rnn_nade or bernoulli) make pieces
+frame by frame: --num_frames=N (default 32 bars), and the recurrent ones
+--primer=FILE.mid.
 
 Rerunning the same command resumes; `--num_shards/--shard_index` split one job
 across workers. The flags are trainer/config.py's GenerateConfig and

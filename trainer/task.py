@@ -1,4 +1,4 @@
-r"""Train a model (--model: rbm, rnn_rbm, bernoulli) under tf.distribute.
+r"""Train a model (--model: rbm, rnn_rbm, rnn_nade, bernoulli) under tf.distribute.
 
     python -m trainer.task --data_dir=out/dataset --job_dir=out/job
     python -m trainer.task --model=rnn_rbm --data_dir=PIECES --job_dir=out/rnn

@@ -4,7 +4,8 @@ Each folder `trainer/models/<name>/` holds everything one model is:
 
     settings.py     its own settings (dataclasses declared with
                     common.cli.setting), its defaults for the job's shared
-                    settings, and their checks. No TensorFlow: deploy/ and
+                    settings, and their checks; READS, the settings of
+                    another model it uses too. No TensorFlow: deploy/ and
                     the CLIs read it before TensorFlow starts.
     model.py        `MODEL`, a `base.Model`: the training step, the sampler,
                     the likelihood, and how the model is saved and loaded.
@@ -23,6 +24,8 @@ MODELS = {
            "frames",
     "rnn_rbm": "the RNN-RBM (Boulanger-Lewandowski et al. 2012): an RBM per "
                "frame whose biases follow an RNN over the piece so far",
+    "rnn_nade": "the RNN-NADE (the same paper): the RNN-RBM's RNN with an "
+                "exact NADE per frame, scored without AIS",
     "bernoulli": "independent Bernoulli units per frame: the baseline every "
                  "model must beat",
 }

@@ -234,11 +234,12 @@ class Model(abc.ABC):
 
 
 def refuse_frame_cap(max_frames: int, title: str) -> None:
-  """The usage error of --max_frames for a model that scores every window."""
+  """The usage error of --max_frames for a model that scores a whole split
+  in seconds."""
   if max_frames:
     raise EvaluateError(
-        f"--max_frames={max_frames}: the {title} scores every window of the "
-        "split in seconds; the cap is for the RNN-RBM's per-frame AIS. Drop "
+        f"--max_frames={max_frames}: the {title} scores the whole split in "
+        "seconds; the cap is for the RNN-RBM's per-frame AIS. Drop "
         "the flag.")
 
 

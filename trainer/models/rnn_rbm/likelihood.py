@@ -1,6 +1,8 @@
 """The RNN-RBM's held-out likelihood: log p(v(t) | v(<t)) per frame, each
 frame's log Z(t) by AIS, against independent Bernoulli units with the
-(smoothed) means of the training frames. Reads files, writes none.
+(smoothed) means of the training frames. `evaluate_sequences` is the part
+any frame model shares (the RNN-NADE scores exactly). Reads files, writes
+none.
 """
 
 import hashlib
@@ -64,25 +66,57 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
              max_frames: int = 0) -> dict:
   """log p(v(t) | v(<t)) per frame of `split`, each frame's log Z(t) by AIS.
 
+  The frames' AIS runs are independent, so their variances add:
+  log_z_stderr is the standard error of loglik_per_frame. See
+  `evaluate_sequences` for the rest.
+  """
+  means, trained_on = _frame_statistics(loaded)
+  base_biases = ais.base_rate_biases(means, trained_on)
+
+  def score(batch, lengths, rows):
+    out = loaded.model.nll_ais(batch, lengths, ais_config, base_biases,
+                               row_start=rows)
+    return out["nll_rows"], out["nll_variance"]
+
+  result, variance = evaluate_sequences(loaded, spec, model_dir, data_dir,
+                                        split, score, max_frames)
+  result.update({
+      "log_z_stderr": float(np.sqrt(variance) / result["frames"]),
+      "ais_chains": ais_config.num_chains, "ais_betas": ais_config.num_betas,
+      "ais_seed": ais_config.seed})
+  return result
+
+
+def _frame_statistics(loaded: base.LoadedModel):
+  """The training frames' unit means and their count, from model.json."""
+  stats = loaded.info.get("frame_statistics", {})
+  return stats.get("means"), int(stats.get("frames", 0))
+
+
+def evaluate_sequences(loaded: base.LoadedModel, spec: records.DatasetSpec,
+                       model_dir: str, data_dir: str, split: str, score,
+                       max_frames: int = 0) -> tuple[dict, float]:
+  """A frame model's log p(v(t) | v(<t)) per frame of `split`.
+
   Sequences are whole pieces or fixed windows, each scored from the RNN's
-  initial state. The frames' AIS runs are independent, so their variances
-  add: log_z_stderr is the standard error of loglik_per_frame. The baseline
-  is independent Bernoulli units with the (smoothed) means of the training
-  frames, stored in model.json.
+  initial state. The baseline is independent Bernoulli units with the
+  (smoothed) means of the training frames, stored in model.json.
 
   With max_frames, a fixed subset of the pieces (`_subset`) is scored;
   piece_stderr is then the figure's error from scoring a subset, and
   sequences_in_split, frames_in_split say of what.
 
+  Args:
+    score: (frames [B, T, V], lengths [B], rows) -> (each sequence's NLL
+      [B], the variance of their sum); rows keys the noise (see
+      `_batches_by_length`).
   Returns:
-    The keys of the window RBM's evaluation (loglik_per_window and its baseline only for
-    fixed windows; per sequence for whole pieces: loglik_per_sequence).
+    (the keys of the window RBM's evaluation: loglik_per_window and its
+    baseline only for fixed windows, per sequence for whole pieces:
+    loglik_per_sequence; the variance of the NLL sum).
   """
   base.check_same_frames(loaded.dataset, spec, model_dir, data_dir)
-  model = loaded.model
-  stats = loaded.info.get("frame_statistics", {})
-  means, trained_on = stats.get("means"), int(stats.get("frames", 0))
-  base_biases = ais.base_rate_biases(means, trained_on)
+  means, trained_on = _frame_statistics(loaded)
   p = ais.smoothed_means(means, trained_on)
   log_p, log_q = np.log(p), np.log1p(-p)
   pieces = [(int(n[0]), index, seq[0, :int(n[0])].numpy())
@@ -93,13 +127,12 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
   sequences = 0
   piece_nll, piece_frames = [], []
   for batch, lengths, rows in _batches_by_length(scored):
-    out = model.nll_ais(batch, lengths, ais_config, base_biases,
-                        row_start=rows)
-    piece_nll.extend(out["nll_rows"])
+    nll_rows, nll_variance = score(batch, lengths, rows)
+    piece_nll.extend(nll_rows)
     piece_frames.extend(lengths)
-    nll += out["nll_sum"]
-    variance += out["nll_variance"]
-    frames += out["num_frames"]
+    nll += float(np.sum(nll_rows))
+    variance += nll_variance
+    frames += float(np.sum(lengths))
     baseline += base.masked_baseline_sum(batch, lengths, log_p, log_q)
     sequences += len(batch)
   per_frame = -nll / frames
@@ -107,9 +140,6 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
       "model": loaded.name, "model_dir": model_dir, "data_dir": data_dir,
       "split": split, "sequences": sequences, "frames": int(frames),
       "num_timesteps": spec.num_timesteps,
-      "log_z_stderr": float(np.sqrt(variance) / frames),
-      "ais_chains": ais_config.num_chains, "ais_betas": ais_config.num_betas,
-      "ais_seed": ais_config.seed,
       "loglik_per_frame": per_frame,
       "baseline_loglik_per_frame": baseline / frames,
       "baseline_train_frames": trained_on,
@@ -127,4 +157,4 @@ def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,
     result["baseline_loglik_per_window"] = baseline / sequences
   else:
     result["loglik_per_sequence"] = -nll / sequences
-  return result
+  return result, variance

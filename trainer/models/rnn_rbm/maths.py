@@ -332,7 +332,72 @@ class FrameRNN(tf.Module):
             "num_frames": _num_frames(v, mask)}
 
 
-class RNNRBM(tf.Module):
+class RecurrentBiases(tf.Module):
+  """The RNN both frame models share: frame t's biases from the frames before.
+
+      b_v(t) = b_v + u(t-1) W_uv,     b_h(t) = b_h + u(t-1) W_uh,
+      u(t)   = tanh(b_u + v(t) W_vu + u(t-1) W_uu),     u(0) = u0 (learned).
+
+  The RNN-RBM (below) puts an RBM on each frame, the RNN-NADE
+  (trainer/models/rnn_nade) a NADE; both read these biases, start the RNN
+  from a pretrained `FrameRNN` and continue a primer from `initial_state`.
+  A subclass sets n_visible, n_hidden, n_hidden_recurrent, visible_bias [V]
+  and hidden_bias [H], and calls `_init_rnn`.
+  """
+
+  def _init_rnn(self, seed: int, zero_bias_projections: bool) -> None:
+    """W_uv, W_uh, W_vu, W_uu ~ N(0, 0.0001^2) (the Theano tutorial's), b_u
+    and u0 zero; W_uv and W_uh exactly zero with zero_bias_projections."""
+    v, h, u = self.n_visible, self.n_hidden, self.n_hidden_recurrent
+    small = (lambda shape, i: tf.zeros(shape)) if zero_bias_projections else (
+        lambda shape, i: _normal(shape, seed, i, 1e-4))
+    self.w_uv = tf.Variable(small([u, v], 1), name="w_uv")
+    self.w_uh = tf.Variable(small([u, h], 2), name="w_uh")
+    self.w_vu = tf.Variable(_normal([v, u], seed, 3, 1e-4), name="w_vu")
+    self.w_uu = tf.Variable(_normal([u, u], seed, 4, 1e-4), name="w_uu")
+    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
+
+  def copy_rnn_from(self, rnn: FrameRNN) -> None:
+    """W_vu, W_uu, b_u, u0 and W_uv from a pretrained `FrameRNN`."""
+    if (rnn.n_visible, rnn.n_hidden_recurrent) != (self.n_visible,
+                                                   self.n_hidden_recurrent):
+      raise ValueError(
+          f"the pretrained RNN has V={rnn.n_visible}, U="
+          f"{rnn.n_hidden_recurrent}; this model has V={self.n_visible}, "
+          f"U={self.n_hidden_recurrent}.")
+    for mine, theirs in ((self.w_vu, rnn.w_vu), (self.w_uu, rnn.w_uu),
+                         (self.b_u, rnn.b_u), (self.u0, rnn.u0),
+                         (self.w_uv, rnn.w_uv)):
+      mine.assign(theirs)
+
+  def frame_biases(self, v, u_start=None):
+    """Every frame's biases given the frames before it.
+
+    Args:
+      v: [B, T, V]; u_start: [B, U] state before frame 0 (None: u0).
+    Returns:
+      (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
+    """
+    u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
+                                    self.u0, u_start)
+    return (self.visible_bias + _dot(u_prev, self.w_uv),
+            self.hidden_bias + _dot(u_prev, self.w_uh), u_last)
+
+  def initial_state(self, num_samples: int, primer=None):
+    """RNN state [num_samples, U] to generate from: u0, or after a primer.
+
+    Args:
+      primer: [P, V] frames every sample continues (None: no primer).
+    """
+    if primer is None or len(primer) == 0:
+      u = self.u0[None, :]
+    else:
+      _, _, u = self.frame_biases(tf.cast(primer, tf.float32)[None])
+    return tf.broadcast_to(u, [num_samples, self.n_hidden_recurrent])
+
+
+class RNNRBM(RecurrentBiases):
   """The RNN-RBM. Create it under `strategy.scope()` to mirror it."""
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
@@ -356,14 +421,7 @@ class RNNRBM(tf.Module):
         tf.zeros([v]) if unit_means is None else
         visible_bias_from_means(unit_means), name="visible_bias")
     self.hidden_bias = tf.Variable(tf.zeros([h]), name="hidden_bias")
-    small = (lambda shape, i: tf.zeros(shape)) if zero_bias_projections else (
-        lambda shape, i: _normal(shape, seed, i, 1e-4))
-    self.w_uv = tf.Variable(small([u, v], 1), name="w_uv")
-    self.w_uh = tf.Variable(small([u, h], 2), name="w_uh")
-    self.w_vu = tf.Variable(_normal([v, u], seed, 3, 1e-4), name="w_vu")
-    self.w_uu = tf.Variable(_normal([u, u], seed, 4, 1e-4), name="w_uu")
-    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
-    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
+    self._init_rnn(seed, zero_bias_projections)
 
   # --- initialisation from pretrained parts ---------------------------------
 
@@ -397,33 +455,7 @@ class RNNRBM(tf.Module):
     self.visible_bias.assign(rbm.visible_bias)
     self.hidden_bias.assign(rbm.hidden_bias)
 
-  def copy_rnn_from(self, rnn: FrameRNN) -> None:
-    """W_vu, W_uu, b_u, u0 and W_uv from a pretrained `FrameRNN`."""
-    if (rnn.n_visible, rnn.n_hidden_recurrent) != (self.n_visible,
-                                                   self.n_hidden_recurrent):
-      raise ValueError(
-          f"the pretrained RNN has V={rnn.n_visible}, U="
-          f"{rnn.n_hidden_recurrent}; this RNN-RBM has V={self.n_visible}, "
-          f"U={self.n_hidden_recurrent}.")
-    for mine, theirs in ((self.w_vu, rnn.w_vu), (self.w_uu, rnn.w_uu),
-                         (self.b_u, rnn.b_u), (self.u0, rnn.u0),
-                         (self.w_uv, rnn.w_uv)):
-      mine.assign(theirs)
-
   # --- the recurrence and the per-frame RBMs ---------------------------------
-
-  def frame_biases(self, v, u_start=None):
-    """Every frame's RBM biases given the frames before it.
-
-    Args:
-      v: [B, T, V]; u_start: [B, U] state before frame 0 (None: u0).
-    Returns:
-      (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
-    """
-    u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
-                                    self.u0, u_start)
-    return (self.visible_bias + _dot(u_prev, self.w_uv),
-            self.hidden_bias + _dot(u_prev, self.w_uh), u_last)
 
   def cd_terms(self, v, lengths, k: int, seed, step, row_start,
                context_rate=None):
@@ -600,18 +632,6 @@ class RNNRBM(tf.Module):
             "num_frames": float(mask.sum()), "nll_rows": rows}
 
   # --- generation -------------------------------------------------------------
-
-  def initial_state(self, num_samples: int, primer=None):
-    """RNN state [num_samples, U] to generate from: u0, or after a primer.
-
-    Args:
-      primer: [P, V] frames every sample continues (None: no primer).
-    """
-    if primer is None or len(primer) == 0:
-      u = self.u0[None, :]
-    else:
-      _, _, u = self.frame_biases(tf.cast(primer, tf.float32)[None])
-    return tf.broadcast_to(u, [num_samples, self.n_hidden_recurrent])
 
   def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
                gibbs_steps: int = 25, primer=None, u_start=None,

@@ -2,7 +2,7 @@
 
 The generation job (trainer/generation: blocks aligned to global indices,
 manifest, progress, resume, GCS, previews) asks the model for its sampler
-(model.py); `RNNRBMGenerator.sample(blocks, attempt)` answers with uint8
+(model.py); `FrameGenerator.sample(blocks, attempt)` answers with uint8
 pieces [len(blocks) * BLOCK, frames, columns].
 
 Determinism. Sample i is row i % BLOCK of a [BLOCK, ...] chain (the shapes
@@ -47,7 +47,7 @@ def one_thread_per_op() -> bool:
   and two Philox draws of 11-20k numbers). Split over TensorFlow's intra-op
   pool they cost about 30% more CPU (hand-offs, threads spinning while they
   wait) and finish no sooner, since every core already runs a block of its
-  own (`RNNRBMGenerator.sample`). The bytes do not depend on it
+  own (`FrameGenerator.sample`). The bytes do not depend on it
   (tests/test_generate_rnn_rbm.py compares the CLI with an in-process run).
   The setting is process-wide, so the entry points call it (through the
   model's configure_generation), not the generation job.
@@ -80,41 +80,48 @@ WINDOW_LEVERS = {"num_windows": 1, "overlap": 0, "articulate_threshold": 0.0,
 _OWN_MESSAGE = ("articulate_threshold", "play_threshold", "candidates")
 
 
-def check_flags(config, loaded: base.LoadedModel) -> None:
-  """Refuses the window RBM's levers, naming what to use."""
+def check_flags(config, loaded: base.LoadedModel,
+                title: str = "RNN-RBM") -> None:
+  """Refuses the window RBM's levers, naming what to use (the RNN-RBM's, or
+  the RNN-NADE's with `title`)."""
   spec = loaded.dataset.roll_spec
   if config.given("gibbs_steps"):
     raise GenerateError(
         f"--gibbs_steps={config.gibbs_steps} counts a window RBM's steps; "
-        f"this model is an RNN-RBM: pass --gibbs_steps_per_frame="
-        f"{config.gibbs_steps} (default 25).")
+        + (f"this model is an RNN-RBM: pass --gibbs_steps_per_frame="
+           f"{config.gibbs_steps} (default 25)." if title == "RNN-RBM" else
+           f"this model is an {title}, which draws each frame exactly: "
+           "leave it out."))
   if any(config.given(name) and getattr(config, name) != neutral
          for name, neutral in WINDOW_LEVERS.items()
          if name not in _OWN_MESSAGE):
     raise GenerateError(
-        f"--num_windows/--overlap chain a window RBM's windows; an RNN-RBM "
+        f"--num_windows/--overlap chain a window RBM's windows; an {title} "
         f"makes one piece frame by frame: pass --num_frames=N (e.g. "
         f"{128 * spec.steps_per_quarter} = 32 bars).")
   if config.init == "data" or config.data_dir:
     raise GenerateError(
         "--init=data/--data_dir start a window RBM's chains from training "
-        "windows; an RNN-RBM's frames follow its RNN: pass --primer=FILE.mid "
+        f"windows; an {title}'s frames follow its RNN: pass --primer=FILE.mid "
         "to start from music.")
   if config.given("articulate_threshold") and config.articulate_threshold:
     raise GenerateError(
         f"--articulate_threshold={config.articulate_threshold} is for window "
-        "RBMs (an RNN-RBM feeds each sampled frame to its RNN): pass 0 "
+        f"RBMs (an {title} feeds each sampled frame to its RNN): pass 0 "
         "(--temperature works for both).")
   if ((config.given("candidates") and config.candidates != 1) or
       config.play_threshold):
     raise GenerateError(
         f"--candidates={config.candidates}/--play_threshold="
         f"{config.play_threshold} choose and decode a window RBM's windows; an "
-        "RNN-RBM carries its context in its RNN: leave them out.")
+        f"{title} carries its context in its RNN: leave them out.")
 
 
-def prepare(loaded: base.LoadedModel, config):
-  """The config the sampler runs with, and the sampler.
+def prepare(loaded: base.LoadedModel, config, title: str = "RNN-RBM",
+            model_kwargs=None):
+  """The config the sampler runs with, and the sampler (the RNN-RBM's; a
+  model of the same recurrence passes its `title` and `model_kwargs`,
+  config -> its generate's own keyword arguments).
 
   The config gets num_frames (default: 32 bars), the window levers at their
   neutral values, and temperature 1 (the model's own distribution) unless
@@ -127,7 +134,7 @@ def prepare(loaded: base.LoadedModel, config):
     GenerateError: a flag of a window RBM, or a bad primer.
     FileNotFoundError: --primer does not exist.
   """
-  check_flags(config, loaded)
+  check_flags(config, loaded, title)
   config = dataclasses.replace(
       config, **WINDOW_LEVERS,
       num_frames=base.frame_model_length(config, loaded.dataset,
@@ -141,15 +148,20 @@ def prepare(loaded: base.LoadedModel, config):
                            BLOCKS_PER_CORE * _cores())))
   primer = (primer_lib.load_primer(config.primer, loaded.dataset.roll_spec)
             if config.primer else None)
-  return config, RNNRBMGenerator(loaded, config, primer)
+  if model_kwargs is None:
+    model_kwargs = lambda c: {"gibbs_steps": c.gibbs_steps_per_frame}
+  return config, FrameGenerator(loaded, config, primer, model_kwargs(config))
 
 
-class RNNRBMGenerator:
-  """Samples RNN-RBM pieces block by block (see the module docstring)."""
+class FrameGenerator:
+  """Samples pieces of a recurrent frame model block by block (see the
+  module docstring); model_kwargs go to its generate."""
 
-  def __init__(self, loaded: base.LoadedModel, config, primer=None):
+  def __init__(self, loaded: base.LoadedModel, config, primer=None,
+               model_kwargs=None):
     self.model = loaded.model
     self.config = config
+    self.model_kwargs = model_kwargs or {}
     # Every sample continues the same primer: one RNN pass, broadcast.
     self.u_start = self.model.initial_state(BLOCK, primer)
 
@@ -173,8 +185,8 @@ class RNNRBMGenerator:
     for start in range(0, config.num_frames, FRAMES_PER_CALL):
       frames, u = self.model.generate(
           BLOCK, min(FRAMES_PER_CALL, config.num_frames - start), config.seed,
-          row_start=block * BLOCK, gibbs_steps=config.gibbs_steps_per_frame,
-          u_start=u, frame_start=attempt * ATTEMPT_FRAMES + start,
-          temperature=config.temperature)
+          row_start=block * BLOCK, u_start=u,
+          frame_start=attempt * ATTEMPT_FRAMES + start,
+          temperature=config.temperature, **self.model_kwargs)
       pieces.append(frames.numpy().astype(np.uint8))
     return np.concatenate(pieces, axis=1)

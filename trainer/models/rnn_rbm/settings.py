@@ -35,15 +35,15 @@ class Training:
   """The RNN-RBM's own training settings."""
 
   num_hidden_recurrent: int = setting(
-      100, "rnn_rbm: units of the RNN state u(t).")
+      100, "rnn_rbm, rnn_nade: units of the RNN state u(t).")
   sequence_length: int = setting(
-      100, "rnn_rbm: training crops of at most this many frames (a random "
+      100, "rnn_rbm, rnn_nade: training crops of at most this many frames (a random "
       "window of each piece per epoch); 0: whole sequences.")
   lr_schedule: str = setting(
-      "constant", "rnn_rbm: constant, or cosine decay of --learning_rate to 0 "
+      "constant", "rnn_rbm, rnn_nade: constant, or cosine decay of --learning_rate to 0 "
       "over the run (Adam).", choices=LR_SCHEDULES)
   clip_norm: float = setting(
-      10.0, "rnn_rbm: clip the gradient's global norm to this (0: no "
+      10.0, "rnn_rbm, rnn_nade: clip the gradient's global norm to this (0: no "
       "clipping).")
   init_from: str | None = setting(
       None, "rnn_rbm: a model/ folder of a frame RBM (--model=rbm trained on "
@@ -51,11 +51,11 @@ class Training:
       "grid) whose W, b_v, b_h start the RNN-RBM, as the paper pretrains; "
       "W_uv, W_uh then start at zero.")
   pretrain_rnn_epochs: int = setting(
-      0, "rnn_rbm: first train a plain RNN to predict the next frame (exact "
+      0, "rnn_rbm, rnn_nade: first train a plain RNN to predict the next frame (exact "
       "cross-entropy) for this many epochs and copy its weights in, as the "
       "paper does (0: no RNN pretraining).")
   pretrain_rnn_learning_rate: float = setting(
-      0.01, "rnn_rbm: Adam's learning rate of that RNN pretraining (the "
+      0.01, "rnn_rbm, rnn_nade: Adam's learning rate of that RNN pretraining (the "
       "RNN learns from scratch: a larger step than the RNN-RBM's).")
   context_sampling: float = setting(
       0.2, "rnn_rbm: parallel scheduled sampling against drift in long "
@@ -65,8 +65,9 @@ class Training:
       "(the best likelihood: 0.2 costs ~0.09 nats/frame on the chorales). "
       "Costs a second CD chain per step.")
   validate_every_epochs: int = setting(
-      5, "rnn_rbm: every this many epochs, estimate the NLL per frame of a "
-      "fixed subset of held-out frames by a short AIS and keep the best "
+      5, "rnn_rbm, rnn_nade: every this many epochs, estimate the NLL per frame "
+      "of a fixed subset of held-out frames (rnn_rbm: by a short AIS; "
+      "rnn_nade: exactly) and keep the best "
       "checkpoint; the best, not the last, is exported (early stopping).")
   validation_ais_betas: int = setting(
       300, "rnn_rbm: AIS betas of that cheap validation estimate (it is "

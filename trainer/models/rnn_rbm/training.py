@@ -24,6 +24,7 @@ It must not read flags (trainer/task.py does).
 
 import dataclasses
 import math
+import typing
 
 from absl import logging
 import numpy as np
@@ -98,18 +99,34 @@ class Adam:
 
 
 class SequenceTrainer:
-  """One RNN-RBM update per call, on a global batch split by `strategy`."""
+  """One update of a sequence model per call, on a global batch split by
+  `strategy`: the RNN-RBM's CD surrogate here; a subclass sets PARAMS,
+  REPORTED and `terms` for another model (the RNN-NADE's exact NLL)."""
 
-  def __init__(self, strategy, model: rnn_rbm_lib.RNNRBM,
-               config, total_steps: int):
+  # The arrays the update trains, as the model's attributes.
+  PARAMS = PARAMS
+  # The figures a step reports (per real frame of the global batch), each
+  # from the sum of that name in the model's terms.
+  REPORTED: typing.ClassVar[dict] = {
+      "free_energy_gap": "loss_sum",
+      "reconstruction_error": "squared_error_sum"}
+
+  def __init__(self, strategy, model, config, total_steps: int):
     self.strategy, self.model, self.config = strategy, model, config
-    self.params = [getattr(model, n) for n in PARAMS]
+    self.params = [getattr(model, n) for n in self.PARAMS]
     self.optimiser = Adam(strategy, self.params, config.learning_rate,
                           config.lr_schedule, total_steps, config.clip_norm,
                           "adam")
     self.step = self.optimiser.step
     self.train_step = tf.function(self._train_step)
     self.train_loop = tf.function(self._train_loop)
+
+  def terms(self, frames, lengths, row_start) -> dict:
+    """The model's sums over a replica's real frames: loss_sum (what the
+    update differentiates), num_frames and the REPORTED sums."""
+    return self.model.cd_terms(frames, lengths, self.config.cd_k,
+                               self.config.seed, self.step, row_start,
+                               self.context_rate())
 
   def _replica_grads(self, frames, lengths):
     ctx = tf.distribute.get_replica_context()
@@ -118,12 +135,10 @@ class SequenceTrainer:
     # keyed by those rows, so any replica count draws the same.
     row_start = tf.cast(ctx.replica_id_in_sync_group, tf.int64) * local
     with tf.GradientTape() as tape:
-      out = self.model.cd_terms(frames, lengths, self.config.cd_k,
-                                self.config.seed, self.step, row_start,
-                                self.context_rate())
+      out = self.terms(frames, lengths, row_start)
     grads = tape.gradient(out["loss_sum"], self.params)
-    return (grads, out["num_frames"], out["loss_sum"],
-            out["squared_error_sum"])
+    return (grads, out["num_frames"],
+            tf.stack([out[key] for key in self.REPORTED.values()]))
 
   def context_rate(self):
     """--context_sampling's share at this step: rising linearly from 0 over
@@ -135,11 +150,11 @@ class SequenceTrainer:
     return rate * tf.minimum(tf.cast(self.step, tf.float32) / half, 1.0)
 
   def _train_step(self, dist_batch):
-    """One update. Returns free_energy_gap, reconstruction_error (per real
-    frame), grad_norm, finite."""
+    """One update. Returns the REPORTED figures (per real frame), grad_norm
+    and finite."""
     frames, lengths = dist_batch
-    grads, n, gap, sq = self.strategy.run(self._replica_grads,
-                                          args=(frames, lengths))
+    grads, n, sums = self.strategy.run(self._replica_grads,
+                                       args=(frames, lengths))
     total = lambda x: self.strategy.reduce(tf.distribute.ReduceOp.SUM, x,
                                            axis=None)
     # Sums from every replica, divided once by the GLOBAL number of real
@@ -148,27 +163,28 @@ class SequenceTrainer:
     grads = [total(g) / n for g in grads]
     if self.config.weight_decay:
       grads[0] += self.config.weight_decay * self.model.weights  # W only
-    gap, recon = total(gap) / n, total(sq) / n
-    finite, norm = self.optimiser.apply(grads, extra_finite=(gap, recon))
-    return {"free_energy_gap": gap, "reconstruction_error": recon,
-            "grad_norm": norm, "finite": finite}
+    means = total(sums) / n
+    finite, norm = self.optimiser.apply(grads, extra_finite=(means,))
+    out = {name: means[i] for i, name in enumerate(self.REPORTED)}
+    out.update(grad_norm=norm, finite=finite)
+    return out
 
   def _train_loop(self, iterator, num_steps):
     """Up to `num_steps` updates in one call; stops at a non-finite one."""
+    names = (*self.REPORTED, "grad_norm")
     finite = tf.constant(True)
-    sums = tf.zeros([3])
+    sums = tf.zeros([len(names)])
     done = tf.constant(0)
     for _ in tf.range(num_steps):
       out = self._train_step(next(iterator))
       finite = out["finite"]
       if not finite:
         break
-      sums += tf.stack([out["free_energy_gap"], out["reconstruction_error"],
-                        out["grad_norm"]])
+      sums += tf.stack([out[name] for name in names])
       done += 1
     mean = sums / tf.maximum(tf.cast(done, tf.float32), 1.0)
-    return {"finite": finite, "steps": done, "free_energy_gap": mean[0],
-            "reconstruction_error": mean[1], "grad_norm": mean[2]}
+    return {"finite": finite, "steps": done,
+            **{name: mean[i] for i, name in enumerate(names)}}
 
 
 def training_batches(data_dir, spec, config, start_step: int,
@@ -194,17 +210,20 @@ def frame_statistics(data_dir, spec) -> tuple[np.ndarray, int]:
   return total / max(count, 1), count
 
 
-def validation_subset(data_dir, spec, split: str | None):
-  """(frames, lengths) of the fixed validation subset of `split`, or None."""
+def validation_subset(data_dir, spec, split: str | None,
+                      frames: int = _VALIDATION_FRAMES,
+                      crop: int = _VALIDATION_CROP):
+  """(frames, lengths) of the fixed validation subset of `split` (its first
+  sequences, each cut to `crop` frames, until `frames` in all), or None."""
   if split is None:
     return None
-  rows, lengths, used = [], [], 0
+  budget, rows, lengths, used = frames, [], [], 0
   for frames, lens in data.make_sequence_dataset(data_dir, split, 16, spec):
     for f, n in zip(frames.numpy(), lens.numpy()):
-      n = int(min(n, _VALIDATION_CROP, _VALIDATION_FRAMES - used))
+      n = int(min(n, crop, budget - used))
       if n <= 0:
         break
-      rows.append(f[:_VALIDATION_CROP])
+      rows.append(f[:crop])
       lengths.append(n)
       used += n
   width = max(len(r) for r in rows)
@@ -291,19 +310,7 @@ class _Validator:
   """The cheap early-stopping estimate: NLL per frame of a fixed subset."""
 
   def __init__(self, run: base.TrainingRun, frame_means, train_frames):
-    self.split = data.validation_split(run.spec)
-    if self.split == records.EVAL_PREFIX and run.chief:
-      logging.warning(
-          "%s has no valid split: early stopping and the exported (best) "
-          "state are chosen on eval, so the eval figure trainer.evaluate "
-          "reports was also used for model selection; preprocess with "
-          "--valid_fraction=0.1 (or --valid_input) for a clean test figure.",
-          run.data_dir)
-    if self.split is None and run.chief:
-      logging.warning(
-          "%s has neither a valid nor an eval split: no validation, and the "
-          "last state (not the best) is exported; preprocess with "
-          "--valid_fraction=0.1 for early stopping.", run.data_dir)
+    self.split = checked_validation_split(run)
     self.subset = validation_subset(run.data_dir, run.spec, self.split)
     self.base = ais.base_rate_biases(frame_means, train_frames)
     self.config = config_lib.AISConfig(
@@ -317,30 +324,53 @@ class _Validator:
     return out["nll_sum"] / out["num_frames"]
 
 
-class RNNRBMTrainer(base.Trainer):
-  """The RNN-RBM in the training loop: a `SequenceTrainer`, its starts and
-  its validation."""
+def checked_validation_split(run: base.TrainingRun) -> str | None:
+  """The split early stopping reads; on the chief, a warning when it is eval
+  (no clean test figure then) or when there is none."""
+  split = data.validation_split(run.spec)
+  if run.chief:
+    if split == records.EVAL_PREFIX:
+      logging.warning(
+          "%s has no valid split: early stopping and the exported (best) "
+          "state are chosen on eval, so the eval figure trainer.evaluate "
+          "reports was also used for model selection; preprocess with "
+          "--valid_fraction=0.1 (or --valid_input) for a clean test figure.",
+          run.data_dir)
+    if split is None:
+      logging.warning(
+          "%s has neither a valid nor an eval split: no validation, and the "
+          "last state (not the best) is exported; preprocess with "
+          "--valid_fraction=0.1 for early stopping.", run.data_dir)
+  return split
+
+
+class RecurrentTrainer(base.Trainer):
+  """A model of `RecurrentBiases` in the training loop: its SequenceTrainer,
+  the RNN pretraining, validation and export. Subclasses: RNNRBMTrainer
+  below, the RNN-NADE's (trainer/models/rnn_nade/training.py)."""
 
   unit = "sequences"
+  # The registry name model.json records, and the update's class.
+  NAME = ""
+  SEQUENCE_TRAINER = SequenceTrainer
 
   def __init__(self, run: base.TrainingRun):
     config, spec = run.config, run.spec
     self.run = run
-    if config.init_from:
-      _load_frame_rbm(config, spec)  # fail before anything is written
     self.frame_means, self.train_frames = frame_statistics(run.data_dir, spec)
     with run.strategy.scope():
-      self.model = rnn_rbm_lib.RNNRBM(
-          spec.n_columns, config.num_hidden, config.num_hidden_recurrent,
-          unit_means=self.frame_means, seed=config.seed,
-          zero_bias_projections=bool(config.init_from))
-    self.sequence_trainer = SequenceTrainer(run.strategy, self.model, config,
-                                            run.total_steps)
-    self.validator = _Validator(run, self.frame_means, self.train_frames)
-    logging.info("RNN-RBM: sequences of <= %s frames, %d visible x %d "
-                 "hidden, %d recurrent, CD-%d", config.sequence_length or "all",
-                 spec.n_columns, config.num_hidden,
-                 config.num_hidden_recurrent, config.cd_k)
+      self.model = self.build_model()
+    self.sequence_trainer = self.SEQUENCE_TRAINER(run.strategy, self.model,
+                                                  config, run.total_steps)
+    self.validator = self.build_validator()
+
+  def build_model(self):
+    """The model, under the strategy's scope."""
+    raise NotImplementedError
+
+  def build_validator(self):
+    """What `validate` asks for nll_per_frame(model)."""
+    raise NotImplementedError
 
   @property
   def step(self):
@@ -357,12 +387,8 @@ class RNNRBMTrainer(base.Trainer):
                             run.steps_per_epoch)
 
   def initialise(self) -> None:
-    """The paper's starts, on a fresh run only (a checkpoint has them)."""
-    config = self.run.config
-    if config.init_from:
-      self.model.load_rbm(_load_frame_rbm(config, self.run.spec))
-      logging.info("W, b_v, b_h from the frame RBM in %s", config.init_from)
-    if config.pretrain_rnn_epochs:
+    """The paper's RNN pretraining, on a fresh run only."""
+    if self.run.config.pretrain_rnn_epochs:
       _pretrain_rnn(self.run, self.model, self.frame_means)
 
   def train_steps(self, iterator, num_steps: int, epoch: int) -> dict:
@@ -378,8 +404,8 @@ class RNNRBMTrainer(base.Trainer):
         "--learning_rate, then rerun the same command to resume.")
 
   def scalars(self, out) -> dict:
-    values = {k: float(out[k]) for k in ("free_energy_gap",
-                                         "reconstruction_error", "grad_norm")}
+    values = {k: float(out[k]) for k in (*self.SEQUENCE_TRAINER.REPORTED,
+                                         "grad_norm")}
     values["learning_rate"] = float(
         self.sequence_trainer.optimiser.learning_rate(self.step))
     return values
@@ -397,13 +423,49 @@ class RNNRBMTrainer(base.Trainer):
   def export(self, model_dir: str, step: int, metrics: dict) -> None:
     save(model_dir, self.model, self.run.spec,
          dataclasses.asdict(self.run.config), step, self.frame_means,
-         self.train_frames, metrics.get("validation_split"))
+         self.train_frames, metrics.get("validation_split"), self.NAME,
+         self.SEQUENCE_TRAINER.PARAMS)
 
 
-def save(model_dir: str, model: rnn_rbm_lib.RNNRBM,
+class RNNRBMTrainer(RecurrentTrainer):
+  """The RNN-RBM: CD-k updates, the frame RBM start, AIS validation."""
+
+  NAME = "rnn_rbm"
+
+  def __init__(self, run: base.TrainingRun):
+    config = run.config
+    if config.init_from:
+      _load_frame_rbm(config, run.spec)  # fail before anything is written
+    super().__init__(run)
+    logging.info("RNN-RBM: sequences of <= %s frames, %d visible x %d "
+                 "hidden, %d recurrent, CD-%d", config.sequence_length or "all",
+                 run.spec.n_columns, config.num_hidden,
+                 config.num_hidden_recurrent, config.cd_k)
+
+  def build_model(self):
+    config = self.run.config
+    return rnn_rbm_lib.RNNRBM(
+        self.run.spec.n_columns, config.num_hidden,
+        config.num_hidden_recurrent, unit_means=self.frame_means,
+        seed=config.seed, zero_bias_projections=bool(config.init_from))
+
+  def build_validator(self):
+    return _Validator(self.run, self.frame_means, self.train_frames)
+
+  def initialise(self) -> None:
+    """The paper's starts, on a fresh run only (a checkpoint has them)."""
+    config = self.run.config
+    if config.init_from:
+      self.model.load_rbm(_load_frame_rbm(config, self.run.spec))
+      logging.info("W, b_v, b_h from the frame RBM in %s", config.init_from)
+    super().initialise()
+
+
+def save(model_dir: str, model: rnn_rbm_lib.RecurrentBiases,
          dataset: records.DatasetSpec, config: dict, step: int, frame_means,
-         train_frames: int, validation_split: str | None = None) -> None:
-  """Writes an RNN-RBM's model/ folder.
+         train_frames: int, validation_split: str | None = None,
+         name: str = "rnn_rbm", params: tuple = PARAMS) -> None:
+  """Writes an RNN-RBM's (or RNN-NADE's: `name`, its `params`) model/ folder.
 
   Args:
     frame_means: [V] each unit's mean over the training frames (the
@@ -412,9 +474,9 @@ def save(model_dir: str, model: rnn_rbm_lib.RNNRBM,
     validation_split: the split that chose the exported state ("valid", or
       "eval" when the dataset had none: its eval figure is then optimistic).
   """
-  files.save(model_dir, {name: getattr(model, name).numpy()
-                         for name in PARAMS}, {
-      "model": "rnn_rbm",
+  files.save(model_dir, {param: getattr(model, param).numpy()
+                         for param in params}, {
+      "model": name,
       "sizes": {"n_visible": model.n_visible, "n_hidden": model.n_hidden,
                 "n_hidden_recurrent": model.n_hidden_recurrent},
       "frame_statistics": {"means": [float(m) for m in frame_means],

@@ -1,0 +1,189 @@
+"""The RNN-NADE (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012): maths only.
+
+The RNN-RBM's recurrence (rnn_rbm/maths.RecurrentBiases) with a NADE
+(Larochelle & Murray, AISTATS 2011) in place of each frame's RBM. Frame t's
+V units are predicted one after another, in column order (low to high pitch;
+with the onoff encoding every play column before every articulate column):
+
+    p(v_i = 1 | v_<i, history) = sigmoid(b_v(t)_i + h_i . W_out[i]),
+    h_i = sigmoid(b_h(t) + sum_{j<i} v_j W[j]),
+
+with b_v(t), b_h(t) the RNN's biases after the frames before t. So
+log p(v(t) | history) is an exact sum of V log-sigmoids: training follows its
+exact gradient (no CD chain, no noise), evaluation needs no AIS, and a frame
+is sampled exactly, unit by unit, without a Markov chain to mix. Because
+each unit sees the ones before it, a frame's notes can depend on how many
+are already sounding: the per-frame polyphony an RBM of 150 hidden units
+spreads (benchmarks/RESULTS.md, the RNN-RBM drift section).
+
+Generation draws float32 uniforms keyed by (seed, row, frame): one Philox
+stream per frame (`keyed_uniform`), a row of V numbers per sample.
+
+This file must not do I/O, read flags or run a training loop.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.models.rbm.maths import visible_bias_from_means
+from trainer.models.rnn_rbm.maths import RecurrentBiases
+from trainer.models.rnn_rbm.maths import _normal
+from trainer.models.rnn_rbm.maths import frame_mask
+from trainer.random_streams import keyed_uniform
+
+# Frames per call of the exact log-probability in evaluation: memory is
+# sequences x frames x V x H floats, a few of them (8 x 512 x 88 x 150 x 4
+# bytes = 216 MB each), flat in the piece's length.
+LOG_PROB_FRAMES = 512
+
+
+def nade_logits(v, weights, output_weights, visible_bias, hidden_bias):
+  """Each unit's logit given the units before it in its frame.
+
+  Args:
+    v: [..., V] binary frames; weights, output_weights: [V, H];
+    visible_bias: [..., V]; hidden_bias: [..., H] (each frame's own).
+  Returns:
+    [..., V]: b_v_i + sigmoid(b_h + sum_{j<i} v_j W[j]) . W_out[i].
+  """
+  # [..., V, H]: row i holds sum_{j<i} v_j W[j] (an exclusive cumsum).
+  before = tf.cumsum(v[..., :, None] * weights, axis=-2, exclusive=True)
+  hidden = tf.sigmoid(hidden_bias[..., None, :] + before)
+  return visible_bias + tf.reduce_sum(hidden * output_weights, axis=-1)
+
+
+def nade_log_prob(v, weights, output_weights, visible_bias, hidden_bias):
+  """log p(v) of each frame [...] under its NADE (exact, differentiable)."""
+  logits = nade_logits(v, weights, output_weights, visible_bias, hidden_bias)
+  return -tf.reduce_sum(
+      tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
+
+
+class RNNNADE(RecurrentBiases):
+  """The RNN-NADE. Create it under `strategy.scope()` to mirror it."""
+
+  def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
+               unit_means=None, seed: int = 0, name: str | None = None):
+    """W, W_out ~ N(0, 0.01^2) as the RNN-RBM's W; the RNN as the RNN-RBM's;
+    b_v = logit(the data's unit means), b_h and u0 zero.
+
+    Args:
+      n_visible, n_hidden, n_hidden_recurrent: V, H (the NADE's hidden
+        units), U.
+      unit_means: the data's per-unit means, or None.
+      seed: seeds the Gaussian initial weights.
+    """
+    super().__init__(name=name)
+    v, h, u = int(n_visible), int(n_hidden), int(n_hidden_recurrent)
+    self.n_visible, self.n_hidden, self.n_hidden_recurrent = v, h, u
+    self.weights = tf.Variable(_normal([v, h], seed, 0, 0.01), name="weights")
+    self.output_weights = tf.Variable(_normal([v, h], seed, 5, 0.01),
+                                      name="output_weights")
+    self.visible_bias = tf.Variable(
+        tf.zeros([v]) if unit_means is None else
+        visible_bias_from_means(unit_means), name="visible_bias")
+    self.hidden_bias = tf.Variable(tf.zeros([h]), name="hidden_bias")
+    self._init_rnn(seed, zero_bias_projections=False)
+
+  def log_prob(self, v, u_start=None):
+    """log p(v(t) | v(<t)) per frame [B, T] (exact, differentiable), and the
+    RNN state after the last frame."""
+    b_v, b_h, u_last = self.frame_biases(v, u_start)
+    return nade_log_prob(v, self.weights, self.output_weights, b_v,
+                         b_h), u_last
+
+  def nll_terms(self, v, lengths=None) -> dict:
+    """The training signal of one batch: sums over its real frames.
+
+    Returns:
+      dict: loss_sum (the exact negative log-likelihood in nats,
+      differentiable), num_frames.
+    """
+    log_p, _ = self.log_prob(v)
+    mask = frame_mask(lengths, tf.shape(v)[1])
+    if mask is not None:
+      log_p *= mask
+    return {"loss_sum": -tf.reduce_sum(log_p),
+            "num_frames": (tf.reduce_sum(mask) if mask is not None else
+                           tf.cast(tf.size(log_p), tf.float32))}
+
+  def nll_rows(self, v, lengths, chunk_frames: int = LOG_PROB_FRAMES):
+    """Each sequence's negative log-likelihood (nats over its real frames),
+    float64 numpy [B]; the frames go through the NADE `chunk_frames` at a
+    time, the RNN state carried across, so memory is flat in the length."""
+    v = tf.convert_to_tensor(v, tf.float32)
+    frames = int(v.shape[1])
+    mask = frame_mask(tf.constant(lengths), frames).numpy()
+    total = np.zeros(int(v.shape[0]))
+    u = None
+    for start in range(0, frames, chunk_frames):
+      log_p, u = _log_prob_chunk(self, v[:, start:start + chunk_frames], u)
+      total -= (log_p.numpy().astype(np.float64) *
+                mask[:, start:start + chunk_frames]).sum(1)
+    return total
+
+  def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
+               primer=None, u_start=None, frame_start=0,
+               temperature: float = 1.0):
+    """Samples frame by frame, each frame unit by unit, then the RNN.
+
+    Sample row_start + r draws the uniforms of frame t from
+    (seed, stream frame_start + t, row row_start + r) alone, so it is the
+    same in any block. Pass the returned state as u_start and frame_start =
+    frames made so far to continue a piece.
+
+    Args:
+      num_samples: rows of this block; num_frames: frames to make.
+      seed: integer; row_start: global index of the first sample.
+      primer: [P, V] frames run through the RNN first (ignored with u_start).
+      u_start: [num_samples, U] state to continue from.
+      frame_start: index of the first frame made (keys the noise).
+      temperature: each unit's p = sigmoid(logit / T); 1 is the model's own
+        distribution (same bytes: the division is skipped).
+    Returns:
+      (frames [num_samples, num_frames, V] float32 binary, u_last [N, U]).
+    """
+    if u_start is None:
+      u_start = self.initial_state(num_samples, primer)
+    return _generate_frames(
+        self.weights, self.output_weights, self.visible_bias,
+        self.hidden_bias, self.w_uv, self.w_uh, self.w_vu, self.w_uu,
+        self.b_u, tf.cast(u_start, tf.float32),
+        tf.constant(num_frames, tf.int32), tf.constant(seed, tf.int64),
+        tf.constant(row_start, tf.int64), tf.constant(frame_start, tf.int64),
+        tf.constant(temperature, tf.float32), temperature != 1.0)
+
+
+@tf.function(reduce_retracing=True)
+def _log_prob_chunk(model, v, u_start):
+  return model.log_prob(v, u_start)
+
+
+@tf.function
+def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
+                     w_uu, b_u, u, num_frames, seed, row_start, frame_start,
+                     temperature, scaled: bool):
+  """The loop of `RNNNADE.generate` (the units of a frame unrolled).
+
+  `scaled` (a Python bool: one trace each) is False at temperature 1.
+  """
+  rows = tf.shape(u)[0]
+  n_visible = weights.shape[0]
+  scale = (lambda x: x / temperature) if scaled else (lambda x: x)
+  out = tf.TensorArray(tf.float32, size=num_frames)
+  for t in tf.range(num_frames):
+    bv_t = b_v + tf.matmul(u, w_uv)  # [N, V]
+    act = b_h + tf.matmul(u, w_uh)  # [N, H]
+    noise = keyed_uniform(seed, frame_start + tf.cast(t, tf.int64), row_start,
+                          rows, n_visible)
+    units = []
+    for i in range(n_visible):
+      logit = bv_t[:, i] + tf.linalg.matvec(tf.sigmoid(act),
+                                            output_weights[i])
+      v_i = tf.cast(noise[:, i] < tf.sigmoid(scale(logit)), tf.float32)
+      act += v_i[:, None] * weights[i]
+      units.append(v_i)
+    v = tf.stack(units, axis=1)
+    out = out.write(t, v)
+    u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
+  return tf.transpose(out.stack(), [1, 0, 2]), u

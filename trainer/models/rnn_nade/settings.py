@@ -1,0 +1,45 @@
+"""The RNN-NADE's settings (no TensorFlow: deploy/ and the CLIs read it).
+
+It shares the RNN-RBM's recurrence, its sequence training and its sampler,
+so it reads the RNN-RBM's settings of those (READS) and has none of its own:
+its frames need no CD chain (--cd_k is unused) and no AIS.
+"""
+
+import dataclasses
+
+# The RNN-RBM's own settings this model reads too (trainer/config.py lets
+# them differ from their defaults for --model=rnn_nade).
+READS = ("num_hidden_recurrent", "sequence_length", "lr_schedule",
+         "clip_norm", "pretrain_rnn_epochs", "pretrain_rnn_learning_rate",
+         "validate_every_epochs")
+
+# The RNN-RBM's sizes, batches of whole pieces, schedule and pretraining;
+# Adam at 1e-3 on the exact log-likelihood (the RNN-RBM's 3e-3 is for its
+# CD surrogate, a noisier signal of another scale).
+DEFAULTS = {"num_hidden": 150, "learning_rate": 1e-3, "batch_size": 8,
+            "lr_schedule": "cosine", "epochs": 30, "pretrain_rnn_epochs": 3,
+            "validate_every_epochs": 2, "momentum": False,
+            "weight_decay": 0.0}
+AIS_DEFAULTS = {}  # its likelihood is exact
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+  """No settings of its own (see READS)."""
+
+  def check_training(self) -> None:
+    pass
+
+
+def shape_fields(config) -> tuple[str, ...]:
+  """Fields that fix the checkpoint's shapes."""
+  del config
+  return ("num_hidden", "num_hidden_recurrent")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+  """No settings of its own: a frame is drawn exactly, unit by unit."""
+
+  def check_sampling(self) -> None:
+    pass
