@@ -204,7 +204,8 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
   rows = polyphonic_benchmark.save_rows(str(workdir), [row])
   assert [r["set"] for r in rows] == ["nottingham", "piano_midi"]
   text = polyphonic_benchmark.table(rows)
-  assert "| piano_midi | 2 / 48 |" in text and "| nottingham | 1 / 9 |" in text
+  assert "| piano_midi | rnn_rbm | 2 / 48 |" in text
+  assert "| nottingham | rnn_rbm | 1 / 9 |" in text
   assert "RNN-NADE (HF) (Boulanger-Lewandowski 2012): nottingham 2.31" in text
   # A rerun reuses every step (no subprocess), and a changed flag is refused.
   again = polyphonic_benchmark.run_set(config, "piano_midi")
@@ -212,6 +213,20 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
   with pytest.raises(cli.UsageError, match="other settings"):
     polyphonic_benchmark.run_set(
         dataclasses.replace(config, transpose=0), "piano_midi")
+  # The RNN-NADE on the same pieces: scored exactly, a row of its own.
+  nade = polyphonic_benchmark.run_set(dataclasses.replace(
+      config, model="rnn_nade", rnn_nade_flags="--num_hidden=8 "
+      "--num_hidden_recurrent=4 --max_steps=4 --pretrain_rnn_epochs=0"),
+                                      "piano_midi")
+  assert (nade["model"], nade["test_frames"], nade["stderr"]) == (
+      "rnn_nade", 48, 0.0)
+  assert 0 < nade["nll_per_frame"] < nade["baseline_nll_per_frame"] * 2
+  rows = polyphonic_benchmark.save_rows(str(workdir), [nade])
+  assert [(r["set"], r.get("model", "rnn_rbm")) for r in rows] == [
+      ("nottingham", "rnn_rbm"), ("piano_midi", "rnn_nade"),
+      ("piano_midi", "rnn_rbm")]
+  assert "| piano_midi | rnn_nade | 2 / 48 |" in polyphonic_benchmark.table(
+      rows)
 
 
 def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(

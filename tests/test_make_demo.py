@@ -134,5 +134,5 @@ def test_demo_with_the_rnn_rbm_keeps_its_own_folders(tmp_path):
 def test_an_unknown_model_is_one_line(tmp_path):
   done = _make(tmp_path, "MODEL=lstm", f"OUT={tmp_path / 'out'}", "preprocess")
   assert done.returncode == 2
-  assert "MODEL=lstm is not a model: use one of rbm rnn_rbm bernoulli" in (
+  assert "MODEL=lstm is not a model: use one of rbm rnn_rbm rnn_nade bernoulli" in (
       done.stderr), done.stderr

@@ -30,11 +30,16 @@ TINY = {
                                sequence_length=16, validate_every_epochs=1,
                                validation_ais_betas=20,
                                pretrain_rnn_epochs=0)),
+    "rnn_nade": ("pieces", dict(num_hidden=8, num_hidden_recurrent=10,
+                                learning_rate=0.01, batch_size=8,
+                                sequence_length=16, validate_every_epochs=1,
+                                pretrain_rnn_epochs=1)),
     "bernoulli": ("pieces", dict(batch_size=8)),
 }
 TINY_SAMPLING = {
     "rbm": dict(gibbs_steps=3, num_windows=2, candidates=1),
     "rnn_rbm": dict(num_frames=12, gibbs_steps_per_frame=2),
+    "rnn_nade": dict(num_frames=12),
     "bernoulli": dict(num_frames=12),
 }
 

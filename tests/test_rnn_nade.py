@@ -1,0 +1,228 @@
+"""The RNN-NADE: its frame distribution is exact (normalised, sampled as
+scored), its likelihood is chunked without changing it, it learns, its
+samples are keyed by (seed, sample, frame), and its flags are its own.
+
+Every random quantity is seeded, so these tests are deterministic; the
+sampling tolerance is several standard errors of the estimate it checks.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import fake_dataset
+from trainer import config as config_lib
+from trainer.evaluation import lib as evaluation
+from trainer.generation import lib as generation
+from trainer.models import base
+from trainer.models.rnn_nade import maths as rnn_nade
+from trainer.training import loop
+
+
+def random_model(n_visible, n_hidden, n_recurrent, seed):
+  """An RNN-NADE with non-trivial parameters (the RNN moves the biases)."""
+  rng = np.random.default_rng(seed)
+  model = rnn_nade.RNNNADE(n_visible, n_hidden, n_recurrent)
+  for var, std, mean in (
+      (model.weights, 1.0, 0.0), (model.output_weights, 1.0, 0.0),
+      (model.visible_bias, 1.0, -1.0), (model.hidden_bias, 1.0, 0.0),
+      (model.w_uv, 1.0, 0.0), (model.w_uh, 1.0, 0.0), (model.w_vu, 1.0, 0.0),
+      (model.w_uu, 0.5, 0.0), (model.b_u, 0.5, 0.0), (model.u0, 0.5, 0.0)):
+    var.assign(rng.normal(mean, std, var.shape).astype(np.float32))
+  return model
+
+
+def random_frames(shape, p, seed):
+  rng = np.random.default_rng(seed)
+  return (rng.random(shape) < p).astype(np.float32)
+
+
+def all_frames(n_visible):
+  return np.array(list(itertools.product([0, 1], repeat=n_visible)),
+                  np.float32)
+
+
+def frame_distribution(model, history):
+  """p(v) over all 2^V frames after `history` [T, V], exactly."""
+  _, _, u = model.frame_biases(tf.constant(history[None]))
+  b_v, b_h, _ = model.frame_biases(tf.zeros([1, 1, model.n_visible]), u)
+  log_p = rnn_nade.nade_log_prob(tf.constant(all_frames(model.n_visible)),
+                                 model.weights, model.output_weights,
+                                 b_v[0, 0], b_h[0, 0])
+  return np.exp(log_p.numpy().astype(np.float64)), u
+
+
+def test_every_frame_distribution_sums_to_one():
+  model = random_model(7, 5, 4, seed=0)
+  for seed in range(3):
+    p, _ = frame_distribution(model, random_frames((4, 7), 0.4, seed))
+    assert abs(p.sum() - 1.0) < 1e-5, p.sum()
+    assert p.max() < 0.9  # not a degenerate model
+
+
+def test_a_frame_of_the_previous_ones_is_a_nade_unit_by_unit():
+  """log p of one frame is the sum of each unit's conditional, written out
+  with the units before it, for a model whose RNN moves the biases."""
+  model = random_model(5, 3, 4, seed=1)
+  frames = random_frames((2, 6, 5), 0.5, seed=2)
+  log_p, _ = model.log_prob(tf.constant(frames))
+  b_v, b_h, _ = model.frame_biases(tf.constant(frames))
+  w, w_out = model.weights.numpy(), model.output_weights.numpy()
+  sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))
+  for b, t in itertools.product(range(2), range(6)):
+    v, total = frames[b, t], 0.0
+    for i in range(5):
+      h = sigmoid(b_h.numpy()[b, t] + v[:i] @ w[:i])
+      p = sigmoid(b_v.numpy()[b, t, i] + h @ w_out[i])
+      total += np.log(p if v[i] else 1.0 - p)
+    assert abs(log_p.numpy()[b, t] - total) < 1e-4
+
+
+def test_samples_follow_the_exact_distribution():
+  model = random_model(6, 5, 4, seed=3)
+  history = random_frames((3, 6), 0.4, seed=4)
+  p, u = frame_distribution(model, history)
+  n = 20000
+  frames, _ = model.generate(n, 1, seed=7, u_start=tf.broadcast_to(u, [n, 4]))
+  index = (frames.numpy()[:, 0] @ (2 ** np.arange(5, -1, -1))).astype(int)
+  empirical = np.bincount(index, minlength=64) / n
+  # 64 cells: the total variation of 20,000 exact draws is ~0.02.
+  assert 0.5 * np.abs(empirical - p).sum() < 0.04
+  # Temperature sharpens every conditional: fewer distinct frames.
+  cold, _ = model.generate(n, 1, seed=7, u_start=tf.broadcast_to(u, [n, 4]),
+                           temperature=0.3)
+  cold_index = (cold.numpy()[:, 0] @ (2 ** np.arange(5, -1, -1))).astype(int)
+  assert (np.bincount(cold_index, minlength=64).max() >
+          np.bincount(index, minlength=64).max())
+
+
+def test_chunked_scores_equal_one_pass_and_the_training_sums():
+  model = random_model(6, 4, 5, seed=5)
+  frames = random_frames((3, 37, 6), 0.3, seed=6)
+  frames[1, 20:] = frames[2, 5:] = 0.0  # padding
+  lengths = np.array([37, 20, 5])
+  whole = model.nll_rows(frames, lengths)
+  chunked = model.nll_rows(frames, lengths, chunk_frames=8)
+  np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+  terms = model.nll_terms(tf.constant(frames), tf.constant(lengths))
+  assert abs(float(terms["loss_sum"]) - whole.sum()) < 1e-3 * whole.sum()
+  assert float(terms["num_frames"]) == 62.0
+  # A padded frame does not count: the 5-frame row alone scores the same.
+  alone = model.nll_rows(frames[2:3, :5], lengths[2:])
+  np.testing.assert_allclose(alone, whole[2:], rtol=1e-6)
+
+
+def test_generation_is_deterministic_by_seed_and_sample_index():
+  model = random_model(8, 6, 5, seed=9)
+  primer = random_frames((4, 8), 0.3, seed=10)
+  block, u_block = model.generate(6, 20, seed=4, primer=primer)
+  again, _ = model.generate(6, 20, seed=4, primer=primer)
+  subset, u_subset = model.generate(2, 20, seed=4, row_start=3, primer=primer)
+  other, _ = model.generate(6, 20, seed=5, primer=primer)
+  np.testing.assert_array_equal(block.numpy(), again.numpy())
+  np.testing.assert_array_equal(block.numpy()[3:5], subset.numpy())
+  np.testing.assert_allclose(u_block.numpy()[3:5], u_subset.numpy(), atol=1e-6)
+  assert not np.array_equal(block.numpy(), other.numpy())
+  head, u_head = model.generate(6, 12, seed=4, primer=primer)
+  tail, _ = model.generate(6, 8, seed=4, u_start=u_head, frame_start=12)
+  np.testing.assert_array_equal(
+      block.numpy(), np.concatenate([head.numpy(), tail.numpy()], axis=1))
+  # Temperature 1 is the model's own distribution, byte for byte.
+  one, _ = model.generate(6, 20, seed=4, primer=primer, temperature=1.0)
+  np.testing.assert_array_equal(block.numpy(), one.numpy())
+
+
+def test_a_short_run_learns_a_per_frame_note_count():
+  """Frames of exactly 3 notes out of 10, at random: independent units
+  cannot hold the count, a NADE learns it from the units before each."""
+  rng = np.random.default_rng(0)
+
+  def pieces(num):
+    frames = np.zeros((num, 12, 10), np.float32)
+    for b, t in itertools.product(range(num), range(12)):
+      frames[b, t, rng.choice(10, 3, replace=False)] = 1.0
+    return tf.constant(frames)
+  train, heldout = pieces(64), pieces(16)
+  model = rnn_nade.RNNNADE(10, 16, 4, unit_means=np.full(10, 0.3), seed=0)
+  optimizer = tf.keras.optimizers.Adam(0.03)
+  optimizer.build(model.trainable_variables)
+
+  @tf.function
+  def step(batch):
+    with tf.GradientTape() as tape:
+      terms = model.nll_terms(batch)
+      loss = terms["loss_sum"] / terms["num_frames"]
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+  for i in range(300):
+    step(train[(i * 16) % 64:(i * 16) % 64 + 16])
+  nll = model.nll_rows(heldout.numpy(), np.full(16, 12)).sum() / (16 * 12)
+  independent = -10 * (0.3 * np.log(0.3) + 0.7 * np.log(0.7))  # 6.11 nats
+  uniform_3_of_10 = np.log(120.0)  # 4.79 nats: the best any model can do
+  assert nll < uniform_3_of_10 + 0.35, nll
+  frames, _ = model.generate(256, 4, seed=1)
+  counts = frames.numpy().sum(-1).reshape(-1)
+  assert np.mean(counts == 3) > 0.75, np.bincount(counts.astype(int))
+  assert nll < independent - 1.0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A tiny RNN-NADE through the training loop, and its pieces dataset."""
+  root = tmp_path_factory.mktemp("nade")
+  pieces = str(root / "pieces")
+  rng = np.random.default_rng(0)
+  fake_dataset.write_piece_dataset(
+      pieces, fake_dataset.cycle_pieces(rng.integers(10, 30, 24), seed=1),
+      fake_dataset.cycle_pieces(rng.integers(10, 30, 6), seed=2))
+  values = {"num_hidden": 8, "num_hidden_recurrent": 6, "batch_size": 8,
+            "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 4}
+  config = config_lib.TrainConfig(
+      model="rnn_nade",
+      **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
+  job = str(root / "job")
+  loop.train_and_evaluate(config, pieces, job,
+                          strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+  return f"{job}/model", pieces
+
+
+def test_evaluation_is_exact_and_refuses_the_frame_cap(trained):
+  model_dir, pieces = trained
+  ais_config = config_lib.AISConfig(num_chains=4, num_betas=30)
+  result = evaluation.evaluate(model_dir, pieces, "eval", ais_config)
+  assert result["exact"] is True and "log_z_stderr" not in result
+  assert result["loglik_per_frame"] > result["baseline_loglik_per_frame"] - 1
+  with pytest.raises(base.EvaluateError, match=r"^--max_frames=500: the "
+                     r"RNN-NADE scores the whole split"):
+    evaluation.evaluate(model_dir, pieces, "eval", ais_config, max_frames=500)
+
+
+@pytest.mark.parametrize("flags,message", [
+    ({"gibbs_steps_per_frame": 5}, "--gibbs_steps_per_frame=5 sets an "
+     "RNN-RBM's chain; an RNN-NADE draws each frame exactly"),
+    ({"gibbs_steps": 40}, "this model is an RNN-NADE, which draws each frame "
+     "exactly: leave it out"),
+    ({"num_windows": 3}, "an RNN-NADE makes one piece frame by frame"),
+])
+def test_generation_refuses_another_models_levers(trained, tmp_path, flags,
+                                                  message):
+  model_dir, _ = trained
+  config = config_lib.GenerateConfig(num_samples=2, num_frames=8, **flags)
+  with pytest.raises(base.GenerateError, match=message.replace("(", r"\(")):
+    generation.generate(model_dir, str(tmp_path / "out"), config)
+  assert not (tmp_path / "out").exists()
+
+
+def test_it_reads_the_recurrent_settings_and_refuses_the_rnn_rbms_own():
+  defaults = config_lib.model_defaults("rnn_nade", set())
+  config = config_lib.TrainConfig(model="rnn_nade", **{
+      **defaults, "num_hidden_recurrent": 7, "sequence_length": 0})
+  assert config.num_hidden_recurrent == 7
+  for flag, value in (("context_sampling", 0.5), ("init_from", "x"),
+                      ("validation_ais_betas", 10)):
+    with pytest.raises(ValueError, match=f"--{flag} is a setting of "
+                       "--model=rnn_rbm; this run uses --model=rnn_nade"):
+      config_lib.TrainConfig(model="rnn_nade", **{**defaults, flag: value})
