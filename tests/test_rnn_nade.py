@@ -202,9 +202,9 @@ def test_evaluation_is_exact_and_refuses_the_frame_cap(trained):
 
 @pytest.mark.parametrize("flags,message", [
     ({"gibbs_steps_per_frame": 5}, "--gibbs_steps_per_frame=5 sets an "
-     "RNN-RBM's chain; an RNN-NADE draws each frame exactly"),
-    ({"gibbs_steps": 40}, "this model is an RNN-NADE, which draws each frame "
+     "RBM's Gibbs chain; this model is an RNN-NADE, which draws each frame "
      "exactly: leave it out"),
+    ({"gibbs_steps": 40}, "--gibbs_steps=40 sets an RBM's Gibbs chain"),
     ({"num_windows": 3}, "an RNN-NADE makes one piece frame by frame"),
 ])
 def test_generation_refuses_another_models_levers(trained, tmp_path, flags,

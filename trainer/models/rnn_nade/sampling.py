@@ -19,8 +19,9 @@ def prepare(loaded: base.LoadedModel, config):
   Raises:
     GenerateError: a flag of another model, or a bad primer.
   """
-  if config.given("gibbs_steps_per_frame"):
-    raise base.GenerateError(
-        f"--gibbs_steps_per_frame={config.gibbs_steps_per_frame} sets an "
-        f"RNN-RBM's chain; an {TITLE} draws each frame exactly: leave it out.")
+  for flag in ("gibbs_steps_per_frame", "gibbs_steps"):
+    if config.given(flag):
+      raise base.GenerateError(
+          f"--{flag}={getattr(config, flag)} sets an RBM's Gibbs chain; this "
+          f"model is an {TITLE}, which draws each frame exactly: leave it out.")
   return frame_sampling.prepare(loaded, config, TITLE, lambda _: {})

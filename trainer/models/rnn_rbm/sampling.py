@@ -82,16 +82,15 @@ _OWN_MESSAGE = ("articulate_threshold", "play_threshold", "candidates")
 
 def check_flags(config, loaded: base.LoadedModel,
                 title: str = "RNN-RBM") -> None:
-  """Refuses the window RBM's levers, naming what to use (the RNN-RBM's, or
-  the RNN-NADE's with `title`)."""
+  """Refuses the window RBM's levers, naming what to use (`title`: the
+  model's name in the messages; a model without Gibbs steps refuses
+  --gibbs_steps itself first)."""
   spec = loaded.dataset.roll_spec
   if config.given("gibbs_steps"):
     raise GenerateError(
         f"--gibbs_steps={config.gibbs_steps} counts a window RBM's steps; "
-        + (f"this model is an RNN-RBM: pass --gibbs_steps_per_frame="
-           f"{config.gibbs_steps} (default 25)." if title == "RNN-RBM" else
-           f"this model is an {title}, which draws each frame exactly: "
-           "leave it out."))
+        f"this model is an RNN-RBM: pass --gibbs_steps_per_frame="
+        f"{config.gibbs_steps} (default 25).")
   if any(config.given(name) and getattr(config, name) != neutral
          for name, neutral in WINDOW_LEVERS.items()
          if name not in _OWN_MESSAGE):
