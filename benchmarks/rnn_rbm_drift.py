@@ -1,4 +1,5 @@
-r"""Where an RNN-RBM's pieces drift dense, and whether its frames are to blame.
+r"""Where a recurrent frame model's pieces drift dense, and whether its frames
+are to blame (an RNN-RBM's or an RNN-NADE's).
 
     python -m benchmarks.rnn_rbm_drift --model_dir=out/job-rnn_rbm/model \
         --data_dir=out/dataset-pieces
@@ -7,10 +8,11 @@ Two measurements of one model against its dataset, both at the model's
 calibrated temperature (model/sampling.json; 1 without one) unless
 --temperature is given:
 
-- teacher-forced: each held-out frame's RBM, its biases from the TRUE
-  history, sampled as generation samples (Gibbs steps from silence). The
-  notes per frame, against the held-out frames'. Too many here means the
-  frame RBMs themselves put mass on dense frames.
+- teacher-forced: each held-out frame's distribution, its biases from the
+  TRUE history, sampled as generation samples (the model's `sample_frames`:
+  an RNN-RBM's 25 Gibbs steps from silence, an RNN-NADE's exact draw). The
+  notes per frame, against the held-out frames'. Too many (or a spread
+  histogram) here means the frame model itself puts mass there.
 - free-running: --num_samples pieces of --length_factor times the training
   pieces' median length, written as generation writes them. The share of
   pieces whose mean notes per frame pass the training pieces' 99th
@@ -31,12 +33,13 @@ import numpy as np
 
 from common import cli
 
-GIBBS_STEPS = 25  # generation's default per frame
-
+# The models with an RNN over the frames and a `sample_frames` of their own.
+RECURRENT_MODELS = ("rnn_rbm", "rnn_nade")
 
 @dataclasses.dataclass(frozen=True)
 class DriftConfig:
-  model_dir: str | None = cli.setting(None, "An RNN-RBM's model/ folder.")
+  model_dir: str | None = cli.setting(
+      None, "An RNN-RBM's or RNN-NADE's model/ folder.")
   data_dir: str | None = cli.setting(
       None, "Its dataset of whole pieces (preprocess --num_timesteps=0).")
   temperature: float = cli.setting(
@@ -66,13 +69,13 @@ def _histogram(notes) -> list:
 def measure(config: DriftConfig) -> dict:
   # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
   import tensorflow as tf
-  from trainer import random_streams
   from trainer.comparison import lib
   from trainer.models import files
   name = files.model_name(config.model_dir)
-  if name != "rnn_rbm":
+  if name not in RECURRENT_MODELS:
     raise cli.UsageError(f"--model_dir={config.model_dir} holds a {name} "
-                         "model; this measures an RNN-RBM.")
+                         "model; this measures a recurrent frame model ("
+                         f"{', '.join(RECURRENT_MODELS)}).")
   loaded = files.load_model(config.model_dir)
   model, spec = loaded.model, lib.load_dataset(config.data_dir).spec
   pitches = spec.roll_spec.n_pitches
@@ -87,21 +90,10 @@ def measure(config: DriftConfig) -> dict:
   dense = float(np.percentile(piece_means, 99))
   most = int(max(notes(p).max() for p in train))
 
-  def sample(b_v, b_h, seed):
-    v = tf.zeros_like(b_v)
-    key = lambda x: tf.constant(x, tf.int64)
-    for g in range(GIBBS_STEPS):
-      h = random_streams.bernoulli(tf.sigmoid(
-          (tf.matmul(v, model.weights) + b_h) / temperature), key(seed),
-          key(2 * g), key(0))
-      v = random_streams.bernoulli(tf.sigmoid(
-          (tf.matmul(h, model.weights, transpose_b=True) + b_v) /
-          temperature), key(seed), key(2 * g + 1), key(0))
-    return v.numpy()
-
   forced = np.concatenate([
-      notes(sample(*[b[0] for b in model.frame_biases(
-          tf.constant(p[None]))[:2]], config.seed * 1000 + i))
+      notes(model.sample_frames(
+          *[b[0] for b in model.frame_biases(tf.constant(p[None]))[:2]],
+          config.seed * 1000 + i, temperature).numpy())
       for i, p in enumerate(held_out)])
   truth = np.concatenate([notes(p) for p in held_out])
   length = int(np.median([len(p) for p in train]) * config.length_factor)

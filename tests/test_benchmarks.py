@@ -260,3 +260,15 @@ def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(
     json.dump({**info, "model": "bernoulli"}, f)
   with pytest.raises(cli.UsageError):
     rnn_rbm_drift.measure(dataclasses.replace(config, model_dir=bernoulli))
+  # An RNN-NADE's frames are drawn exactly, teacher-forced or free.
+  from trainer.models.rnn_nade import maths as nade_maths  # pylint: disable=g-import-not-at-top
+  from trainer.models.rnn_nade import training as nade_training  # pylint: disable=g-import-not-at-top
+  nade_dir = str(tmp_path / "nade")
+  nade = nade_maths.RNNNADE(spec.n_columns, 8, 6, seed=1)
+  training.save(nade_dir, nade, spec, {}, 1, np.full(spec.n_columns, 0.25),
+                100, name="rnn_nade", params=nade_training.PARAMS)
+  out = rnn_rbm_drift.measure(dataclasses.replace(config, model_dir=nade_dir))
+  assert sum(out["teacher_forced"]["histogram"]) == pytest.approx(1, abs=1e-3)
+  # Untrained (zero biases, weights ~0.01): each pitch on with p ~ 0.5.
+  assert out["teacher_forced"]["notes_per_frame"] == pytest.approx(
+      0.5 * spec.roll_spec.n_pitches, rel=0.1)

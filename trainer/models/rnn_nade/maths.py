@@ -122,6 +122,19 @@ class RNNNADE(RecurrentBiases):
                 mask[:, start:start + chunk_frames]).sum(1)
     return total
 
+  def sample_frames(self, visible_bias, hidden_bias, seed,
+                    temperature: float = 1.0):
+    """Exact samples of the frames whose biases are given ([N, V], [N, H]:
+    e.g. the biases of the true history, to see the frames without the
+    drift of a free-running piece); row r's noise is (seed, 0, r)."""
+    rows = tf.shape(visible_bias)[0]
+    noise = keyed_uniform(tf.constant(seed, tf.int64), tf.constant(0, tf.int64),
+                          tf.constant(0, tf.int64), rows, self.n_visible)
+    scale = (lambda x: x / temperature) if temperature != 1.0 else (
+        lambda x: x)
+    return _sample_frame(self.weights, self.output_weights, visible_bias,
+                         hidden_bias, noise, scale)
+
   def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
                primer=None, u_start=None, frame_start=0,
                temperature: float = 1.0):
@@ -154,6 +167,24 @@ class RNNNADE(RecurrentBiases):
         tf.constant(temperature, tf.float32), temperature != 1.0)
 
 
+def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
+                  scale):
+  """One frame per row [N, V] drawn unit by unit (unrolled over V).
+
+  Args:
+    visible_bias: [N, V], hidden_bias: [N, H] (the rows' own); noise: [N, V]
+    uniforms; scale: the temperature's division of a logit (or identity).
+  """
+  act, units = hidden_bias, []
+  for i in range(weights.shape[0]):
+    logit = visible_bias[:, i] + tf.linalg.matvec(tf.sigmoid(act),
+                                                  output_weights[i])
+    v_i = tf.cast(noise[:, i] < tf.sigmoid(scale(logit)), tf.float32)
+    act += v_i[:, None] * weights[i]
+    units.append(v_i)
+  return tf.stack(units, axis=1)
+
+
 @tf.function(reduce_retracing=True)
 def _log_prob_chunk(model, v, u_start):
   return model.log_prob(v, u_start)
@@ -176,14 +207,7 @@ def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
     act = b_h + tf.matmul(u, w_uh)  # [N, H]
     noise = keyed_uniform(seed, frame_start + tf.cast(t, tf.int64), row_start,
                           rows, n_visible)
-    units = []
-    for i in range(n_visible):
-      logit = bv_t[:, i] + tf.linalg.matvec(tf.sigmoid(act),
-                                            output_weights[i])
-      v_i = tf.cast(noise[:, i] < tf.sigmoid(scale(logit)), tf.float32)
-      act += v_i[:, None] * weights[i]
-      units.append(v_i)
-    v = tf.stack(units, axis=1)
+    v = _sample_frame(weights, output_weights, bv_t, act, noise, scale)
     out = out.write(t, v)
     u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
   return tf.transpose(out.stack(), [1, 0, 2]), u

@@ -633,6 +633,23 @@ class RNNRBM(RecurrentBiases):
 
   # --- generation -------------------------------------------------------------
 
+  def sample_frames(self, visible_bias, hidden_bias, seed,
+                    temperature: float = 1.0, gibbs_steps: int = 25):
+    """Samples of the frames whose RBM biases are given ([N, V], [N, H]:
+    e.g. the biases of the true history, to see the frames without the
+    drift of a free-running piece), drawn as generation draws a frame:
+    `gibbs_steps` steps from silence; row r's noise is (seed, step, r)."""
+    key = lambda x: tf.constant(x, tf.int64)
+    scale = lambda x: x / temperature
+    v = tf.zeros_like(visible_bias)
+    for g in range(gibbs_steps):
+      h = bernoulli(tf.sigmoid(scale(_dot(v, self.weights) + hidden_bias)),
+                    key(seed), key(2 * g), key(0))
+      v = bernoulli(tf.sigmoid(
+          scale(_dot_t(h, self.weights) + visible_bias)), key(seed),
+                    key(2 * g + 1), key(0))
+    return v
+
   def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
                gibbs_steps: int = 25, primer=None, u_start=None,
                frame_start=0, temperature: float = 1.0):
