@@ -18,6 +18,7 @@ from trainer.evaluation import lib as evaluation
 from trainer.generation import lib as generation
 from trainer.models import base
 from trainer.models.rnn_nade import maths as rnn_nade
+from trainer.models.rnn_nade import settings
 from trainer.training import loop
 
 
@@ -226,3 +227,31 @@ def test_it_reads_the_recurrent_settings_and_refuses_the_rnn_rbms_own():
     with pytest.raises(ValueError, match=f"--{flag} is a setting of "
                        "--model=rnn_rbm; this run uses --model=rnn_nade"):
       config_lib.TrainConfig(model="rnn_nade", **{**defaults, flag: value})
+
+
+def test_a_default_run_trains_between_its_update_bounds(trained, tmp_path,
+                                                        monkeypatch):
+  """Neither --epochs nor --max_steps given: a small corpus trains for the
+  model's least number of updates, a large one stops at its most."""
+  _, pieces = trained  # 24 training pieces: 3 updates an epoch of 8
+  values = {"num_hidden": 4, "num_hidden_recurrent": 3, "batch_size": 8,
+            "sequence_length": 8, "pretrain_rnn_epochs": 0, "epochs": 2,
+            "validate_every_epochs": 1}
+  config = config_lib.TrainConfig(
+      model="rnn_nade",
+      **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  monkeypatch.setattr(settings, "DEFAULT_UPDATES", (10, 20))
+  assert loop.default_updates("rnn_nade") == (10, 20)
+  small = loop.train_and_evaluate(config, pieces, str(tmp_path / "small"),
+                                  strategy=strategy,
+                                  from_data=frozenset({"epochs"}))
+  assert small["step"] == 10  # not 2 epochs x 3
+  mine = loop.train_and_evaluate(config, pieces, str(tmp_path / "mine"),
+                                 strategy=strategy)
+  assert mine["step"] == 6  # --epochs given: the user's
+  monkeypatch.setattr(settings, "DEFAULT_UPDATES", (1, 4))
+  large = loop.train_and_evaluate(config, pieces, str(tmp_path / "large"),
+                                  strategy=strategy,
+                                  from_data=frozenset({"epochs"}))
+  assert large["step"] == 4

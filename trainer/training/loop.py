@@ -205,6 +205,13 @@ class _State:
   best_nll: tf.Variable | None
 
 
+def default_updates(model: str) -> tuple[int, int]:
+  """The range a default run's updates are kept in (the model's
+  DEFAULT_UPDATES, else at most config_lib.MAX_DEFAULT_UPDATES)."""
+  return getattr(models.settings(model), "DEFAULT_UPDATES",
+                 (0, config_lib.MAX_DEFAULT_UPDATES))
+
+
 def _setup(config, data_dir, dirs, strategy,
            from_data: frozenset = frozenset()) -> base.TrainingRun:
   """Checks data, batch and strategy before anything is written.
@@ -212,8 +219,10 @@ def _setup(config, data_dir, dirs, strategy,
   from_data: the defaults the corpus may change (the user gave no value):
   "batch_size": a corpus with fewer training rows than one batch trains on
   batches of all its rows (a multiple of the replicas) instead of failing;
-  "epochs": a large corpus trains for at most config_lib.MAX_DEFAULT_UPDATES
-  updates, so the default run's time does not grow with the corpus.
+  "epochs": the run's updates are kept within the model's range
+  (`default_updates`): at most config_lib.MAX_DEFAULT_UPDATES by default, so
+  the default run's time does not grow with the corpus; a model may also set
+  a least number, so a small corpus still trains enough.
   """
   spec = load_spec(data_dir)
   models.get(config.model).check_data(spec, data_dir)
@@ -242,14 +251,14 @@ def _setup(config, data_dir, dirs, strategy,
         f"{strategy.num_replicas_in_sync} replicas; use a multiple of "
         f"{strategy.num_replicas_in_sync}.")
   total_steps = config.max_steps or config.epochs * steps_per_epoch
-  if "epochs" in from_data and total_steps > config_lib.MAX_DEFAULT_UPDATES:
+  low, high = default_updates(config.model)
+  if "epochs" in from_data and not low <= total_steps <= high:
+    budget = min(max(total_steps, low), high)
     logging.info("%d updates a pass over %d training %s: %d updates (%.1f "
                  "epochs) instead of %d epochs (give --epochs or --max_steps "
-                 "to choose)", steps_per_epoch, n_train, what,
-                 config_lib.MAX_DEFAULT_UPDATES,
-                 config_lib.MAX_DEFAULT_UPDATES / steps_per_epoch,
-                 config.epochs)
-    total_steps = config_lib.MAX_DEFAULT_UPDATES
+                 "to choose)", steps_per_epoch, n_train, what, budget,
+                 budget / steps_per_epoch, config.epochs)
+    total_steps = budget
   return base.TrainingRun(config, data_dir, dirs, spec, strategy,
                           is_chief(strategy), steps_per_epoch, total_steps)
 

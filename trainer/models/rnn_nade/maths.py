@@ -46,10 +46,25 @@ def nade_logits(v, weights, output_weights, visible_bias, hidden_bias):
   Returns:
     [..., V]: b_v_i + sigmoid(b_h + sum_{j<i} v_j W[j]) . W_out[i].
   """
-  # [..., V, H]: row i holds sum_{j<i} v_j W[j] (an exclusive cumsum).
-  before = tf.cumsum(v[..., :, None] * weights, axis=-2, exclusive=True)
-  hidden = tf.sigmoid(hidden_bias[..., None, :] + before)
-  return visible_bias + tf.reduce_sum(hidden * output_weights, axis=-1)
+  n_visible, n_hidden = weights.shape
+  lead = tf.shape(v)[:-1]
+  flat = tf.reshape(v, [-1, n_visible])
+  # Row (n, i) of `masked` is frame n with units i.. zeroed, so one 2-D
+  # matmul gives every unit's sum_{j<i} v_j W[j]: [N * V, V] x [V, H]. It
+  # does V times the MACs of an exclusive cumsum over the units, but runs
+  # 2.3x faster forward and backward on CPU (the cumsum's scan over a middle
+  # axis is slow; docs/DEVELOPMENT.md).
+  masked = tf.reshape(_strictly_lower(n_visible)[None] * flat[:, None, :],
+                      [-1, n_visible])
+  before = tf.reshape(tf.matmul(masked, weights), [-1, n_visible, n_hidden])
+  hidden = tf.sigmoid(tf.reshape(hidden_bias, [-1, 1, n_hidden]) + before)
+  logits = tf.reduce_sum(hidden * output_weights, axis=-1)  # [N, V]
+  return visible_bias + tf.reshape(logits, tf.concat([lead, [n_visible]], 0))
+
+
+def _strictly_lower(n: int) -> tf.Tensor:
+  """[n, n]: 1 below the diagonal (row i keeps units j < i)."""
+  return tf.constant(np.tril(np.ones((n, n), np.float32), -1))
 
 
 def nade_log_prob(v, weights, output_weights, visible_bias, hidden_bias):
