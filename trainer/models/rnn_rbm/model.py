@@ -15,7 +15,36 @@ from trainer.models.rnn_rbm import sampling
 from trainer.models.rnn_rbm import training
 
 
-class RNNRBMModel(base.Model):
+class RecurrentModel(base.Model):
+  """What the recurrent frame models share: files from their sizes, and the
+  one-thread-per-op generation. A subclass names its MATHS class and PARAMS."""
+
+  MATHS = maths.RNNRBM
+  PARAMS = training.PARAMS
+
+  def param_names(self, info) -> tuple:
+    del info
+    return self.PARAMS
+
+  def load(self, info, params, dataset, path) -> base.LoadedModel:
+    sizes = info.get("sizes", {})
+    try:
+      model = self.MATHS(sizes["n_visible"], sizes["n_hidden"],
+                         sizes["n_hidden_recurrent"])
+    except KeyError as e:
+      raise ValueError(f"{path}: model.json's sizes lack {e}.") from None
+    if model.n_visible != dataset.n_columns:
+      raise ValueError(f"{path}: frames of {model.n_visible} units but the "
+                       f"dataset's frames have {dataset.n_columns}.")
+    files.assign_checked(model, params, self.PARAMS, path)
+    return base.LoadedModel(self.name, model, dataset, info.get("config", {}),
+                            int(info.get("step", 0)), info)
+
+  def configure_generation(self) -> bool:
+    return sampling.one_thread_per_op()
+
+
+class RNNRBMModel(RecurrentModel):
   """See the module docstring."""
 
   name = "rnn_rbm"
@@ -23,27 +52,6 @@ class RNNRBMModel(base.Model):
 
   def trainer(self, run):
     return training.RNNRBMTrainer(run)
-
-  def param_names(self, info) -> tuple:
-    del info
-    return training.PARAMS
-
-  def load(self, info, params, dataset, path) -> base.LoadedModel:
-    sizes = info.get("sizes", {})
-    try:
-      model = maths.RNNRBM(sizes["n_visible"], sizes["n_hidden"],
-                           sizes["n_hidden_recurrent"])
-    except KeyError as e:
-      raise ValueError(f"{path}: model.json's sizes lack {e}.") from None
-    if model.n_visible != dataset.n_columns:
-      raise ValueError(f"{path}: frames of {model.n_visible} units but the "
-                       f"dataset's frames have {dataset.n_columns}.")
-    files.assign_checked(model, params, training.PARAMS, path)
-    return base.LoadedModel(self.name, model, dataset, info.get("config", {}),
-                            int(info.get("step", 0)), info)
-
-  def configure_generation(self) -> bool:
-    return sampling.one_thread_per_op()
 
   def sampler(self, loaded, config):
     return sampling.prepare(loaded, config)
