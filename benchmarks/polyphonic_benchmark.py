@@ -1,5 +1,6 @@
-r"""The standard polyphonic benchmarks: the RNN-RBM's test likelihood on
-Nottingham, Piano-midi.de and MuseData, next to the published models.
+r"""The standard polyphonic benchmarks: the RNN-RBM's (or, with
+--model=rnn_nade, the RNN-NADE's) test likelihood on Nottingham,
+Piano-midi.de and MuseData, next to the published models.
 
     make corpora                                  # the sets as MIDI, once
     python -m benchmarks.polyphonic_benchmark --corpora_dir=data/corpora \
@@ -26,6 +27,8 @@ same command and code made):
   4. a tighter AIS check: the first test pieces (in file order) up to
      --check_frames frames, scored with the default AIS and with
      --check_flags; the table shows the gap.
+With --model=rnn_nade, step 2 trains the RNN-NADE alone (no frame RBM) and
+step 3 scores every test frame exactly (no AIS, so no step 4).
 Protocol: every frame is scored, the first one too (from the RNN's learned
 initial state), and the NLL is the mean over all test frames (frames of long
 pieces weigh more than a per-piece average would give them). The baseline is
