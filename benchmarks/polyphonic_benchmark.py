@@ -188,23 +188,31 @@ def run_set(config: PolyphonicConfig, name: str) -> dict:
                                    log, name="check_default")
   tight = stamped_steps.evaluate(rnn_model, check_data, config.check_flags,
                                  log, name="check_tight")
-  with open(os.path.join(rnn_model, "model.json")) as f:
-    sequence_length = json.load(f)["config"]["sequence_length"]
   return {
-      "set": name, "model": "rnn_rbm", "test_pieces": test["sequences"],
-      "test_frames": test["frames"],
-      "nll_per_frame": -test["loglik_per_frame"],
+      **_row(config, name, "rnn_rbm", files, rnn_model, metrics, test),
       "stderr": test["log_z_stderr"],
-      "baseline_nll_per_frame": -test["baseline_loglik_per_frame"],
       "check_frames": default["frames"],
       "check_default_nll": -default["loglik_per_frame"],
       "check_tight_nll": -tight["loglik_per_frame"],
       "check_tight_stderr": tight["log_z_stderr"],
       "check_flags": config.check_flags,
+  }
+
+
+def _row(config, name, model, files, model_dir, metrics, test) -> dict:
+  """What every model's row holds: the test score against the baseline,
+  and the training's wall time and frames/s."""
+  with open(os.path.join(model_dir, "model.json")) as f:
+    sequence_length = json.load(f)["config"]["sequence_length"]
+  return {
+      "set": name, "model": model, "test_pieces": test["sequences"],
+      "test_frames": test["frames"],
+      "nll_per_frame": -test["loglik_per_frame"],
+      "baseline_nll_per_frame": -test["baseline_loglik_per_frame"],
       "train_wall_seconds": metrics["wall_seconds"],
       "train_frames_per_sec": metrics.get("sequences_per_sec", 0.0) *
                               mean_crop(files["train"], sequence_length),
-      "transpose": config.transpose, "model_dir": rnn_model,
+      "transpose": config.transpose, "model_dir": model_dir,
   }
 
 
@@ -215,18 +223,8 @@ def _run_nade(config, name, files, work, pieces, log) -> dict:
       os.path.join(work, "rnn_nade"), pieces,
       f"--model=rnn_nade {config.rnn_nade_flags}", log)
   test = stamped_steps.evaluate(model, pieces, "", log)
-  with open(os.path.join(model, "model.json")) as f:
-    sequence_length = json.load(f)["config"]["sequence_length"]
-  return {
-      "set": name, "model": "rnn_nade", "test_pieces": test["sequences"],
-      "test_frames": test["frames"],
-      "nll_per_frame": -test["loglik_per_frame"], "stderr": 0.0,
-      "baseline_nll_per_frame": -test["baseline_loglik_per_frame"],
-      "train_wall_seconds": metrics["wall_seconds"],
-      "train_frames_per_sec": metrics.get("sequences_per_sec", 0.0) *
-                              mean_crop(files["train"], sequence_length),
-      "transpose": config.transpose, "model_dir": model,
-  }
+  return {**_row(config, name, "rnn_nade", files, model, metrics, test),
+          "stderr": 0.0}
 
 
 def table(rows: list) -> str:

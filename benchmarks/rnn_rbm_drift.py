@@ -36,6 +36,7 @@ from common import cli
 # The models with an RNN over the frames and a `sample_frames` of their own.
 RECURRENT_MODELS = ("rnn_rbm", "rnn_nade")
 
+
 @dataclasses.dataclass(frozen=True)
 class DriftConfig:
   model_dir: str | None = cli.setting(

@@ -27,7 +27,9 @@ import tensorflow as tf
 
 from trainer.models.rbm.maths import visible_bias_from_means
 from trainer.models.rnn_rbm.maths import RecurrentBiases
+from trainer.models.rnn_rbm.maths import _masked_sum
 from trainer.models.rnn_rbm.maths import _normal
+from trainer.models.rnn_rbm.maths import _num_frames
 from trainer.models.rnn_rbm.maths import frame_mask
 from trainer.random_streams import keyed_uniform
 
@@ -116,11 +118,8 @@ class RNNNADE(RecurrentBiases):
     """
     log_p, _ = self.log_prob(v)
     mask = frame_mask(lengths, tf.shape(v)[1])
-    if mask is not None:
-      log_p *= mask
-    return {"loss_sum": -tf.reduce_sum(log_p),
-            "num_frames": (tf.reduce_sum(mask) if mask is not None else
-                           tf.cast(tf.size(log_p), tf.float32))}
+    return {"loss_sum": -_masked_sum(log_p, mask),
+            "num_frames": _num_frames(v, mask)}
 
   def nll_rows(self, v, lengths, chunk_frames: int = LOG_PROB_FRAMES):
     """Each sequence's negative log-likelihood (nats over its real frames),
