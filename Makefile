@@ -64,7 +64,7 @@ install: $(INSTALLED) ## create .venv and install the package with trainer, test
 # process).
 TEST_WORKERS ?= 2
 test: $(INSTALLED) ## run the test suite (offline; GCS emulator, DirectRunner, 2 logical CPUs)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=25 tests
 
 lint: $(INSTALLED) ## ruff with ruff.toml over the whole tree (CI runs it before the tests)
 	$(PY) -m ruff check .
