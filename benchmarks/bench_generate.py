@@ -316,7 +316,8 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
   from preprocess import records
   from trainer.models import files as export
   from trainer.generation import lib as generate_lib
-  from trainer.models.rnn_rbm import training as sequence_train_lib  # pylint: disable=g-import-not-at-top
+  from trainer.models.recurrent import training as sequence_training
+  from trainer.models.rnn_rbm import training as sequence_train_lib
   from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
   from trainer.models.rnn_rbm import maths as rnn_rbm
   n_visible, n_hidden, n_recurrent = shape
@@ -328,9 +329,10 @@ def measure_rnn_rbm(num_samples: int, num_frames: int, gibbs_steps: int,
   try:
     model_dir = os.path.join(workdir, "model")
     means = [4 / 88] * n_visible
-    sequence_train_lib.save(model_dir, rnn_rbm.RNNRBM(
+    sequence_training.save(model_dir, rnn_rbm.RNNRBM(
         n_visible, n_hidden, n_recurrent, unit_means=means), dataset, {}, 0,
-                        means, 1)
+                           means, 1, name="rnn_rbm",
+                           params=sequence_train_lib.PARAMS)
     config = config_lib.GenerateConfig(
         num_samples=num_samples, num_frames=num_frames,
         gibbs_steps_per_frame=gibbs_steps)
@@ -362,8 +364,8 @@ def _rnn_rbm_child() -> None:
   set before any op runs, so it needs a process of its own."""
   # pylint: disable=g-import-not-at-top
   import json
-  from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
-  configured = generate_rnn_rbm.one_thread_per_op()
+  from trainer.models.recurrent import sampling as frame_sampling
+  configured = frame_sampling.one_thread_per_op()
   r = measure_rnn_rbm(FLAGS.rnn_rbm_samples, FLAGS.rnn_rbm_frames,
                       FLAGS.rnn_rbm_gibbs_steps)
   print(json.dumps(dict(r, one_thread_per_op=configured,

@@ -235,8 +235,8 @@ def rnn_trainer_rate(tf, n_visible, n_hidden, n_recurrent, batch, frames, k,
       "cd_k": k, "batch_size": batch, "sequence_length": frames})
   with strategy.scope():
     model = rnn_rbm.RNNRBM(n_visible, n_hidden, n_recurrent, seed=0)
-  trainer = sequence_train_lib.SequenceTrainer(strategy, model, config,
-                                               total_steps=10**6)
+  trainer = sequence_train_lib.RBMSequenceTrainer(strategy, model, config,
+                                                  total_steps=10**6)
   rolls = tf.reshape(_random_windows(tf, batch * frames, n_visible),
                      [batch, frames, n_visible])
   dataset = tf.data.Dataset.from_tensors(

@@ -232,8 +232,9 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
 def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(
     tmp_path):
   from benchmarks import rnn_rbm_drift  # pylint: disable=g-import-not-at-top
+  from trainer.models.recurrent import training  # pylint: disable=g-import-not-at-top
   from trainer.models.rnn_rbm import maths  # pylint: disable=g-import-not-at-top
-  from trainer.models.rnn_rbm import training  # pylint: disable=g-import-not-at-top
+  from trainer.models.rnn_rbm import training as rnn_rbm_training  # pylint: disable=g-import-not-at-top
   data_dir, model_dir = str(tmp_path / "pieces"), str(tmp_path / "model")
   rng = np.random.default_rng(0)
   train = fake_dataset.cycle_pieces(rng.integers(10, 30, 12), seed=1)
@@ -242,7 +243,7 @@ def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(
                                                  seed=2))
   model = maths.RNNRBM(spec.n_columns, 8, 6, seed=1)
   training.save(model_dir, model, spec, {}, 1, np.full(spec.n_columns, 0.25),
-                100)
+                100, name="rnn_rbm", params=rnn_rbm_training.PARAMS)
   config = rnn_rbm_drift.DriftConfig(model_dir=model_dir, data_dir=data_dir,
                                      num_samples=6)
   out = rnn_rbm_drift.measure(config)

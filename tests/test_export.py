@@ -11,6 +11,7 @@ from trainer.models import base
 from trainer.models import files as export
 from trainer.models.rbm import maths as model_lib
 from trainer.models.rbm import training as rbm_training
+from trainer.models.recurrent import training as sequence_training
 from trainer.models.rnn_rbm import maths as rnn_rbm
 from trainer.models.rnn_rbm import training as sequence_train_lib
 
@@ -26,9 +27,10 @@ def test_rnn_rbm_round_trips_every_parameter(tmp_path):
   model = rnn_rbm.RNNRBM(12, 7, 5, seed=3)
   model.b_u.assign(np.arange(5, dtype=np.float32))
   model.u0.assign(-np.arange(5, dtype=np.float32))
-  sequence_train_lib.save(str(tmp_path), model, piece_spec(),
-                          {"model": "rnn_rbm"}, 42, frame_means=[0.25] * 12,
-                          train_frames=80)
+  sequence_training.save(str(tmp_path), model, piece_spec(),
+                         {"model": "rnn_rbm"}, 42, frame_means=[0.25] * 12,
+                         train_frames=80, name="rnn_rbm",
+                         params=sequence_train_lib.PARAMS)
   info = json.loads((tmp_path / "model.json").read_text())
   assert info["model"] == "rnn_rbm"
   assert info["sizes"] == {"n_visible": 12, "n_hidden": 7,
@@ -65,8 +67,9 @@ def test_rbm_format_is_unchanged(tmp_path):
 
 def test_mismatched_rnn_rbm_files_are_refused(tmp_path):
   model = rnn_rbm.RNNRBM(12, 7, 5)
-  sequence_train_lib.save(str(tmp_path), model, piece_spec(13), {}, 0,
-                          frame_means=[0.1] * 12, train_frames=1)
+  sequence_training.save(str(tmp_path), model, piece_spec(13), {}, 0,
+                         frame_means=[0.1] * 12, train_frames=1,
+                         name="rnn_rbm", params=sequence_train_lib.PARAMS)
   with pytest.raises(ValueError, match="13"):
     export.load_model(str(tmp_path))
   info = json.loads((tmp_path / "model.json").read_text())

@@ -17,6 +17,8 @@ from trainer import config as config_lib
 from trainer.models.rnn_rbm import settings as rnn_settings
 from trainer.models import files as export
 from trainer.generation import lib as generate_lib
+from trainer.models.recurrent import sampling as frame_sampling
+from trainer.models.recurrent import training as sequence_training
 from trainer.models.rnn_rbm import sampling as generate_rnn_rbm
 from trainer import primer as primer_lib
 from trainer.generation import previews
@@ -36,8 +38,9 @@ V = DATASET.n_columns
 
 
 def save(path, model) -> str:
-  sequence_train_lib.save(path, model, DATASET, {"model": "rnn_rbm"}, 1,
-                      frame_means=[0.2] * V, train_frames=10)
+  sequence_training.save(path, model, DATASET, {"model": "rnn_rbm"}, 1,
+                         frame_means=[0.2] * V, train_frames=10,
+                         name="rnn_rbm", params=sequence_train_lib.PARAMS)
   return path
 
 
@@ -128,7 +131,7 @@ def test_same_bytes_whatever_the_shards_calls_or_blocks(model_dir, tmp_path,
   assert files(sharded) == reference
 
   # One block per call, and the pieces made 7 frames per model call.
-  monkeypatch.setattr(generate_rnn_rbm, "FRAMES_PER_CALL", 7)
+  monkeypatch.setattr(frame_sampling, "FRAMES_PER_CALL", 7)
   small = str(tmp_path / "small")
   generate_lib.generate(model_dir, small, config(blocks_per_call=1))
   assert files(small) == reference
@@ -142,20 +145,20 @@ def test_a_crashed_run_resumes_to_the_same_bytes(model_dir, tmp_path,
                                                  monkeypatch):
   whole = str(tmp_path / "whole")
   generate_lib.generate(model_dir, whole, config())
-  sample = generate_rnn_rbm.FrameGenerator.sample
+  sample = frame_sampling.FrameGenerator.sample
 
   def crash_on_the_last_block(self, blocks, attempt):
     if 2 in blocks:
       raise RuntimeError("killed")
     return sample(self, blocks, attempt)
-  monkeypatch.setattr(generate_rnn_rbm.FrameGenerator, "sample",
+  monkeypatch.setattr(frame_sampling.FrameGenerator, "sample",
                       crash_on_the_last_block)
   out = str(tmp_path / "out")
   with pytest.raises(RuntimeError, match="killed"):
     generate_lib.generate(model_dir, out, config(blocks_per_call=1))
   assert len(files(out)) == 2 * BLOCK
   assert not os.path.exists(os.path.join(out, "manifest.jsonl"))
-  monkeypatch.setattr(generate_rnn_rbm.FrameGenerator, "sample", sample)
+  monkeypatch.setattr(frame_sampling.FrameGenerator, "sample", sample)
   with open(os.path.join(out, "sample-000003.mid"), "r+b") as f:
     f.truncate(20)  # damaged after it was recorded
   summary = generate_lib.generate(model_dir, out, config())
@@ -212,14 +215,14 @@ def test_flags_of_the_other_model_name_the_right_one(model_dir, tmp_path):
                     ({"articulate_threshold": 0.5}, "pass 0"),
                     ({"candidates": 8}, "--candidates=8"),
                     ({"play_threshold": 0.5}, "leave them out")):
-    with pytest.raises(generate_rnn_rbm.GenerateError, match=words):
+    with pytest.raises(frame_sampling.GenerateError, match=words):
       generate_lib.generate(model_dir, out, config(**kw))
   window_rbm = make_window_rbm(str(tmp_path / "rbm"))
   t = export.load_model(window_rbm).dataset.num_timesteps
-  with pytest.raises(generate_rnn_rbm.GenerateError,
+  with pytest.raises(frame_sampling.GenerateError,
                      match="--num_windows=4"):  # 4 windows of t - t//3 new steps
     generate_lib.generate(window_rbm, out, config(num_frames=3 * t))
-  with pytest.raises(generate_rnn_rbm.GenerateError,
+  with pytest.raises(frame_sampling.GenerateError,
                      match="--gibbs_steps "):
     generate_lib.generate(window_rbm, out, config_lib.GenerateConfig(
         gibbs_steps_per_frame=5))
@@ -247,7 +250,7 @@ def test_temperature_and_resampling_of_empty_pieces(tmp_path):
 def test_noise_ranges_do_not_overlap():
   # Two streams per Gibbs step within the model's streams of one frame.
   assert 2 * rnn_settings.MAX_FRAME_GIBBS_STEPS < rnn_rbm._GEN_STREAMS_PER_FRAME  # pylint: disable=protected-access
-  assert config_lib.MAX_NUM_FRAMES < generate_rnn_rbm.ATTEMPT_FRAMES
+  assert config_lib.MAX_NUM_FRAMES < frame_sampling.ATTEMPT_FRAMES
 
 
 def test_gcs_output_and_previews_of_long_pieces(model_dir, gcs_bucket,
@@ -327,8 +330,9 @@ def test_the_cli_with_one_thread_per_op_writes_the_same_bytes(tmp_path):
   for var in (model.weights, model.w_uv, model.w_uh, model.w_vu, model.w_uu):
     var.assign(rng.normal(0, 0.3, var.shape).astype(np.float32))
   model_dir = str(tmp_path / "model")
-  sequence_train_lib.save(model_dir, model, keys, {"model": "rnn_rbm"}, 1,
-                      frame_means=[0.05] * 88, train_frames=10)
+  sequence_training.save(model_dir, model, keys, {"model": "rnn_rbm"}, 1,
+                         frame_means=[0.05] * 88, train_frames=10,
+                         name="rnn_rbm", params=sequence_train_lib.PARAMS)
   flags = {"num_samples": 130, "num_frames": 16, "gibbs_steps_per_frame": 4}
   cli_out = str(tmp_path / "cli")
   done = run_cli(f"--model_dir={model_dir}", f"--output={cli_out}",

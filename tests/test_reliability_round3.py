@@ -19,7 +19,7 @@ from trainer import config as config_lib
 from trainer.generation import lib as generation
 from trainer.models import base
 from trainer.models import files
-from trainer.models.rnn_rbm import training as rnn_training
+from trainer.models.recurrent import training as sequence_training
 from trainer.training import loop
 
 ONE = ["/cpu:0"]
@@ -136,7 +136,7 @@ def test_a_frame_model_without_held_out_data_says_it_does_not_validate(
   fake_dataset.write_piece_dataset(
       pieces, fake_dataset.cycle_pieces(rng.integers(10, 20, 16), seed=1), [])
   warnings = []
-  monkeypatch.setattr(rnn_training.logging, "warning",
+  monkeypatch.setattr(sequence_training.logging, "warning",
                       lambda msg, *args: warnings.append(msg % args))
   config = config_lib.TrainConfig(
       model="rnn_rbm", num_hidden=4, num_hidden_recurrent=4, cd_k=1,

@@ -14,6 +14,7 @@ import tensorflow as tf
 from trainer.models import ais
 from trainer import random_streams
 from trainer.models.rbm import maths as model_lib
+from trainer.models.recurrent import maths as recurrent
 from trainer.models.rnn_rbm import maths as rnn_rbm
 
 
@@ -256,7 +257,7 @@ def test_generation_is_deterministic_by_seed_and_sample_index():
 
 
 def test_frame_rnn_cross_entropy_is_exact_and_pretraining_copies_in():
-  rnn = rnn_rbm.FrameRNN(6, 4, seed=0)
+  rnn = recurrent.FrameRNN(6, 4, seed=0)
   rnn.w_uv.assign(np.random.default_rng(0).normal(0, 1, (4, 6)).astype(
       np.float32))
   v = random_frames((2, 5, 6), 0.4, seed=11)
@@ -285,7 +286,7 @@ def test_frame_rnn_cross_entropy_is_exact_and_pretraining_copies_in():
 def test_frame_rnn_pretraining_learns_the_cycle():
   train = tf.constant(cycle_sequences(64, 16, 12, seed=0))
   heldout = tf.constant(cycle_sequences(32, 16, 12, seed=1))
-  rnn = rnn_rbm.FrameRNN(12, 16, unit_means=train.numpy().mean((0, 1)))
+  rnn = recurrent.FrameRNN(12, 16, unit_means=train.numpy().mean((0, 1)))
   optimizer = tf.keras.optimizers.Adam(0.03)
   optimizer.build(rnn.trainable_variables)
 

@@ -18,6 +18,7 @@ from trainer import config as config_lib
 from trainer import data
 from trainer.evaluation import lib as evaluate_lib
 from trainer.models import files as export
+from trainer.models.recurrent import training as sequence_training
 from trainer.models.rnn_rbm import training as sequence_train_lib
 from trainer import task
 from trainer.training import loop as train_lib
@@ -54,7 +55,7 @@ def train_recording_warnings(config, data_dir, job):
   """train_and_evaluate, and the warning lines it logged."""
   warnings = []
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(sequence_train_lib.logging, "warning",
+    patch.setattr(sequence_training.logging, "warning",
                   lambda msg, *args: warnings.append(msg % args))
     metrics = train_lib.train_and_evaluate(config, data_dir, job)
   return metrics, warnings
@@ -122,8 +123,12 @@ def test_validation_uses_the_valid_split_when_there_is_one(tmp_path):
   with open(os.path.join(job, "model", "model.json")) as f:
     assert json.load(f)["validation_split"] == "valid"
   spec = data.load_dataset_spec(data_dir)
-  exact = {split: loaded.model.nll_exact(*sequence_train_lib.validation_subset(
-      data_dir, spec, split)) for split in ("valid", "eval")}
+  # The RNN-RBM's validation subset of each split.
+  subset = lambda split: sequence_training.validation_subset(
+      data_dir, spec, split, sequence_train_lib._VALIDATION_FRAMES,  # pylint: disable=protected-access
+      sequence_train_lib._VALIDATION_CROP)  # pylint: disable=protected-access
+  exact = {split: loaded.model.nll_exact(*subset(split))
+           for split in ("valid", "eval")}
   best = metrics["best_validation_nll_per_frame"]
   # A short AIS run (8 chains, 100 betas) estimates to a few tenths.
   assert exact["eval"] > exact["valid"] + 2.0, exact
@@ -183,7 +188,7 @@ def one_update(devices, batch, lengths, init):
     model = rnn_rbm.RNNRBM(C, 6, 5)
   for name, value in init.items():
     getattr(model, name).assign(value)
-  trainer = sequence_train_lib.SequenceTrainer(strategy, model, config, 10)
+  trainer = sequence_train_lib.RBMSequenceTrainer(strategy, model, config, 10)
   ds = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors((batch, lengths)).repeat(2))
   it = iter(ds)

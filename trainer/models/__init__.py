@@ -13,7 +13,8 @@ Each folder `trainer/models/<name>/` holds everything one model is:
 
 The jobs (trainer/training, evaluation, generation, comparison) ask the model
 for what they need; none of them tests a model's name. Adding a model is a
-folder and one line in MODELS.
+folder and one line in MODELS. `recurrent/` is no model: it holds the parts
+the temporal models (rnn_rbm, rnn_nade) share.
 """
 
 import importlib

@@ -5,7 +5,7 @@ Reads files, writes none.
 
 from preprocess import records
 from trainer.models import base
-from trainer.models.rnn_rbm import likelihood as sequence_likelihood
+from trainer.models.recurrent import likelihood as sequence_likelihood
 
 
 def evaluate(loaded: base.LoadedModel, spec: records.DatasetSpec,

@@ -1,6 +1,6 @@
 """The RNN-NADE (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012): maths only.
 
-The RNN-RBM's recurrence (rnn_rbm/maths.RecurrentBiases) with a NADE
+The RNN-RBM's recurrence (recurrent/maths.RecurrentBiases) with a NADE
 (Larochelle & Murray, AISTATS 2011) in place of each frame's RBM. Frame t's
 V units are predicted one after another, in column order (low to high pitch;
 with the onoff encoding every play column before every articulate column):
@@ -26,11 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.models.rbm.maths import visible_bias_from_means
-from trainer.models.rnn_rbm.maths import RecurrentBiases
-from trainer.models.rnn_rbm.maths import _masked_sum
-from trainer.models.rnn_rbm.maths import _normal
-from trainer.models.rnn_rbm.maths import _num_frames
-from trainer.models.rnn_rbm.maths import frame_mask
+from trainer.models.recurrent import maths as recurrent
 from trainer.random_streams import keyed_uniform
 
 # Frames per call of the exact log-probability in evaluation: memory is
@@ -76,7 +72,7 @@ def nade_log_prob(v, weights, output_weights, visible_bias, hidden_bias):
       tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
 
 
-class RNNNADE(RecurrentBiases):
+class RNNNADE(recurrent.RecurrentBiases):
   """The RNN-NADE. Create it under `strategy.scope()` to mirror it."""
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
@@ -93,8 +89,9 @@ class RNNNADE(RecurrentBiases):
     super().__init__(name=name)
     v, h, u = int(n_visible), int(n_hidden), int(n_hidden_recurrent)
     self.n_visible, self.n_hidden, self.n_hidden_recurrent = v, h, u
-    self.weights = tf.Variable(_normal([v, h], seed, 0, 0.01), name="weights")
-    self.output_weights = tf.Variable(_normal([v, h], seed, 5, 0.01),
+    self.weights = tf.Variable(recurrent.normal([v, h], seed, 0, 0.01),
+                               name="weights")
+    self.output_weights = tf.Variable(recurrent.normal([v, h], seed, 5, 0.01),
                                       name="output_weights")
     self.visible_bias = tf.Variable(
         tf.zeros([v]) if unit_means is None else
@@ -117,9 +114,9 @@ class RNNNADE(RecurrentBiases):
       differentiable), num_frames.
     """
     log_p, _ = self.log_prob(v)
-    mask = frame_mask(lengths, tf.shape(v)[1])
-    return {"loss_sum": -_masked_sum(log_p, mask),
-            "num_frames": _num_frames(v, mask)}
+    mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
+    return {"loss_sum": -recurrent.masked_sum(log_p, mask),
+            "num_frames": recurrent.num_frames(v, mask)}
 
   def nll_rows(self, v, lengths, chunk_frames: int = LOG_PROB_FRAMES):
     """Each sequence's negative log-likelihood (nats over its real frames),
@@ -127,7 +124,7 @@ class RNNNADE(RecurrentBiases):
     time, the RNN state carried across, so memory is flat in the length."""
     v = tf.convert_to_tensor(v, tf.float32)
     frames = int(v.shape[1])
-    mask = frame_mask(tf.constant(lengths), frames).numpy()
+    mask = recurrent.frame_mask(tf.constant(lengths), frames).numpy()
     total = np.zeros(int(v.shape[0]))
     u = None
     for start in range(0, frames, chunk_frames):

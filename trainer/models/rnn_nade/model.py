@@ -4,17 +4,18 @@ Boulanger-Lewandowski, Bengio & Vincent (ICML 2012), section 4: the
 RNN-RBM's RNN conditions a NADE per frame instead of an RBM. Its frame
 likelihood is exact: trained on the exact gradient, scored without AIS,
 sampled without a Markov chain. Maths in maths.py; training, likelihood
-and sampling reuse the RNN-RBM's sequence machinery around it.
+and sampling reuse the sequence machinery it shares with the RNN-RBM
+(trainer/models/recurrent/) around it.
 """
 
+from trainer.models.recurrent import model as recurrent_model
 from trainer.models.rnn_nade import likelihood
 from trainer.models.rnn_nade import maths
 from trainer.models.rnn_nade import sampling
 from trainer.models.rnn_nade import training
-from trainer.models.rnn_rbm import model as frame_model
 
 
-class RNNNADEModel(frame_model.RecurrentModel):
+class RNNNADEModel(recurrent_model.RecurrentModel):
   """See the module docstring."""
 
   name = "rnn_nade"

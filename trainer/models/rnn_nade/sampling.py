@@ -1,19 +1,19 @@
-"""The RNN-NADE's sampler: the RNN-RBM's (rnn_rbm/sampling.py: blocks,
-threads, long pieces in calls of FRAMES_PER_CALL frames, attempts, the
-window RBM's levers refused) with exact frames instead of Gibbs chains.
+"""The RNN-NADE's sampler: the temporal models' (recurrent/sampling.py:
+blocks, threads, long pieces in calls of FRAMES_PER_CALL frames, attempts,
+the window RBM's levers refused) with exact frames instead of Gibbs chains.
 
 This module must not write files: the generation job does.
 """
 
 from trainer.models import base
-from trainer.models.rnn_rbm import sampling as frame_sampling
+from trainer.models.recurrent import sampling as frame_sampling
 
 TITLE = "RNN-NADE"
 
 
 def prepare(loaded: base.LoadedModel, config):
   """The config the sampler runs with, and the sampler (see
-  rnn_rbm/sampling.prepare); each frame is drawn unit by unit, so there
+  recurrent/sampling.prepare); each frame is drawn unit by unit, so there
   is no chain length to set.
 
   Raises:

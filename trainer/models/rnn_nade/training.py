@@ -1,8 +1,8 @@
 """The RNN-NADE's training under tf.distribute, run by trainer/training.
 
-Everything but the loss is the RNN-RBM's (rnn_rbm/training.py): the global
-batch split over replicas with sums divided once by the global number of
-real frames, Adam with clipping and the cosine schedule, the RNN
+Everything but the loss is shared with the RNN-RBM (recurrent/training.py):
+the global batch split over replicas with sums divided once by the global
+number of real frames, Adam with clipping and the cosine schedule, the RNN
 pretraining, early stopping on the valid split and the model/ folder. The
 loss is the exact negative log-likelihood (maths.py `RNNNADE.nll_terms`), so
 a step draws no noise and reports the training NLL per frame itself; the
@@ -17,7 +17,7 @@ from absl import logging
 
 from trainer.models import base
 from trainer.models.rnn_nade import maths
-from trainer.models.rnn_rbm import training as sequence_training
+from trainer.models.recurrent import training as sequence_training
 
 # The arrays of params.npz, named as the RNNNADE variables' attributes.
 PARAMS = ("weights", "output_weights", "visible_bias", "hidden_bias", "w_uv",

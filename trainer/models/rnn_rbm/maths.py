@@ -2,7 +2,8 @@
 
 A sequence of frames v(1..T), each V binary units, is modelled by one RBM per
 frame. All of them share the weights W [V, H]; frame t's biases come from the
-state of an RNN after frame t - 1:
+state of an RNN after frame t - 1 (trainer/models/recurrent/maths.py
+`RecurrentBiases`, which the RNN-NADE shares):
 
     b_v(t) = b_v + u(t-1) W_uv,     b_h(t) = b_h + u(t-1) W_uh,
     u(t)   = tanh(b_u + v(t) W_vu + u(t-1) W_uu),     u(0) = u0 (learned).
@@ -37,6 +38,7 @@ import tensorflow as tf
 
 from trainer.models import ais as ais_lib
 from trainer.models.rbm.maths import visible_bias_from_means
+from trainer.models.recurrent import maths as recurrent
 from trainer.models.rnn_rbm.settings import noise_streams_per_step
 from trainer.random_streams import STREAMS_PER_STEP, UINT16_SCALE, bernoulli, keyed_uint16
 
@@ -126,13 +128,6 @@ def _dim(x, axis):
   return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
 
 
-def _dot(x, matrix):
-  """x [..., A] @ matrix [A, B] -> [..., B] as one 2-D matmul."""
-  lead = tf.shape(x)[:-1]
-  flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), matrix)
-  return tf.reshape(flat, tf.concat([lead, [matrix.shape[-1]]], 0))
-
-
 def _dot_t(x, matrix):
   """x [..., B] @ matrix[A, B]^T -> [..., A] as one 2-D matmul."""
   lead = tf.shape(x)[:-1]
@@ -149,7 +144,7 @@ def conditional_free_energy(v, weights, visible_bias, hidden_bias):
     [...].
   """
   return -tf.reduce_sum(v * visible_bias, axis=-1) - tf.reduce_sum(
-      tf.math.softplus(_dot(v, weights) + hidden_bias), axis=-1)
+      tf.math.softplus(recurrent.dot(v, weights) + hidden_bias), axis=-1)
 
 
 def conditional_log_partition_exact(weights, visible_bias, hidden_bias,
@@ -207,7 +202,8 @@ def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
     noise = frame_noise(seed, family_base + j, row_start, batch, frames, width)
     return tf.cast(noise < probs, probs.dtype)
 
-  h = sample(tf.sigmoid(_dot(v0, weights) + hidden_bias), 0, n_hidden)
+  h = sample(tf.sigmoid(recurrent.dot(v0, weights) + hidden_bias), 0,
+             n_hidden)
   recon = tf.sigmoid(_dot_t(h, weights) + visible_bias)
   v = v0
   for i in range(k):
@@ -215,51 +211,9 @@ def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
     pv = recon if i == 0 else tf.sigmoid(_dot_t(h, weights) + visible_bias)
     v = sample(pv, 1 + 2 * i, n_visible)
     if i + 1 < k:
-      h = sample(tf.sigmoid(_dot(v, weights) + hidden_bias), 2 + 2 * i,
-                 n_hidden)
+      h = sample(tf.sigmoid(recurrent.dot(v, weights) + hidden_bias),
+                 2 + 2 * i, n_hidden)
   return v, recon
-
-
-def frame_mask(lengths, num_frames):
-  """[B, T] float mask of real frames (lengths None: every frame is real)."""
-  if lengths is None:
-    return None
-  return tf.sequence_mask(lengths, num_frames, dtype=tf.float32)
-
-
-def _masked_sum(values, mask):
-  return tf.reduce_sum(values if mask is None else values * mask)
-
-
-def _num_frames(v, mask):
-  if mask is None:
-    return tf.cast(tf.shape(v)[0] * tf.shape(v)[1], tf.float32)
-  return tf.reduce_sum(mask)
-
-
-def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None):
-  """The RNN over [B, T, V] frames.
-
-  The input projection v W_vu + b_u of all frames is one matmul; only
-  u(t) = tanh(x(t) + u(t-1) W_uu) runs in the loop over time.
-
-  Args:
-    v: [B, T, V], T >= 1; u_start: [B, U] state before the first frame
-      (None: u0).
-  Returns:
-    (u_prev [B, T, U]: the state each frame's biases come from, i.e.
-     u(t-1) for frame t; u_last [B, U]: the state after the last frame,
-     padding included).
-  """
-  batch = tf.shape(v)[0]
-  if u_start is None:
-    u_start = tf.broadcast_to(u0, [batch, u0.shape[0]])
-  x = tf.transpose(_dot(v, w_vu) + b_u, [1, 0, 2])  # [T, B, U], time-major
-  states = tf.scan(lambda u, x_t: tf.tanh(x_t + tf.matmul(u, w_uu)), x,
-                   initializer=u_start)  # [T, B, U]: u(1..T)
-  states = tf.transpose(states, [1, 0, 2])
-  u_prev = tf.concat([u_start[:, None, :], states[:, :-1]], axis=1)
-  return u_prev, states[:, -1]
 
 
 def flops_per_cd_frame(n_visible: int, n_hidden: int, n_hidden_recurrent: int,
@@ -284,120 +238,7 @@ def flops_per_cd_frame(n_visible: int, n_hidden: int, n_hidden_recurrent: int,
   return 2.0 * ((2 * k + 4) * v * h + 5 * u * v + 3 * u * h + 3 * u * u)
 
 
-def _normal(shape, seed, index, stddev):
-  return tf.random.stateless_normal(shape, seed=[seed, index], stddev=stddev)
-
-
-class FrameRNN(tf.Module):
-  """A plain RNN predicting the next frame, for the paper's pretraining.
-
-  The same recurrence as the RNN-RBM; its output is p(v(t)_i = 1 | history)
-  = sigmoid(output_bias + u(t-1) W_uv)_i, independent units, so the
-  cross-entropy is exact. After training, `RNNRBM.copy_rnn_from` takes its
-  W_vu, W_uu, b_u, u0 and W_uv.
-  """
-
-  def __init__(self, n_visible: int, n_hidden_recurrent: int, unit_means=None,
-               seed: int = 0, name: str | None = None):
-    super().__init__(name=name)
-    v, u = int(n_visible), int(n_hidden_recurrent)
-    self.n_visible, self.n_hidden_recurrent = v, u
-    # The RNN's own weights need a usable scale to learn from scratch:
-    # 1/sqrt(fan-in) (the RNN-RBM's 1e-4 would leave u ~ 0 for a long time).
-    self.w_vu = tf.Variable(_normal([v, u], seed, 0, 1.0 / np.sqrt(v)),
-                            name="w_vu")
-    self.w_uu = tf.Variable(_normal([u, u], seed, 1, 1.0 / np.sqrt(u)),
-                            name="w_uu")
-    self.w_uv = tf.Variable(tf.zeros([u, v]), name="w_uv")
-    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
-    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
-    self.output_bias = tf.Variable(
-        tf.zeros([v]) if unit_means is None else
-        visible_bias_from_means(unit_means), name="output_bias")
-
-  def cross_entropy_terms(self, v, lengths=None):
-    """Sums over real frames of -log p(v(t) | history) (nats), and the count.
-
-    Args:
-      v: [B, T, V] binary frames; lengths: [B] real frames per row or None.
-    Returns:
-      dict: cross_entropy_sum (scalar, differentiable), num_frames.
-    """
-    u_prev, _ = run_recurrence(v, self.w_vu, self.w_uu, self.b_u, self.u0)
-    logits = _dot(u_prev, self.w_uv) + self.output_bias
-    per_frame = tf.reduce_sum(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
-    mask = frame_mask(lengths, tf.shape(v)[1])
-    return {"cross_entropy_sum": _masked_sum(per_frame, mask),
-            "num_frames": _num_frames(v, mask)}
-
-
-class RecurrentBiases(tf.Module):
-  """The RNN both frame models share: frame t's biases from the frames before.
-
-      b_v(t) = b_v + u(t-1) W_uv,     b_h(t) = b_h + u(t-1) W_uh,
-      u(t)   = tanh(b_u + v(t) W_vu + u(t-1) W_uu),     u(0) = u0 (learned).
-
-  The RNN-RBM (below) puts an RBM on each frame, the RNN-NADE
-  (trainer/models/rnn_nade) a NADE; both read these biases, start the RNN
-  from a pretrained `FrameRNN` and continue a primer from `initial_state`.
-  A subclass sets n_visible, n_hidden, n_hidden_recurrent, visible_bias [V]
-  and hidden_bias [H], and calls `_init_rnn`.
-  """
-
-  def _init_rnn(self, seed: int, zero_bias_projections: bool) -> None:
-    """W_uv, W_uh, W_vu, W_uu ~ N(0, 0.0001^2) (the Theano tutorial's), b_u
-    and u0 zero; W_uv and W_uh exactly zero with zero_bias_projections."""
-    v, h, u = self.n_visible, self.n_hidden, self.n_hidden_recurrent
-    small = (lambda shape, i: tf.zeros(shape)) if zero_bias_projections else (
-        lambda shape, i: _normal(shape, seed, i, 1e-4))
-    self.w_uv = tf.Variable(small([u, v], 1), name="w_uv")
-    self.w_uh = tf.Variable(small([u, h], 2), name="w_uh")
-    self.w_vu = tf.Variable(_normal([v, u], seed, 3, 1e-4), name="w_vu")
-    self.w_uu = tf.Variable(_normal([u, u], seed, 4, 1e-4), name="w_uu")
-    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
-    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
-
-  def copy_rnn_from(self, rnn: FrameRNN) -> None:
-    """W_vu, W_uu, b_u, u0 and W_uv from a pretrained `FrameRNN`."""
-    if (rnn.n_visible, rnn.n_hidden_recurrent) != (self.n_visible,
-                                                   self.n_hidden_recurrent):
-      raise ValueError(
-          f"the pretrained RNN has V={rnn.n_visible}, U="
-          f"{rnn.n_hidden_recurrent}; this model has V={self.n_visible}, "
-          f"U={self.n_hidden_recurrent}.")
-    for mine, theirs in ((self.w_vu, rnn.w_vu), (self.w_uu, rnn.w_uu),
-                         (self.b_u, rnn.b_u), (self.u0, rnn.u0),
-                         (self.w_uv, rnn.w_uv)):
-      mine.assign(theirs)
-
-  def frame_biases(self, v, u_start=None):
-    """Every frame's biases given the frames before it.
-
-    Args:
-      v: [B, T, V]; u_start: [B, U] state before frame 0 (None: u0).
-    Returns:
-      (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
-    """
-    u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
-                                    self.u0, u_start)
-    return (self.visible_bias + _dot(u_prev, self.w_uv),
-            self.hidden_bias + _dot(u_prev, self.w_uh), u_last)
-
-  def initial_state(self, num_samples: int, primer=None):
-    """RNN state [num_samples, U] to generate from: u0, or after a primer.
-
-    Args:
-      primer: [P, V] frames every sample continues (None: no primer).
-    """
-    if primer is None or len(primer) == 0:
-      u = self.u0[None, :]
-    else:
-      _, _, u = self.frame_biases(tf.cast(primer, tf.float32)[None])
-    return tf.broadcast_to(u, [num_samples, self.n_hidden_recurrent])
-
-
-class RNNRBM(RecurrentBiases):
+class RNNRBM(recurrent.RecurrentBiases):
   """The RNN-RBM. Create it under `strategy.scope()` to mirror it."""
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
@@ -416,7 +257,8 @@ class RNNRBM(RecurrentBiases):
     super().__init__(name=name)
     v, h, u = int(n_visible), int(n_hidden), int(n_hidden_recurrent)
     self.n_visible, self.n_hidden, self.n_hidden_recurrent = v, h, u
-    self.weights = tf.Variable(_normal([v, h], seed, 0, 0.01), name="weights")
+    self.weights = tf.Variable(recurrent.normal([v, h], seed, 0, 0.01),
+                               name="weights")
     self.visible_bias = tf.Variable(
         tf.zeros([v]) if unit_means is None else
         visible_bias_from_means(unit_means), name="visible_bias")
@@ -503,11 +345,11 @@ class RNNRBM(RecurrentBiases):
     negatives, recon = tf.stop_gradient(negatives), tf.stop_gradient(recon)
     gap = (conditional_free_energy(v, self.weights, b_v, b_h) -
            conditional_free_energy(negatives, self.weights, b_v, b_h))
-    mask = frame_mask(lengths, tf.shape(v)[1])
+    mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
     return {
-        "loss_sum": _masked_sum(gap, mask),
-        "num_frames": _num_frames(v, mask),
-        "squared_error_sum": _masked_sum(
+        "loss_sum": recurrent.masked_sum(gap, mask),
+        "num_frames": recurrent.num_frames(v, mask),
+        "squared_error_sum": recurrent.masked_sum(
             tf.reduce_sum(tf.square(v - recon), -1), mask),
         "negatives": negatives,
     }
@@ -547,9 +389,10 @@ class RNNRBM(RecurrentBiases):
 
   def nll_exact(self, v, lengths=None, max_hidden: int = 20) -> float:
     """Negative log-likelihood in nats per real frame (small H)."""
-    mask = frame_mask(lengths, tf.shape(v)[1])
-    return float(-_masked_sum(self.log_prob_exact(v, max_hidden), mask) /
-                 _num_frames(v, mask))
+    mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
+    return float(
+        -recurrent.masked_sum(self.log_prob_exact(v, max_hidden), mask) /
+        recurrent.num_frames(v, mask))
 
   def log_partition_ais(self, v, config: ais_lib.AISConfig,
                         base_biases=None, row_start=0):
@@ -624,7 +467,7 @@ class RNNRBM(RecurrentBiases):
     """
     log_z, stderr = self.log_partition_ais(v, config, base_biases, row_start)
     free = self.free_energies(v).numpy().astype(np.float64)
-    mask = frame_mask(lengths, tf.shape(v)[1])
+    mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
     mask = np.ones_like(free) if mask is None else mask.numpy()
     rows = np.sum((free + log_z) * mask, axis=1)
     return {"nll_sum": float(np.sum(rows)),
@@ -643,8 +486,9 @@ class RNNRBM(RecurrentBiases):
     scale = lambda x: x / temperature
     v = tf.zeros_like(visible_bias)
     for g in range(gibbs_steps):
-      h = bernoulli(tf.sigmoid(scale(_dot(v, self.weights) + hidden_bias)),
-                    key(seed), key(2 * g), key(0))
+      h = bernoulli(
+          tf.sigmoid(scale(recurrent.dot(v, self.weights) + hidden_bias)),
+          key(seed), key(2 * g), key(0))
       v = bernoulli(tf.sigmoid(
           scale(_dot_t(h, self.weights) + visible_bias)), key(seed),
                     key(2 * g + 1), key(0))
@@ -714,7 +558,7 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
     # increments telescope over exactly the sampled distributions.
     beta = tf.cast(betas[k], tf.float32)
     step = beta - tf.cast(betas[k - 1], tf.float32)
-    x = _dot(v, weights) + b_h
+    x = recurrent.dot(v, weights) + b_h
     p_h = tf.sigmoid(beta * x)
     # softplus(beta x) - softplus(beta' x) = -log1p(sigmoid(beta x)
     # expm1(-(beta - beta') x)): the difference itself to float32's relative

@@ -1,0 +1,1 @@
+"""The recurrence, sequence training, scoring and sampler of the temporal models."""

@@ -1,0 +1,181 @@
+"""The RNN the temporal models share (Boulanger-Lewandowski, Bengio & Vincent,
+ICML 2012): maths only.
+
+`RecurrentBiases` sets each frame's biases from an RNN over the frames before
+it; the RNN-RBM (trainer/models/rnn_rbm) puts an RBM on each frame, the
+RNN-NADE (trainer/models/rnn_nade) a NADE. Also here: the plain `FrameRNN` of
+the paper's pretraining, and the sums over a batch's real frames that both
+models' training signals are made of (`frame_mask`, `masked_sum`,
+`num_frames`).
+
+This file must not do I/O, read flags or run a training loop.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.models.rbm.maths import visible_bias_from_means
+
+
+def dot(x, matrix):
+  """x [..., A] @ matrix [A, B] -> [..., B] as one 2-D matmul."""
+  lead = tf.shape(x)[:-1]
+  flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), matrix)
+  return tf.reshape(flat, tf.concat([lead, [matrix.shape[-1]]], 0))
+
+
+def frame_mask(lengths, num_frames):
+  """[B, T] float mask of real frames (lengths None: every frame is real)."""
+  if lengths is None:
+    return None
+  return tf.sequence_mask(lengths, num_frames, dtype=tf.float32)
+
+
+def masked_sum(values, mask):
+  return tf.reduce_sum(values if mask is None else values * mask)
+
+
+def num_frames(v, mask):
+  if mask is None:
+    return tf.cast(tf.shape(v)[0] * tf.shape(v)[1], tf.float32)
+  return tf.reduce_sum(mask)
+
+
+def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None):
+  """The RNN over [B, T, V] frames.
+
+  The input projection v W_vu + b_u of all frames is one matmul; only
+  u(t) = tanh(x(t) + u(t-1) W_uu) runs in the loop over time.
+
+  Args:
+    v: [B, T, V], T >= 1; u_start: [B, U] state before the first frame
+      (None: u0).
+  Returns:
+    (u_prev [B, T, U]: the state each frame's biases come from, i.e.
+     u(t-1) for frame t; u_last [B, U]: the state after the last frame,
+     padding included).
+  """
+  batch = tf.shape(v)[0]
+  if u_start is None:
+    u_start = tf.broadcast_to(u0, [batch, u0.shape[0]])
+  x = tf.transpose(dot(v, w_vu) + b_u, [1, 0, 2])  # [T, B, U], time-major
+  states = tf.scan(lambda u, x_t: tf.tanh(x_t + tf.matmul(u, w_uu)), x,
+                   initializer=u_start)  # [T, B, U]: u(1..T)
+  states = tf.transpose(states, [1, 0, 2])
+  u_prev = tf.concat([u_start[:, None, :], states[:, :-1]], axis=1)
+  return u_prev, states[:, -1]
+
+
+def normal(shape, seed, index, stddev):
+  return tf.random.stateless_normal(shape, seed=[seed, index], stddev=stddev)
+
+
+class FrameRNN(tf.Module):
+  """A plain RNN predicting the next frame, for the paper's pretraining.
+
+  The same recurrence as `RecurrentBiases`; its output is p(v(t)_i = 1 |
+  history) = sigmoid(output_bias + u(t-1) W_uv)_i, independent units, so the
+  cross-entropy is exact. After training, `RecurrentBiases.copy_rnn_from`
+  takes its W_vu, W_uu, b_u, u0 and W_uv.
+  """
+
+  def __init__(self, n_visible: int, n_hidden_recurrent: int, unit_means=None,
+               seed: int = 0, name: str | None = None):
+    super().__init__(name=name)
+    v, u = int(n_visible), int(n_hidden_recurrent)
+    self.n_visible, self.n_hidden_recurrent = v, u
+    # The RNN's own weights need a usable scale to learn from scratch:
+    # 1/sqrt(fan-in) (RecurrentBiases' 1e-4 would leave u ~ 0 for a long
+    # time).
+    self.w_vu = tf.Variable(normal([v, u], seed, 0, 1.0 / np.sqrt(v)),
+                            name="w_vu")
+    self.w_uu = tf.Variable(normal([u, u], seed, 1, 1.0 / np.sqrt(u)),
+                            name="w_uu")
+    self.w_uv = tf.Variable(tf.zeros([u, v]), name="w_uv")
+    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
+    self.output_bias = tf.Variable(
+        tf.zeros([v]) if unit_means is None else
+        visible_bias_from_means(unit_means), name="output_bias")
+
+  def cross_entropy_terms(self, v, lengths=None):
+    """Sums over real frames of -log p(v(t) | history) (nats), and the count.
+
+    Args:
+      v: [B, T, V] binary frames; lengths: [B] real frames per row or None.
+    Returns:
+      dict: cross_entropy_sum (scalar, differentiable), num_frames.
+    """
+    u_prev, _ = run_recurrence(v, self.w_vu, self.w_uu, self.b_u, self.u0)
+    logits = dot(u_prev, self.w_uv) + self.output_bias
+    per_frame = tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
+    mask = frame_mask(lengths, tf.shape(v)[1])
+    return {"cross_entropy_sum": masked_sum(per_frame, mask),
+            "num_frames": num_frames(v, mask)}
+
+
+class RecurrentBiases(tf.Module):
+  """The RNN both frame models share: frame t's biases from the frames before.
+
+      b_v(t) = b_v + u(t-1) W_uv,     b_h(t) = b_h + u(t-1) W_uh,
+      u(t)   = tanh(b_u + v(t) W_vu + u(t-1) W_uu),     u(0) = u0 (learned).
+
+  The RNN-RBM (trainer/models/rnn_rbm) puts an RBM on each frame, the
+  RNN-NADE (trainer/models/rnn_nade) a NADE; both read these biases, start
+  the RNN from a pretrained `FrameRNN` and continue a primer from
+  `initial_state`.
+  A subclass sets n_visible, n_hidden, n_hidden_recurrent, visible_bias [V]
+  and hidden_bias [H], and calls `_init_rnn`.
+  """
+
+  def _init_rnn(self, seed: int, zero_bias_projections: bool) -> None:
+    """W_uv, W_uh, W_vu, W_uu ~ N(0, 0.0001^2) (the Theano tutorial's), b_u
+    and u0 zero; W_uv and W_uh exactly zero with zero_bias_projections."""
+    v, h, u = self.n_visible, self.n_hidden, self.n_hidden_recurrent
+    small = (lambda shape, i: tf.zeros(shape)) if zero_bias_projections else (
+        lambda shape, i: normal(shape, seed, i, 1e-4))
+    self.w_uv = tf.Variable(small([u, v], 1), name="w_uv")
+    self.w_uh = tf.Variable(small([u, h], 2), name="w_uh")
+    self.w_vu = tf.Variable(normal([v, u], seed, 3, 1e-4), name="w_vu")
+    self.w_uu = tf.Variable(normal([u, u], seed, 4, 1e-4), name="w_uu")
+    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.u0 = tf.Variable(tf.zeros([u]), name="u0")
+
+  def copy_rnn_from(self, rnn: FrameRNN) -> None:
+    """W_vu, W_uu, b_u, u0 and W_uv from a pretrained `FrameRNN`."""
+    if (rnn.n_visible, rnn.n_hidden_recurrent) != (self.n_visible,
+                                                   self.n_hidden_recurrent):
+      raise ValueError(
+          f"the pretrained RNN has V={rnn.n_visible}, U="
+          f"{rnn.n_hidden_recurrent}; this model has V={self.n_visible}, "
+          f"U={self.n_hidden_recurrent}.")
+    for mine, theirs in ((self.w_vu, rnn.w_vu), (self.w_uu, rnn.w_uu),
+                         (self.b_u, rnn.b_u), (self.u0, rnn.u0),
+                         (self.w_uv, rnn.w_uv)):
+      mine.assign(theirs)
+
+  def frame_biases(self, v, u_start=None):
+    """Every frame's biases given the frames before it.
+
+    Args:
+      v: [B, T, V]; u_start: [B, U] state before frame 0 (None: u0).
+    Returns:
+      (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
+    """
+    u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
+                                    self.u0, u_start)
+    return (self.visible_bias + dot(u_prev, self.w_uv),
+            self.hidden_bias + dot(u_prev, self.w_uh), u_last)
+
+  def initial_state(self, num_samples: int, primer=None):
+    """RNN state [num_samples, U] to generate from: u0, or after a primer.
+
+    Args:
+      primer: [P, V] frames every sample continues (None: no primer).
+    """
+    if primer is None or len(primer) == 0:
+      u = self.u0[None, :]
+    else:
+      _, _, u = self.frame_biases(tf.cast(primer, tf.float32)[None])
+    return tf.broadcast_to(u, [num_samples, self.n_hidden_recurrent])
