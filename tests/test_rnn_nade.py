@@ -255,3 +255,19 @@ def test_a_default_run_trains_between_its_update_bounds(trained, tmp_path,
                                   strategy=strategy,
                                   from_data=frozenset({"epochs"}))
   assert large["step"] == 4
+
+
+def test_diverging_rnn_pretraining_names_its_own_learning_rate(trained,
+                                                               tmp_path):
+  _, pieces = trained
+  values = {"num_hidden": 4, "num_hidden_recurrent": 3, "batch_size": 8,
+            "sequence_length": 8, "pretrain_rnn_epochs": 1,
+            "pretrain_rnn_learning_rate": 1e38, "max_steps": 1}
+  config = config_lib.TrainConfig(
+      model="rnn_nade",
+      **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
+  with pytest.raises(base.NonFiniteError, match=r"RNN pretraining step \d+ "
+                     r"went NaN/Inf \(--pretrain_rnn_learning_rate=1e\+38\): "
+                     r"lower it, or --pretrain_rnn_epochs=0"):
+    loop.train_and_evaluate(config, pieces, str(tmp_path / "job"),
+                            strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))

@@ -250,8 +250,9 @@ def _pretrain_rnn(run: base.TrainingRun, model, frame_means) -> None:
     loss, finite = step(next(iterator))
     if not bool(finite):
       raise base.NonFiniteError(
-          f"RNN pretraining step {i + 1} went NaN/Inf (--learning_rate="
-          f"{config.learning_rate}): lower it, or --pretrain_rnn_epochs=0.")
+          f"RNN pretraining step {i + 1} went NaN/Inf "
+          f"(--pretrain_rnn_learning_rate={config.pretrain_rnn_learning_rate}"
+          "): lower it, or --pretrain_rnn_epochs=0.")
     total_loss += float(loss)
     if (i + 1) % run.steps_per_epoch == 0:
       logging.info("RNN pretraining epoch %d/%d: cross-entropy %.4f nats/frame",
