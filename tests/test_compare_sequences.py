@@ -105,9 +105,19 @@ def test_nearest_span_distance_is_exact_and_stays_inside_pieces():
                for o in range(len(p) - SPAN + 1)) for q in queries]
   assert distances.tolist() == brute
   assert distances[0] == 0 and distances[1] == 1 and distances[2] > 0
-  memo = mf.span_memorisation([seam, exact], train, SPAN)
+  memo = mf.span_memorisation([seam, exact], train, SPEC.steps_per_quarter)
   assert memo["share_samples_with_copy"] == 0.5
   assert memo["share_spans_copied"] == 0.5
+
+
+def test_a_span_is_four_bars_whatever_the_grid():
+  # 8th notes: 4 bars are 32 steps (the report once read "8-bar").
+  rng = np.random.default_rng(4)
+  train = [noise_piece(rng, 40)]
+  memo = mf.span_memorisation([train[0][3:35]], train, 2)
+  assert memo["span_steps"] == 32 and memo["span_bars"] == 4
+  assert memo["share_samples_with_copy"] == 1.0
+  assert "4-bar training span" in mf.summary_line({}, memo)
 
 
 # Two 8th notes per beat in one voice, then a held half note: on a

@@ -565,7 +565,8 @@ def _query_spans(matrices: list, span: int, max_queries: int) -> np.ndarray:
   return np.stack([spans[i] for i in keep]).astype(np.uint8)
 
 
-def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
+def span_memorisation(sample_matrices: list, train_matrices: list,
+                      steps_per_quarter: int,
                       heldout_matrices: list | None = None,
                       max_queries: int = MAX_SPAN_QUERIES) -> dict:
   """Copies of training spans in whole samples (sequence datasets).
@@ -573,7 +574,8 @@ def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
   Args:
     sample_matrices: the samples [T_i, C] on the dataset's grid and layout.
     train_matrices: every training sequence [T_j, C] (transposed ones too).
-    span: the span length in steps (`span_steps`).
+    steps_per_quarter: the dataset's grid; a span is SPAN_BARS bars of it
+      (`span_steps`).
     heldout_matrices: held-out pieces: their nearest distance to the training
       spans says what "near" means for music that is not a copy.
     max_queries: sample (and held-out) spans whose nearest distance is
@@ -587,6 +589,7 @@ def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
   """
   if not train_matrices:
     raise ValueError("no training pieces to compare with.")
+  span = span_steps(steps_per_quarter)
   train = set()
   for m in train_matrices:
     train.update(span_keys(m, span))
@@ -597,7 +600,7 @@ def span_memorisation(sample_matrices: list, train_matrices: list, span: int,
   any_copy = any(c.any() for c in copied)
   _, valid = _frames_and_starts(train_matrices, span)
   out = {
-      "span_steps": span, "span_bars": span // span_steps(1, 1),
+      "span_steps": span, "span_bars": SPAN_BARS,
       "samples": len(sample_matrices),
       "spans": int(sum(len(c) for c in copied)),
       "train_spans": int(valid.sum()),

@@ -339,8 +339,7 @@ def _memorisation(sample_pieces: list, dataset: Dataset | None) -> dict | None:
               for _, piece in sample_pieces]
   if dataset.whole_pieces:
     return mf.span_memorisation(
-        matrices, [r[3] for r in dataset.train],
-        mf.span_steps(spec.steps_per_quarter),
+        matrices, [r[3] for r in dataset.train], spec.steps_per_quarter,
         [r[3] for r in dataset.heldout])
   windows = [mf.sample_windows(m, spec.num_timesteps) for m in matrices]
   flat = lambda ws: np.stack([w[3].reshape(-1) for w in ws]) if ws else (
