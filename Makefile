@@ -149,7 +149,7 @@ evaluate: $(INSTALLED) ## held-out log-likelihood (AIS) of $(JOB_DIR)/model vs a
 BENCH_DIR ?= $(OUT)/chorales-benchmark
 BENCH_FLAGS ?=
 .PHONY: chorales-benchmark
-chorales-benchmark: $(INSTALLED) data ## nats/frame of the frame RBM, window RBM and RNN-RBM on the chorales (+ Bernoulli), one table
+chorales-benchmark: $(INSTALLED) data ## nats/frame of the frame RBM, window RBM, RNN-RBM and RNN-NADE on the chorales (+ Bernoulli), one table
 	$(PY) -m benchmarks.chorales_benchmark --corpus=$(CORPUS) --workdir=$(BENCH_DIR) $(BENCH_FLAGS)
 
 # Six corpora to measure the project on several styles (benchmarks/corpora.py),

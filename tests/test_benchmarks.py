@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_train
+from benchmarks import chorales_benchmark
 from benchmarks import corpora
 from benchmarks import polyphonic_benchmark
 from benchmarks import stamped_steps
@@ -129,6 +130,19 @@ def test_benchmark_steps_code_digest_follows_the_model_code(tmp_path,
     assert digest() != before  # a model module does
   finally:
     stamped_steps.code_digest.cache_clear()
+
+
+def test_chorales_benchmark_refuses_unknown_rows(tmp_path):
+  config = chorales_benchmark.BenchmarkConfig(corpus=str(tmp_path))
+  chorales_benchmark.check(config)  # every row by default
+  chorales_benchmark.check(dataclasses.replace(config, models=("rnn_nade",)))
+  with pytest.raises(cli.UsageError, match=r"^--models=rnn_nade,lstm: choose "
+                     "among frame_rbm,window_rbm,rnn_rbm,rnn_nade"):
+    chorales_benchmark.check(dataclasses.replace(
+        config, models=("rnn_nade", "lstm")))
+  with pytest.raises(cli.UsageError, match="is not a folder"):
+    chorales_benchmark.check(dataclasses.replace(
+        config, corpus=str(tmp_path / "missing")))
 
 
 def test_styles_benchmark_picks_corpora_and_prints_one_row_each(tmp_path):
