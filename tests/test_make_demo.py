@@ -67,23 +67,30 @@ def test_demo_on_a_users_folder_writes_only_under_out(tmp_path):
   (corpus / "notes.txt").write_text("not music\n")
   before = _tree_digest(str(corpus))
   out = tmp_path / "out"
+  # The default model, the RNN-NADE, tiny.
   args = (f"CORPUS={corpus}", f"OUT={out}", "NUM_SAMPLES=4",
-          "TRAIN_FLAGS=--num_hidden=16 --max_steps=30",
-          "EVAL_FLAGS=--ais_betas=100 --ais_chains=16",
-          "GENERATE_FLAGS=--gibbs_steps=20", "demo")
+          "TRAIN_FLAGS=--num_hidden=16 --num_hidden_recurrent=8 --epochs=2 "
+          "--pretrain_rnn_epochs=1", "demo")
   done = _make(tmp_path, *args)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
   assert _tree_digest(str(corpus)) == before
-  spec = json.loads((out / "dataset" / "dataset.json").read_text())
+  spec = json.loads((out / "dataset-pieces" / "dataset.json").read_text())
   # 12 MIDI files below the folder (any case of .mid/.midi); notes.txt is
-  # skipped, not trained on.
+  # skipped, not trained on. Whole pieces, with a valid split.
   counts = spec["counts"]
   assert counts["converted"] == 12 and counts["skipped"] == 1, counts
-  assert (out / "job" / "model" / "model.json").exists()
-  samples = sorted(p.name for p in (out / "samples").iterdir()
+  assert spec["num_timesteps"] == 0 and counts["files"]["valid"] >= 1
+  job = out / "job-rnn_nade"
+  assert json.loads((job / "model" / "model.json").read_text())["model"] == (
+      "rnn_nade")
+  assert json.loads((job / "evaluation.json").read_text())["exact"] is True
+  # Calibrated on both held-out splits when one holds a single piece.
+  assert (job / "model" / "sampling.json").exists()
+  samples = sorted(p.name for p in (out / "samples-rnn_nade").iterdir()
                    if p.name.startswith("sample-"))
   assert len(samples) == 4
-  comparison = json.loads((out / "samples" / "comparison.json").read_text())
+  comparison = json.loads(
+      (out / "samples-rnn_nade" / "comparison.json").read_text())
   assert comparison["num_data"] == 12 and "dense_drift" in comparison
   assert f"samples vs {corpus}" in done.stdout
   # A rerun has nothing to redo: same corpus, same outputs.
@@ -107,28 +114,26 @@ def test_a_corpus_that_is_not_a_midi_folder_is_one_line(tmp_path, make_corpus,
 
 
 @pytest.mark.slow
-def test_demo_with_the_rnn_rbm_keeps_its_own_folders(tmp_path):
+def test_demo_with_the_window_rbm_keeps_its_own_folders(tmp_path):
   corpus = tmp_path / "tunes"
   corpus.mkdir()
   for i in range(12):
     (corpus / f"tune{i}.mid").write_bytes(midi_builders.make_midi(_tune(i)))
   out = tmp_path / "out"
   done = _make(
-      tmp_path, f"CORPUS={corpus}", f"OUT={out}", "MODEL=rnn_rbm",
-      "NUM_SAMPLES=4",
-      "TRAIN_FLAGS=--num_hidden=8 --num_hidden_recurrent=8 --epochs=2 "
-      "--pretrain_rnn_epochs=1 --validation_ais_betas=20",
+      tmp_path, f"CORPUS={corpus}", f"OUT={out}", "MODEL=rbm",
+      "NUM_SAMPLES=4", "TRAIN_FLAGS=--num_hidden=16 --max_steps=30",
       "EVAL_FLAGS=--ais_betas=100 --ais_chains=16",
-      "GENERATE_FLAGS=--gibbs_steps_per_frame=5", "demo")
+      "GENERATE_FLAGS=--gibbs_steps=20", "demo")
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-  spec = json.loads((out / "dataset-pieces" / "dataset.json").read_text())
-  assert spec["num_timesteps"] == 0 and spec["counts"]["files"]["valid"] >= 1
-  model = json.loads((out / "job-rnn_rbm" / "model" / "model.json").read_text())
-  assert model["model"] == "rnn_rbm"
-  # Calibrated on both held-out splits when one holds a single piece.
-  assert (out / "job-rnn_rbm" / "model" / "sampling.json").exists()
-  assert len(list((out / "samples-rnn_rbm").glob("sample-*.mid"))) == 4
-  assert not (out / "job").exists() and not (out / "dataset").exists()
+  spec = json.loads((out / "dataset" / "dataset.json").read_text())
+  assert spec["num_timesteps"] > 0  # windows
+  model = json.loads((out / "job" / "model" / "model.json").read_text())
+  assert model.get("model", "rbm") == "rbm"  # the window RBM's has no name
+  assert (out / "job" / "model" / "sampling.json").exists()
+  assert len(list((out / "samples").glob("sample-*.mid"))) == 4
+  assert not (out / "job-rnn_nade").exists()
+  assert not (out / "dataset-pieces").exists()
 
 
 def test_an_unknown_model_is_one_line(tmp_path):
