@@ -303,13 +303,13 @@ class RecurrentTrainer(base.Trainer):
                                                   config, run.total_steps)
     self.validator = self.build_validator()
 
+  @abc.abstractmethod
   def build_model(self):
     """The model, under the strategy's scope."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def build_validator(self):
     """What `validate` asks for nll_per_frame(model)."""
-    raise NotImplementedError
 
   @property
   def step(self):
