@@ -28,6 +28,14 @@ from absl import flags
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
+# `import tensorflow` imports Keras 3 eagerly (for its optimizers'
+# registrations), and Keras imports scikit-learn when it is installed: 1.6 of
+# the 4.5 CPU-seconds TensorFlow's import costs each process here. No job of
+# this project uses Keras, so `run` sets this variable unless the user did:
+# TensorFlow then looks for tf_keras instead, finds none (not a dependency)
+# and goes on without (tensorflow/__init__.py catches that ImportError).
+SKIP_KERAS = ("TF_USE_LEGACY_KERAS", "1")
+
 
 class UsageError(ValueError):
   """Something the user asked for cannot work; the message says what would.
@@ -332,6 +340,8 @@ def run(main, *, known_only: bool = False, positional: bool = False,
         extra_failures=()) -> None:
   """Runs `main(argv)` as a CLI with one-line errors and exit codes 2/1.
 
+  TensorFlow, when main imports it, starts without Keras (SKIP_KERAS).
+
   Args:
     main: the CLI's main(argv); argv[0] is the program, the rest are
       arguments absl did not consume (an error unless known_only).
@@ -342,6 +352,7 @@ def run(main, *, known_only: bool = False, positional: bool = False,
     extra_usage_errors: more exception types printed as usage errors (exit 2).
     extra_failures: more exception types printed as failures (exit 1).
   """
+  os.environ.setdefault(*SKIP_KERAS)
   usage_errors = (UsageError, app.UsageError) + tuple(extra_usage_errors)
   failures = (JobError,) + tuple(extra_failures)
 

@@ -6,6 +6,11 @@ This must run before TensorFlow initialises its runtime, hence at import time.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# As every CLI starts: TensorFlow without Keras (common/cli.py SKIP_KERAS).
+# Subprocesses the tests start inherit it.
+from common import cli  # pylint: disable=g-import-not-at-top
+
+os.environ.setdefault(*cli.SKIP_KERAS)
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 

@@ -138,3 +138,28 @@ def test_no_package_lets_pyfluidsynth_print_to_stdout():
                          env=dict(os.environ, CI="true"))
     assert out.returncode == 0, out.stderr
     assert out.stdout == "", (package, out.stdout)
+
+
+_KERAS_PROBE = """
+import sys
+from common import cli
+
+def main(argv):
+  import tensorflow as tf
+  print(tf.constant(2.0).numpy(), "keras" in sys.modules)
+
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("user_value,keras_loaded", [(None, "False"),
+                                                     ("0", "True")])
+def test_tensorflow_starts_without_keras_unless_the_user_chose(
+    user_value, keras_loaded):
+  env = {k: v for k, v in os.environ.items() if k != cli.SKIP_KERAS[0]}
+  if user_value is not None:
+    env[cli.SKIP_KERAS[0]] = user_value
+  out = subprocess.run([sys.executable, "-c", _KERAS_PROBE], cwd=_ROOT,
+                       env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split() == ["2.0", keras_loaded]

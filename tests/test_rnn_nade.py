@@ -8,6 +8,7 @@ sampling tolerance is several standard errors of the estimate it checks.
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -147,7 +148,7 @@ def test_a_short_run_learns_a_per_frame_note_count():
     return tf.constant(frames)
   train, heldout = pieces(64), pieces(16)
   model = rnn_nade.RNNNADE(10, 16, 4, unit_means=np.full(10, 0.3), seed=0)
-  optimizer = tf.keras.optimizers.Adam(0.03)
+  optimizer = keras.optimizers.Adam(0.03)
   optimizer.build(model.trainable_variables)
 
   @tf.function

@@ -7,6 +7,7 @@ are several standard errors of the Monte Carlo estimates they check.
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -191,7 +192,7 @@ def test_short_training_run_improves_heldout_nll_clearly():
   model = rnn_rbm.RNNRBM(12, 8, 16, unit_means=train.numpy().mean((0, 1)),
                          seed=0)
   before = model.nll_exact(heldout)
-  optimizer = tf.keras.optimizers.Adam(0.03)
+  optimizer = keras.optimizers.Adam(0.03)
   optimizer.build(model.trainable_variables)
 
   @tf.function
@@ -287,7 +288,7 @@ def test_frame_rnn_pretraining_learns_the_cycle():
   train = tf.constant(cycle_sequences(64, 16, 12, seed=0))
   heldout = tf.constant(cycle_sequences(32, 16, 12, seed=1))
   rnn = recurrent.FrameRNN(12, 16, unit_means=train.numpy().mean((0, 1)))
-  optimizer = tf.keras.optimizers.Adam(0.03)
+  optimizer = keras.optimizers.Adam(0.03)
   optimizer.build(rnn.trainable_variables)
 
   def per_frame(v):
