@@ -34,7 +34,7 @@ def test_rnn_rbm_round_trips_every_parameter(tmp_path):
   info = json.loads((tmp_path / "model.json").read_text())
   assert info["model"] == "rnn_rbm"
   assert info["sizes"] == {"n_visible": 12, "n_hidden": 7,
-                           "n_hidden_recurrent": 5}
+                           "n_hidden_recurrent": 5, "recurrence": "tanh"}
   assert sorted(np.load(tmp_path / "params.npz").files) == sorted(
       sequence_train_lib.PARAMS)
   loaded = export.load_model(str(tmp_path))

@@ -23,10 +23,11 @@ from trainer.models.rnn_nade import settings
 from trainer.training import loop
 
 
-def random_model(n_visible, n_hidden, n_recurrent, seed):
+def random_model(n_visible, n_hidden, n_recurrent, seed, recurrence="tanh"):
   """An RNN-NADE with non-trivial parameters (the RNN moves the biases)."""
   rng = np.random.default_rng(seed)
-  model = rnn_nade.RNNNADE(n_visible, n_hidden, n_recurrent)
+  model = rnn_nade.RNNNADE(n_visible, n_hidden, n_recurrent,
+                           recurrence=recurrence)
   for var, std, mean in (
       (model.weights, 1.0, 0.0), (model.output_weights, 1.0, 0.0),
       (model.visible_bias, 1.0, -1.0), (model.hidden_bias, 1.0, 0.0),
@@ -56,8 +57,12 @@ def frame_distribution(model, history):
   return np.exp(log_p.numpy().astype(np.float64)), u
 
 
-def test_every_frame_distribution_sums_to_one():
-  model = random_model(7, 5, 4, seed=0)
+CELLS = pytest.mark.parametrize("recurrence", ["tanh", "gru"])
+
+
+@CELLS
+def test_every_frame_distribution_sums_to_one(recurrence):
+  model = random_model(7, 5, 4, seed=0, recurrence=recurrence)
   for seed in range(3):
     p, _ = frame_distribution(model, random_frames((4, 7), 0.4, seed))
     assert abs(p.sum() - 1.0) < 1e-5, p.sum()
@@ -82,8 +87,9 @@ def test_a_frame_of_the_previous_ones_is_a_nade_unit_by_unit():
     assert abs(log_p.numpy()[b, t] - total) < 1e-4
 
 
-def test_samples_follow_the_exact_distribution():
-  model = random_model(6, 5, 4, seed=3)
+@CELLS
+def test_samples_follow_the_exact_distribution(recurrence):
+  model = random_model(6, 5, 4, seed=3, recurrence=recurrence)
   history = random_frames((3, 6), 0.4, seed=4)
   p, u = frame_distribution(model, history)
   n = 20000
@@ -100,8 +106,9 @@ def test_samples_follow_the_exact_distribution():
           np.bincount(index, minlength=64).max())
 
 
-def test_chunked_scores_equal_one_pass_and_the_training_sums():
-  model = random_model(6, 4, 5, seed=5)
+@CELLS
+def test_chunked_scores_equal_one_pass_and_the_training_sums(recurrence):
+  model = random_model(6, 4, 5, seed=5, recurrence=recurrence)
   frames = random_frames((3, 37, 6), 0.3, seed=6)
   frames[1, 20:] = frames[2, 5:] = 0.0  # padding
   lengths = np.array([37, 20, 5])
@@ -116,8 +123,9 @@ def test_chunked_scores_equal_one_pass_and_the_training_sums():
   np.testing.assert_allclose(alone, whole[2:], rtol=1e-6)
 
 
-def test_generation_is_deterministic_by_seed_and_sample_index():
-  model = random_model(8, 6, 5, seed=9)
+@CELLS
+def test_generation_is_deterministic_by_seed_and_sample_index(recurrence):
+  model = random_model(8, 6, 5, seed=9, recurrence=recurrence)
   primer = random_frames((4, 8), 0.3, seed=10)
   block, u_block = model.generate(6, 20, seed=4, primer=primer)
   again, _ = model.generate(6, 20, seed=4, primer=primer)

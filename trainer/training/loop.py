@@ -120,8 +120,11 @@ def check_run_config(checkpoint_dir: str, config: config_lib.TrainConfig,
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       previous = json.loads(f.read())
-    pairs = [(f"--{k}", previous["config"].get(k), current["config"][k])
-             for k in config.shape_fields()]
+    # A field missing from an older run's file had its default there (e.g.
+    # --recurrence, added with the gated cell: those runs were tanh).
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    pairs = [(f"--{k}", previous["config"].get(k, defaults.get(k)),
+              current["config"][k]) for k in config.shape_fields()]
     pairs += [(f"dataset {k}", previous["dataset"].get(k), v)
               for k, v in current["dataset"].items()]
     for name, old, new in pairs:

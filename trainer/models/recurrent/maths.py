@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.models.rbm.maths import visible_bias_from_means
+from trainer.models.rnn_rbm.settings import RECURRENCES
 
 
 def dot(x, matrix):
@@ -41,15 +42,50 @@ def num_frames(v, mask):
   return tf.reduce_sum(mask)
 
 
-def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None):
+def gate_width(recurrence: str) -> int:
+  """Columns of W_vu, W_uu and b_u per recurrent unit: tanh 1; gru 3 (the
+  reset gate's, the update gate's and the candidate's, in that order)."""
+  if recurrence not in RECURRENCES:
+    raise ValueError(f"recurrence={recurrence!r}: choose from "
+                     f"{', '.join(RECURRENCES)}.")
+  return 3 if recurrence == "gru" else 1
+
+
+def recurrence_step(x, u, w_uu, recurrence: str):
+  """u(t) from u(t-1) = u [B, U] and the frame's input x = b_u + v(t) W_vu.
+
+  tanh: u(t) = tanh(x + u W_uu), the paper's.
+  gru (Cho et al. 2014): r, z = sigmoid(x_r + u W_r), sigmoid(x_z + u W_z);
+  c = tanh(x_c + (r * u) W_c); u(t) = z * u + (1 - z) * c, so a unit whose
+  update gate z is near 1 keeps its value from frame to frame.
+  """
+  if recurrence == "tanh":
+    return tf.tanh(x + tf.matmul(u, w_uu))
+  n = u.shape[-1]
+  x_gates, x_candidate = tf.split(x, [2 * n, n], axis=1)
+  w_gates, w_candidate = tf.split(w_uu, [2 * n, n], axis=1)
+  gates = tf.sigmoid(x_gates + tf.matmul(u, w_gates))  # [reset, update]
+  # r * u and z * u as one product, and the splits as one op each: in the
+  # gradient no tensor of the step then sums more than two terms. Written
+  # with slices and three uses of u, the training loop failed on the chorales
+  # demo dataset with ALREADY_EXISTS on an AddN's temporary variable inside
+  # the scan's gradient (grappler's accumulate rewrite, cf. tensorflow#23780;
+  # not reproduced on the tests' small datasets).
+  reset_u, update_u = tf.split(gates * tf.tile(u, [1, 2]), 2, axis=1)
+  candidate = tf.tanh(x_candidate + tf.matmul(reset_u, w_candidate))
+  return update_u + (1.0 - gates[:, n:]) * candidate
+
+
+def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None,
+                   recurrence: str = "tanh"):
   """The RNN over [B, T, V] frames.
 
   The input projection v W_vu + b_u of all frames is one matmul; only
-  u(t) = tanh(x(t) + u(t-1) W_uu) runs in the loop over time.
+  `recurrence_step` runs in the loop over time.
 
   Args:
     v: [B, T, V], T >= 1; u_start: [B, U] state before the first frame
-      (None: u0).
+      (None: u0); recurrence: the cell (RECURRENCES).
   Returns:
     (u_prev [B, T, U]: the state each frame's biases come from, i.e.
      u(t-1) for frame t; u_last [B, U]: the state after the last frame,
@@ -58,9 +94,9 @@ def run_recurrence(v, w_vu, w_uu, b_u, u0, u_start=None):
   batch = tf.shape(v)[0]
   if u_start is None:
     u_start = tf.broadcast_to(u0, [batch, u0.shape[0]])
-  x = tf.transpose(dot(v, w_vu) + b_u, [1, 0, 2])  # [T, B, U], time-major
-  states = tf.scan(lambda u, x_t: tf.tanh(x_t + tf.matmul(u, w_uu)), x,
-                   initializer=u_start)  # [T, B, U]: u(1..T)
+  x = tf.transpose(dot(v, w_vu) + b_u, [1, 0, 2])  # [T, B, gU], time-major
+  states = tf.scan(lambda u, x_t: recurrence_step(x_t, u, w_uu, recurrence),
+                   x, initializer=u_start)  # [T, B, U]: u(1..T)
   states = tf.transpose(states, [1, 0, 2])
   u_prev = tf.concat([u_start[:, None, :], states[:, :-1]], axis=1)
   return u_prev, states[:, -1]
@@ -80,19 +116,22 @@ class FrameRNN(tf.Module):
   """
 
   def __init__(self, n_visible: int, n_hidden_recurrent: int, unit_means=None,
-               seed: int = 0, name: str | None = None):
+               seed: int = 0, recurrence: str = "tanh",
+               name: str | None = None):
     super().__init__(name=name)
     v, u = int(n_visible), int(n_hidden_recurrent)
     self.n_visible, self.n_hidden_recurrent = v, u
+    self.recurrence = recurrence
+    g = gate_width(recurrence)
     # The RNN's own weights need a usable scale to learn from scratch:
     # 1/sqrt(fan-in) (RecurrentBiases' 1e-4 would leave u ~ 0 for a long
     # time).
-    self.w_vu = tf.Variable(normal([v, u], seed, 0, 1.0 / np.sqrt(v)),
+    self.w_vu = tf.Variable(normal([v, g * u], seed, 0, 1.0 / np.sqrt(v)),
                             name="w_vu")
-    self.w_uu = tf.Variable(normal([u, u], seed, 1, 1.0 / np.sqrt(u)),
+    self.w_uu = tf.Variable(normal([u, g * u], seed, 1, 1.0 / np.sqrt(u)),
                             name="w_uu")
     self.w_uv = tf.Variable(tf.zeros([u, v]), name="w_uv")
-    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.b_u = tf.Variable(tf.zeros([g * u]), name="b_u")
     self.u0 = tf.Variable(tf.zeros([u]), name="u0")
     self.output_bias = tf.Variable(
         tf.zeros([v]) if unit_means is None else
@@ -106,7 +145,8 @@ class FrameRNN(tf.Module):
     Returns:
       dict: cross_entropy_sum (scalar, differentiable), num_frames.
     """
-    u_prev, _ = run_recurrence(v, self.w_vu, self.w_uu, self.b_u, self.u0)
+    u_prev, _ = run_recurrence(v, self.w_vu, self.w_uu, self.b_u, self.u0,
+                               recurrence=self.recurrence)
     logits = dot(u_prev, self.w_uv) + self.output_bias
     per_frame = tf.reduce_sum(
         tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
@@ -124,32 +164,37 @@ class RecurrentBiases(tf.Module):
   The RNN-RBM (trainer/models/rnn_rbm) puts an RBM on each frame, the
   RNN-NADE (trainer/models/rnn_nade) a NADE; both read these biases, start
   the RNN from a pretrained `FrameRNN` and continue a primer from
-  `initial_state`.
+  `initial_state`. With recurrence="gru" the tanh update above is a gated
+  recurrent unit (`recurrence_step`).
   A subclass sets n_visible, n_hidden, n_hidden_recurrent, visible_bias [V]
   and hidden_bias [H], and calls `_init_rnn`.
   """
 
-  def _init_rnn(self, seed: int, zero_bias_projections: bool) -> None:
+  def _init_rnn(self, seed: int, zero_bias_projections: bool,
+                recurrence: str = "tanh") -> None:
     """W_uv, W_uh, W_vu, W_uu ~ N(0, 0.0001^2) (the Theano tutorial's), b_u
     and u0 zero; W_uv and W_uh exactly zero with zero_bias_projections."""
     v, h, u = self.n_visible, self.n_hidden, self.n_hidden_recurrent
+    self.recurrence = recurrence
+    g = gate_width(recurrence)
     small = (lambda shape, i: tf.zeros(shape)) if zero_bias_projections else (
         lambda shape, i: normal(shape, seed, i, 1e-4))
     self.w_uv = tf.Variable(small([u, v], 1), name="w_uv")
     self.w_uh = tf.Variable(small([u, h], 2), name="w_uh")
-    self.w_vu = tf.Variable(normal([v, u], seed, 3, 1e-4), name="w_vu")
-    self.w_uu = tf.Variable(normal([u, u], seed, 4, 1e-4), name="w_uu")
-    self.b_u = tf.Variable(tf.zeros([u]), name="b_u")
+    self.w_vu = tf.Variable(normal([v, g * u], seed, 3, 1e-4), name="w_vu")
+    self.w_uu = tf.Variable(normal([u, g * u], seed, 4, 1e-4), name="w_uu")
+    self.b_u = tf.Variable(tf.zeros([g * u]), name="b_u")
     self.u0 = tf.Variable(tf.zeros([u]), name="u0")
 
   def copy_rnn_from(self, rnn: FrameRNN) -> None:
     """W_vu, W_uu, b_u, u0 and W_uv from a pretrained `FrameRNN`."""
-    if (rnn.n_visible, rnn.n_hidden_recurrent) != (self.n_visible,
-                                                   self.n_hidden_recurrent):
+    if (rnn.n_visible, rnn.n_hidden_recurrent, rnn.recurrence) != (
+        self.n_visible, self.n_hidden_recurrent, self.recurrence):
       raise ValueError(
           f"the pretrained RNN has V={rnn.n_visible}, U="
-          f"{rnn.n_hidden_recurrent}; this model has V={self.n_visible}, "
-          f"U={self.n_hidden_recurrent}.")
+          f"{rnn.n_hidden_recurrent}, a {rnn.recurrence} cell; this model has "
+          f"V={self.n_visible}, U={self.n_hidden_recurrent}, a "
+          f"{self.recurrence} cell.")
     for mine, theirs in ((self.w_vu, rnn.w_vu), (self.w_uu, rnn.w_uu),
                          (self.b_u, rnn.b_u), (self.u0, rnn.u0),
                          (self.w_uv, rnn.w_uv)):
@@ -164,7 +209,7 @@ class RecurrentBiases(tf.Module):
       (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
     """
     u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
-                                    self.u0, u_start)
+                                    self.u0, u_start, self.recurrence)
     return (self.visible_bias + dot(u_prev, self.w_uv),
             self.hidden_bias + dot(u_prev, self.w_uh), u_last)
 

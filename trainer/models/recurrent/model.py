@@ -13,7 +13,8 @@ class RecurrentModel(base.Model):
   one-thread-per-op generation. A subclass names its MATHS class and PARAMS."""
 
   # The maths class, built from model.json's sizes (n_visible, n_hidden,
-  # n_hidden_recurrent), and the arrays params.npz holds.
+  # n_hidden_recurrent, recurrence: "tanh" when absent, as models saved
+  # before the gated cell), and the arrays params.npz holds.
   MATHS: typing.ClassVar[type]
   PARAMS: typing.ClassVar[tuple]
 
@@ -25,9 +26,12 @@ class RecurrentModel(base.Model):
     sizes = info.get("sizes", {})
     try:
       model = self.MATHS(sizes["n_visible"], sizes["n_hidden"],
-                         sizes["n_hidden_recurrent"])
+                         sizes["n_hidden_recurrent"],
+                         recurrence=sizes.get("recurrence", "tanh"))
     except KeyError as e:
       raise ValueError(f"{path}: model.json's sizes lack {e}.") from None
+    except ValueError as e:  # a recurrence this version does not know
+      raise ValueError(f"{path}: {e}") from None
     if model.n_visible != dataset.n_columns:
       raise ValueError(f"{path}: frames of {model.n_visible} units but the "
                        f"dataset's frames have {dataset.n_columns}.")

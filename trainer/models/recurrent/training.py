@@ -218,7 +218,8 @@ def _pretrain_rnn(run: base.TrainingRun, model, frame_means) -> None:
   steps = config.pretrain_rnn_epochs * run.steps_per_epoch
   with run.strategy.scope():
     rnn = recurrent.FrameRNN(run.spec.n_columns, config.num_hidden_recurrent,
-                             frame_means, seed=config.seed)
+                             frame_means, seed=config.seed,
+                             recurrence=config.recurrence)
   params = [rnn.w_vu, rnn.w_uu, rnn.w_uv, rnn.b_u, rnn.u0, rnn.output_bias]
   opt = Adam(run.strategy, params, config.pretrain_rnn_learning_rate,
              config.lr_schedule,
@@ -386,7 +387,8 @@ def save(model_dir: str, model: recurrent.RecurrentBiases,
                          for param in params}, {
       "model": name,
       "sizes": {"n_visible": model.n_visible, "n_hidden": model.n_hidden,
-                "n_hidden_recurrent": model.n_hidden_recurrent},
+                "n_hidden_recurrent": model.n_hidden_recurrent,
+                "recurrence": model.recurrence},
       "frame_statistics": {"means": [float(m) for m in frame_means],
                            "frames": int(train_frames)},
       "validation_split": validation_split,

@@ -76,7 +76,8 @@ class RNNNADE(recurrent.RecurrentBiases):
   """The RNN-NADE. Create it under `strategy.scope()` to mirror it."""
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
-               unit_means=None, seed: int = 0, name: str | None = None):
+               unit_means=None, seed: int = 0, recurrence: str = "tanh",
+               name: str | None = None):
     """W, W_out ~ N(0, 0.01^2) as the RNN-RBM's W; the RNN as the RNN-RBM's;
     b_v = logit(the data's unit means), b_h and u0 zero.
 
@@ -97,7 +98,7 @@ class RNNNADE(recurrent.RecurrentBiases):
         tf.zeros([v]) if unit_means is None else
         visible_bias_from_means(unit_means), name="visible_bias")
     self.hidden_bias = tf.Variable(tf.zeros([h]), name="hidden_bias")
-    self._init_rnn(seed, zero_bias_projections=False)
+    self._init_rnn(seed, zero_bias_projections=False, recurrence=recurrence)
 
   def log_prob(self, v, u_start=None):
     """log p(v(t) | v(<t)) per frame [B, T] (exact, differentiable), and the
@@ -175,7 +176,8 @@ class RNNNADE(recurrent.RecurrentBiases):
         self.b_u, tf.cast(u_start, tf.float32),
         tf.constant(num_frames, tf.int32), tf.constant(seed, tf.int64),
         tf.constant(row_start, tf.int64), tf.constant(frame_start, tf.int64),
-        tf.constant(temperature, tf.float32), temperature != 1.0)
+        tf.constant(temperature, tf.float32), temperature != 1.0,
+        self.recurrence)
 
 
 def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
@@ -204,10 +206,11 @@ def _log_prob_chunk(model, v, u_start):
 @tf.function
 def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
                      w_uu, b_u, u, num_frames, seed, row_start, frame_start,
-                     temperature, scaled: bool):
+                     temperature, scaled: bool, recurrence: str):
   """The loop of `RNNNADE.generate` (the units of a frame unrolled).
 
-  `scaled` (a Python bool: one trace each) is False at temperature 1.
+  `scaled` (a Python bool: one trace each) is False at temperature 1;
+  `recurrence` (a Python str) names the RNN's cell.
   """
   rows = tf.shape(u)[0]
   n_visible = weights.shape[0]
@@ -220,5 +223,6 @@ def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
                           rows, n_visible)
     v = _sample_frame(weights, output_weights, bv_t, act, noise, scale)
     out = out.write(t, v)
-    u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
+    u = recurrent.recurrence_step(b_u + tf.matmul(v, w_vu), u, w_uu,
+                                  recurrence)
   return tf.transpose(out.stack(), [1, 0, 2]), u

@@ -9,7 +9,7 @@ import dataclasses
 
 # The RNN-RBM's own settings this model reads too (trainer/config.py lets
 # them differ from their defaults for --model=rnn_nade).
-READS = ("num_hidden_recurrent", "sequence_length", "lr_schedule",
+READS = ("num_hidden_recurrent", "recurrence", "sequence_length", "lr_schedule",
          "clip_norm", "pretrain_rnn_epochs", "pretrain_rnn_learning_rate",
          "validate_every_epochs")
 
@@ -41,7 +41,7 @@ class Training:
 def shape_fields(config) -> tuple[str, ...]:
   """Fields that fix the checkpoint's shapes."""
   del config
-  return ("num_hidden", "num_hidden_recurrent")
+  return ("num_hidden", "num_hidden_recurrent", "recurrence")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,15 +64,17 @@ class RNNNADETrainer(sequence_training.RecurrentTrainer):
     super().__init__(run)
     config = run.config
     logging.info("RNN-NADE: sequences of <= %s frames, %d visible x %d "
-                 "hidden, %d recurrent, exact likelihood",
+                 "hidden, %d recurrent (%s), exact likelihood",
                  config.sequence_length or "all", run.spec.n_columns,
-                 config.num_hidden, config.num_hidden_recurrent)
+                 config.num_hidden, config.num_hidden_recurrent,
+                 config.recurrence)
 
   def build_model(self):
     config = self.run.config
     return maths.RNNNADE(self.run.spec.n_columns, config.num_hidden,
                          config.num_hidden_recurrent,
-                         unit_means=self.frame_means, seed=config.seed)
+                         unit_means=self.frame_means, seed=config.seed,
+                         recurrence=config.recurrence)
 
   def build_validator(self):
     return _ExactValidator(self.run)

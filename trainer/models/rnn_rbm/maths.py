@@ -243,7 +243,8 @@ class RNNRBM(recurrent.RecurrentBiases):
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
                unit_means=None, seed: int = 0,
-               zero_bias_projections: bool = False, name: str | None = None):
+               zero_bias_projections: bool = False, recurrence: str = "tanh",
+               name: str | None = None):
     """Initialises as the Theano tutorial: W ~ N(0, 0.01^2), the RNN's
     matrices ~ N(0, 0.0001^2), biases and u0 zero.
 
@@ -263,20 +264,21 @@ class RNNRBM(recurrent.RecurrentBiases):
         tf.zeros([v]) if unit_means is None else
         visible_bias_from_means(unit_means), name="visible_bias")
     self.hidden_bias = tf.Variable(tf.zeros([h]), name="hidden_bias")
-    self._init_rnn(seed, zero_bias_projections)
+    self._init_rnn(seed, zero_bias_projections, recurrence)
 
   # --- initialisation from pretrained parts ---------------------------------
 
   @classmethod
   def from_rbm(cls, rbm, n_hidden_recurrent: int, seed: int = 0,
-               zero_bias_projections: bool = True,
+               zero_bias_projections: bool = True, recurrence: str = "tanh",
                name: str | None = None) -> "RNNRBM":
     """An RNN-RBM whose W, b_v, b_h are a trained frame RBM's (the paper
     pretrains them). W_uv, W_uh start at zero by default, so the model starts
     as exactly that RBM on every frame."""
     n_visible, n_hidden = rbm.weights.shape
     model = cls(n_visible, n_hidden, n_hidden_recurrent, seed=seed,
-                zero_bias_projections=zero_bias_projections, name=name)
+                zero_bias_projections=zero_bias_projections,
+                recurrence=recurrence, name=name)
     model.load_rbm(rbm)
     return model
 
@@ -527,7 +529,8 @@ class RNNRBM(recurrent.RecurrentBiases):
         tf.constant(num_frames, tf.int32), tf.constant(gibbs_steps, tf.int32),
         tf.constant(seed, tf.int64), tf.constant(row_start, tf.int64),
         tf.constant(frame_start, tf.int64),
-        tf.constant(temperature, tf.float32), temperature != 1.0)
+        tf.constant(temperature, tf.float32), temperature != 1.0,
+        self.recurrence)
 
 
 @tf.function
@@ -579,11 +582,12 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
 @tf.function
 def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
                      num_frames, gibbs_steps, seed, row_start, frame_start,
-                     temperature, scaled: bool):
+                     temperature, scaled: bool, recurrence: str):
   """The loop of `RNNRBM.generate`.
 
   `scaled` (a Python bool: one trace each) is False at temperature 1, where
   the division is skipped: x / 1 == x exactly, so the bytes are the same.
+  `recurrence` (a Python str) names the RNN's cell.
   """
   rows = tf.shape(u)[0]
   scale = (lambda x: x / temperature) if scaled else (lambda x: x)
@@ -601,5 +605,6 @@ def _generate_frames(weights, b_v, b_h, w_uv, w_uh, w_vu, w_uu, b_u, u,
           scale(tf.matmul(h, weights, transpose_b=True) + bv_t)),
                     seed, stream + 1, row_start)
     out = out.write(t, v)
-    u = tf.tanh(b_u + tf.matmul(v, w_vu) + tf.matmul(u, w_uu))
+    u = recurrent.recurrence_step(b_u + tf.matmul(v, w_vu), u, w_uu,
+                                  recurrence)
   return tf.transpose(out.stack(), [1, 0, 2]), u

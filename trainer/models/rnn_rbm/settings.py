@@ -5,6 +5,10 @@ import dataclasses
 from common.cli import setting
 
 LR_SCHEDULES = ("constant", "cosine")
+# The RNN's cell (recurrent/maths.py): the paper's tanh unit, or a gated
+# recurrent unit (Cho et al. 2014), whose gates let the state hold what a
+# piece established (its key, its texture) over many frames.
+RECURRENCES = ("tanh", "gru")
 
 
 def noise_streams_per_step(cd_k: int, context_sampling: bool) -> int:
@@ -36,6 +40,10 @@ class Training:
 
   num_hidden_recurrent: int = setting(
       100, "rnn_rbm, rnn_nade: units of the RNN state u(t).")
+  recurrence: str = setting(
+      "tanh", "rnn_rbm, rnn_nade: the RNN's cell: tanh (the paper's) or gru "
+      "(gated: 3x the RNN's weights; the state can keep a piece's key and "
+      "texture over many frames).", choices=RECURRENCES)
   sequence_length: int = setting(
       100, "rnn_rbm, rnn_nade: training crops of at most this many frames (a random "
       "window of each piece per epoch); 0: whole sequences.")
@@ -98,7 +106,7 @@ class Training:
 def shape_fields(config) -> tuple[str, ...]:
   """Fields that fix the checkpoint's shapes."""
   del config
-  return ("num_hidden", "num_hidden_recurrent")
+  return ("num_hidden", "num_hidden_recurrent", "recurrence")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -115,16 +115,18 @@ class RNNRBMTrainer(sequence_training.RecurrentTrainer):
       _load_frame_rbm(config, run.spec)  # fail before anything is written
     super().__init__(run)
     logging.info("RNN-RBM: sequences of <= %s frames, %d visible x %d "
-                 "hidden, %d recurrent, CD-%d", config.sequence_length or "all",
-                 run.spec.n_columns, config.num_hidden,
-                 config.num_hidden_recurrent, config.cd_k)
+                 "hidden, %d recurrent (%s), CD-%d",
+                 config.sequence_length or "all", run.spec.n_columns,
+                 config.num_hidden, config.num_hidden_recurrent,
+                 config.recurrence, config.cd_k)
 
   def build_model(self):
     config = self.run.config
     return rnn_rbm_lib.RNNRBM(
         self.run.spec.n_columns, config.num_hidden,
         config.num_hidden_recurrent, unit_means=self.frame_means,
-        seed=config.seed, zero_bias_projections=bool(config.init_from))
+        seed=config.seed, zero_bias_projections=bool(config.init_from),
+        recurrence=config.recurrence)
 
   def build_validator(self):
     return _Validator(self.run, self.frame_means, self.train_frames)
