@@ -169,13 +169,15 @@ corpora: $(INSTALLED) ## the six measurement corpora as MIDI folders under data/
 	    --polyphonic_dir=$(POLYPHONIC_DIR) || exit; \
 	done
 
-# The RNN-RBM's test NLL on Nottingham, Piano-midi.de and MuseData (public
-# splits) next to the published models; POLYPHONIC_SETS=piano_midi runs one.
+# The RNN-NADE's (gated RNN) test NLL on Nottingham, Piano-midi.de and
+# MuseData (public splits) next to the published models;
+# POLYPHONIC_SETS=piano_midi runs one, POLYPHONIC_FLAGS=--model=rnn_rbm the
+# RNN-RBM.
 POLYPHONIC_BENCH_DIR ?= $(OUT)/polyphonic-benchmark
 POLYPHONIC_SETS ?= nottingham,piano_midi,musedata
 POLYPHONIC_FLAGS ?=
 .PHONY: polyphonic-benchmark
-polyphonic-benchmark: $(INSTALLED) ## RNN-RBM test NLL on the three polyphonic sets against the published table (make corpora first)
+polyphonic-benchmark: $(INSTALLED) ## RNN-NADE test NLL on the three polyphonic sets against the published table (make corpora first)
 	$(PY) -m benchmarks.polyphonic_benchmark --corpora_dir=$(CORPORA_DIR) --workdir=$(POLYPHONIC_BENCH_DIR) --sets=$(POLYPHONIC_SETS) $(POLYPHONIC_FLAGS)
 
 # The default recipe on each corpus of $(CORPORA_DIR): make demo CORPUS=... per

@@ -205,7 +205,7 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
   (workdir / "results.json").write_text(json.dumps([earlier]))
   config = polyphonic_benchmark.PolyphonicConfig(
       corpora_dir=str(corpora_dir), workdir=str(workdir), sets=("piano_midi",),
-      transpose=1, frame_rbm_flags="--num_hidden=8 --max_steps=4 "
+      model="rnn_rbm", transpose=1, frame_rbm_flags="--num_hidden=8 --max_steps=4 "
       "--batch_size=8", rnn_rbm_flags="--num_hidden=8 --num_hidden_recurrent=4 "
       "--max_steps=4 --pretrain_rnn_epochs=0 --validate_every_epochs=1",
       eval_flags="--ais_chains=2 --ais_betas=20", check_frames=30,
@@ -229,8 +229,9 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
         dataclasses.replace(config, transpose=0), "piano_midi")
   # The RNN-NADE on the same pieces: scored exactly, a row of its own.
   nade = polyphonic_benchmark.run_set(dataclasses.replace(
-      config, model="rnn_nade", rnn_nade_flags="--num_hidden=8 "
-      "--num_hidden_recurrent=4 --max_steps=4 --pretrain_rnn_epochs=0"),
+      config, model="rnn_nade", rnn_nade_flags="--recurrence=gru "
+      "--num_hidden=8 --num_hidden_recurrent=4 --max_steps=4 "
+      "--pretrain_rnn_epochs=0"),
                                       "piano_midi")
   assert (nade["model"], nade["test_frames"], nade["stderr"]) == (
       "rnn_nade", 48, 0.0)
@@ -239,8 +240,9 @@ def test_polyphonic_benchmark_runs_one_set_alone_and_keeps_the_others(
   assert [(r["set"], r.get("model", "rnn_rbm")) for r in rows] == [
       ("nottingham", "rnn_rbm"), ("piano_midi", "rnn_nade"),
       ("piano_midi", "rnn_rbm")]
-  assert "| piano_midi | rnn_nade | 2 / 48 |" in polyphonic_benchmark.table(
-      rows)
+  assert nade["recurrence"] == "gru"
+  assert "| piano_midi | rnn_nade (gru) | 2 / 48 |" in (
+      polyphonic_benchmark.table(rows))
 
 
 def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(
