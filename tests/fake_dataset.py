@@ -168,3 +168,12 @@ def write_piece_dataset(data_dir: str, train: list, eval_: list,
                          "w") as f:
     f.write(dataset.to_json())
   return dataset
+
+
+def write_cycle_piece_dataset(data_dir: str) -> records.DatasetSpec:
+  """24 training and 6 eval pieces of 10-29 frames of the chord cycle: the
+  temporal models' small dataset."""
+  rng = np.random.default_rng(0)
+  return write_piece_dataset(
+      data_dir, cycle_pieces(rng.integers(10, 30, 24), seed=1),
+      cycle_pieces(rng.integers(10, 30, 6), seed=2))

@@ -99,10 +99,7 @@ def test_a_gated_rnn_rbm_samples_by_seed_and_continues_a_piece():
 def pieces(tmp_path_factory):
   root = tmp_path_factory.mktemp("cells")
   path = str(root / "pieces")
-  rng = np.random.default_rng(0)
-  fake_dataset.write_piece_dataset(
-      path, fake_dataset.cycle_pieces(rng.integers(10, 30, 24), seed=1),
-      fake_dataset.cycle_pieces(rng.integers(10, 30, 6), seed=2))
+  fake_dataset.write_cycle_piece_dataset(path)
   return path
 
 

@@ -184,10 +184,7 @@ def trained(tmp_path_factory):
   """A tiny RNN-NADE through the training loop, and its pieces dataset."""
   root = tmp_path_factory.mktemp("nade")
   pieces = str(root / "pieces")
-  rng = np.random.default_rng(0)
-  fake_dataset.write_piece_dataset(
-      pieces, fake_dataset.cycle_pieces(rng.integers(10, 30, 24), seed=1),
-      fake_dataset.cycle_pieces(rng.integers(10, 30, 6), seed=2))
+  fake_dataset.write_cycle_piece_dataset(pieces)
   values = {"num_hidden": 8, "num_hidden_recurrent": 6, "batch_size": 8,
             "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 4}
   config = config_lib.TrainConfig(
