@@ -50,16 +50,16 @@ def cycle_sequences(num, length, n_visible, seed, flip=0.03):
 
 
 def test_frame_noise_depends_on_row_and_frame_only():
-  full = rnn_rbm.frame_noise(3, 5, 10, 4, 40, 6).numpy()
+  full = recurrent.frame_noise(3, 5, 10, 4, 40, 6).numpy()
   # Other rows, fewer frames (a shorter padded batch), another start row.
-  part = rnn_rbm.frame_noise(3, 5, 12, 1, 20, 6).numpy()
+  part = recurrent.frame_noise(3, 5, 12, 1, 20, 6).numpy()
   np.testing.assert_array_equal(full[2:3, :20], part)
-  other = rnn_rbm.frame_noise(3, 6, 10, 4, 40, 6).numpy()
+  other = recurrent.frame_noise(3, 6, 10, 4, 40, 6).numpy()
   assert not np.allclose(full, other)
   assert not np.allclose(full[:, :16], full[:, 16:32])
   # Unknown sizes at trace time (padded batches) take the map_fn path.
   dynamic = tf.function(
-      lambda x: rnn_rbm.frame_noise(3, 5, 10, tf.shape(x)[0], tf.shape(x)[1],
+      lambda x: recurrent.frame_noise(3, 5, 10, tf.shape(x)[0], tf.shape(x)[1],
                                     6),
       input_signature=[tf.TensorSpec([None, None])])
   np.testing.assert_array_equal(dynamic(tf.zeros([4, 40])).numpy(), full)
@@ -68,7 +68,7 @@ def test_frame_noise_depends_on_row_and_frame_only():
 def test_frame_noise_is_16_bit_philox_chunks_of_16_frames():
   # Frames [16c, 16c + 16) of row r: row r of stream family * 2^20 + c,
   # 16 * width uint16 numbers frame-major, scaled by 2^-16.
-  got = rnn_rbm.frame_noise(3, 5, 10, 4, 40, 6).numpy()
+  got = recurrent.frame_noise(3, 5, 10, 4, 40, 6).numpy()
   chunks = [random_streams.keyed_uint16(3, 5 * 2**20 + c, 10, 4, 16 * 6)
             .numpy().reshape(4, 16, 6) for c in range(3)]
   want = np.concatenate(chunks, axis=1)[:, :40] * random_streams.UINT16_SCALE

@@ -22,11 +22,13 @@ ones the project has always used (checked byte for byte, docs/DEVELOPMENT.md).
   generation, candidate k of c     chain c + k * CANDIDATE_CHAINS (k = 0 is c)
   AIS base-model samples           CHAIN_INIT
   AIS transition at beta index k   2k (hidden), 2k + 1 (visible)
-  RNN-RBM CD and AIS (16-bit)      families of models/rnn_rbm/maths.frame_noise
+  RNN-RBM CD and AIS (16-bit)      families of models/recurrent/maths.frame_noise
   RNN-RBM generation, frame t,     (a * 2^32 + t) * 2^12 + 2s, + 2s + 1
   attempt a, Gibbs step s          (row = sample index)
-  RNN-NADE generation, frame t,    a * 2^32 + t (row = sample index; the
-  attempt a                        model draws no other noise)
+  RNN-NADE generation, frame t,    a * 2^32 + t (row = sample index)
+  attempt a
+  RNN-NADE context samples, step t frame_noise families t * STREAMS_PER_STEP
+  (16-bit)                         + 0 (the frames), + 1 (the choice)
   RBM training windows in memory,   EPOCH_ORDER + e (one row of N keys)
   order of epoch e
   Bernoulli generation, attempt a, `bernoulli_frames(a, c)` = BERNOULLI_FRAMES

@@ -16,6 +16,80 @@ import tensorflow as tf
 
 from trainer.models.rbm.maths import visible_bias_from_means
 from trainer.models.rnn_rbm.settings import RECURRENCES
+from trainer.random_streams import UINT16_SCALE, keyed_uint16
+
+# Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
+# Smaller wastes less noise on the last, partly padded chunk; larger makes
+# fewer random ops per Gibbs half-step (ceil(T / 16) of them).
+FRAME_CHUNK = 16
+# Chunks per stream family: sequences up to 16 * 2^20 frames.
+_CHUNKS_PER_FAMILY = 2**20
+
+
+def frame_noise(seed, family, row_start, num_rows, num_frames,
+                width: int, chunk_start=0) -> tf.Tensor:
+  """Uniform noise [num_rows, num_frames, width] keyed by (row, frame).
+
+  Entry (r, t, :) depends only on (seed, family, row_start + r, t, width):
+  frames [16c, 16c + 16) of every row come from stream
+  family * 2^20 + c, as one `keyed_uint16` row of 16 * width numbers, scaled
+  to [0, 1) on a grid of 2^-16 (float32). With chunk_start = k, frame t of
+  the result is frame 16k + t of the sequence (a later part of it, drawing
+  exactly the noise the whole sequence would).
+
+  Args:
+    seed: integer scalar.
+    family: integer scalar < 2^43 (family * 2^20 + chunk must fit in int64),
+      e.g. step * STREAMS_PER_STEP + purpose.
+    row_start: global index of the first row (sequence or sample), or a
+      vector of num_rows global row indices (any order: e.g. sequences
+      batched by length), each row drawing the noise it would draw alone.
+    num_rows: integer scalar.
+    num_frames: integer scalar (may be a tensor).
+    width: Python int, units per frame.
+    chunk_start: the first frame's chunk of FRAME_CHUNK frames.
+  """
+  family = tf.cast(family, tf.int64)
+  chunk_start = tf.cast(chunk_start, tf.int64)
+  num_chunks = (tf.cast(num_frames, tf.int32) + FRAME_CHUNK - 1) // FRAME_CHUNK
+
+  row_start = tf.convert_to_tensor(row_start)
+  rows = row_start if row_start.shape.rank == 1 else None
+
+  def chunk(c):
+    stream = family * _CHUNKS_PER_FAMILY + chunk_start + tf.cast(c, tf.int64)
+    if rows is None:
+      return keyed_uint16(seed, stream, row_start, num_rows,
+                          FRAME_CHUNK * width)
+    # A row's Philox counters start at its index: one call per row.
+    return tf.concat([keyed_uint16(seed, stream, rows[i], 1,
+                                   FRAME_CHUNK * width)
+                      for i in range(rows.shape[0])], 0)
+
+  static_frames = tf.get_static_value(num_frames)
+  if static_frames is not None:
+    # Known length (fixed crops, generation, tests): unrolled calls, without
+    # the while loop of map_fn, which costs more than the noise at small T.
+    chunks = tf.stack([chunk(c) for c in range(
+        max(1, (int(static_frames) + FRAME_CHUNK - 1) // FRAME_CHUNK))])
+  else:
+    chunks = tf.map_fn(chunk, tf.range(num_chunks),
+                       fn_output_signature=tf.uint16)  # [C, rows, 16 * width]
+  # Moved and cut as 16-bit integers, converted once: half the bytes. Rows
+  # are reordered chunk-major -> row-major by a gather of whole chunk rows
+  # (memcpy): tf.transpose would go through oneDNN, which has no integer
+  # transpose here and logs an error line for each one.
+  order = tf.range(num_rows * num_chunks)
+  rows = tf.gather(tf.reshape(chunks, [num_chunks * num_rows, -1]),
+                   order % num_chunks * num_rows + order // num_chunks)
+  noise = tf.reshape(rows, [num_rows, num_chunks * FRAME_CHUNK, width])
+  return tf.cast(noise[:, :num_frames], tf.float32) * UINT16_SCALE
+
+
+def dim(x, axis):
+  """x's size on `axis`: a Python int when static (keeps `frame_noise`
+  unrolled), else a tensor."""
+  return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
 
 
 def dot(x, matrix):

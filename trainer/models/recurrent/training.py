@@ -117,6 +117,15 @@ class SequenceTrainer(abc.ABC):
     """The model's sums over a replica's real frames: loss_sum (what the
     update differentiates), num_frames and the REPORTED sums."""
 
+  def context_rate(self):
+    """--context_sampling's share at this step: rising linearly from 0 over
+    the first half of the run, then held (None when the flag is 0)."""
+    rate = self.config.context_sampling
+    if not rate:
+      return None
+    half = max(self.optimiser.total_steps // 2, 1)
+    return rate * tf.minimum(tf.cast(self.step, tf.float32) / half, 1.0)
+
   def _replica_grads(self, frames, lengths):
     ctx = tf.distribute.get_replica_context()
     local = tf.shape(frames, out_type=tf.int64)[0]

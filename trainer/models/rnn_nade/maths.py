@@ -10,14 +10,16 @@ with the onoff encoding every play column before every articulate column):
 
 with b_v(t), b_h(t) the RNN's biases after the frames before t. So
 log p(v(t) | history) is an exact sum of V log-sigmoids: training follows its
-exact gradient (no CD chain, no noise), evaluation needs no AIS, and a frame
+exact gradient (no CD chain), evaluation needs no AIS, and a frame
 is sampled exactly, unit by unit, without a Markov chain to mix. Because
 each unit sees the ones before it, a frame's notes can depend on how many
 are already sounding: the per-frame polyphony an RBM of 150 hidden units
 spreads (benchmarks/RESULTS.md, the RNN-RBM drift section).
 
 Generation draws float32 uniforms keyed by (seed, row, frame): one Philox
-stream per frame (`keyed_uniform`), a row of V numbers per sample.
+stream per frame (`keyed_uniform`), a row of V numbers per sample. Training
+draws noise only for scheduled sampling (`nll_terms`), through the RNN-RBM's
+16-bit `frame_noise` keyed by (seed, step, sequence, frame).
 
 This file must not do I/O, read flags or run a training loop.
 """
@@ -27,7 +29,7 @@ import tensorflow as tf
 
 from trainer.models.rbm.maths import visible_bias_from_means
 from trainer.models.recurrent import maths as recurrent
-from trainer.random_streams import keyed_uniform
+from trainer.random_streams import STREAMS_PER_STEP, keyed_uniform
 
 # Frames per call of the exact log-probability in evaluation: memory is
 # sequences x frames x V x H floats, a few of them (8 x 512 x 88 x 150 x 4
@@ -107,17 +109,56 @@ class RNNNADE(recurrent.RecurrentBiases):
     return nade_log_prob(v, self.weights, self.output_weights, b_v,
                          b_h), u_last
 
-  def nll_terms(self, v, lengths=None) -> dict:
+  def nll_terms(self, v, lengths=None, seed=0, step=0, row_start=0,
+                context_rate=None) -> dict:
     """The training signal of one batch: sums over its real frames.
 
+    With `context_rate`, parallel scheduled sampling (Bengio et al. 2015;
+    Duckworth et al. 2019), as the RNN-RBM's `cd_terms`: each frame of the
+    history the RNN reads is, with probability `context_rate`, the model's
+    own exact sample of it given the true history, else the data frame; the
+    frames scored stay the data's. The model learns to come back to the
+    corpus's texture from histories like the ones its own pieces feed it.
+
+    Args:
+      v: [B, T, V] binary; lengths: [B] real frames per row, or None.
+      seed, step: integer scalars keying the noise (step's frame_noise
+        families 0: the samples, 1: the choice); row_start: global index of
+        v's first sequence.
+      context_rate: None (the history is the data), or a float scalar in
+        [0, 1].
     Returns:
       dict: loss_sum (the exact negative log-likelihood in nats,
       differentiable), num_frames.
     """
-    log_p, _ = self.log_prob(v)
+    if context_rate is None:
+      log_p, _ = self.log_prob(v)
+    else:
+      b_v, b_h, _ = self.frame_biases(self.mixed_context(
+          v, seed, tf.cast(step, tf.int64) * STREAMS_PER_STEP, row_start,
+          context_rate))
+      log_p = nade_log_prob(v, self.weights, self.output_weights, b_v, b_h)
     mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
     return {"loss_sum": -recurrent.masked_sum(log_p, mask),
             "num_frames": recurrent.num_frames(v, mask)}
+
+  def mixed_context(self, v, seed, family, row_start, rate):
+    """The history of scheduled sampling (`nll_terms`): frame t is, with
+    probability `rate`, an exact sample of the model's frame t given the
+    data's frames before it (noise: frame_noise family `family`), else the
+    data's frame t (the choice: family + 1). No gradient flows through it."""
+    batch, frames = recurrent.dim(v, 0), recurrent.dim(v, 1)
+    b_v, b_h, _ = self.frame_biases(v)
+    noise = recurrent.frame_noise(seed, family, row_start, batch, frames,
+                                  self.n_visible)
+    own = _sample_frame(
+        self.weights, self.output_weights,
+        tf.reshape(tf.stop_gradient(b_v), [-1, self.n_visible]),
+        tf.reshape(tf.stop_gradient(b_h), [-1, self.n_hidden]),
+        tf.reshape(noise, [-1, self.n_visible]), lambda x: x)
+    pick = recurrent.frame_noise(seed, family + 1, row_start, batch, frames,
+                                 1) < rate
+    return tf.stop_gradient(tf.where(pick, tf.reshape(own, tf.shape(v)), v))
 
   def nll_rows(self, v, lengths, chunk_frames: int = LOG_PROB_FRAMES):
     """Each sequence's negative log-likelihood (nats over its real frames),

@@ -11,7 +11,7 @@ import dataclasses
 # them differ from their defaults for --model=rnn_nade).
 READS = ("num_hidden_recurrent", "recurrence", "sequence_length", "lr_schedule",
          "clip_norm", "pretrain_rnn_epochs", "pretrain_rnn_learning_rate",
-         "validate_every_epochs")
+         "validate_every_epochs", "context_sampling")
 
 # The RNN-RBM's sizes, batches of whole pieces, schedule and pretraining;
 # Adam at 1e-2 on the exact log-likelihood: on the chorales, 30 epochs reach

@@ -4,9 +4,11 @@ Everything but the loss is shared with the RNN-RBM (recurrent/training.py):
 the global batch split over replicas with sums divided once by the global
 number of real frames, Adam with clipping and the cosine schedule, the RNN
 pretraining, early stopping on the valid split and the model/ folder. The
-loss is the exact negative log-likelihood (maths.py `RNNNADE.nll_terms`), so
-a step draws no noise and reports the training NLL per frame itself; the
-validation is exact too, on more frames than the RNN-RBM's AIS can afford.
+loss is the exact negative log-likelihood (maths.py `RNNNADE.nll_terms`),
+with the history the RNN reads partly the model's own frames
+(--context_sampling), so a step reports the training NLL per frame itself;
+the validation is exact too, on more frames than the RNN-RBM's AIS can
+afford.
 
 It must not read flags (trainer/task.py does).
 """
@@ -28,14 +30,14 @@ _VALIDATION_FRAMES, _VALIDATION_CROP = 4096, 512
 
 
 class NADESequenceTrainer(sequence_training.SequenceTrainer):
-  """One update on the exact NLL (no CD chain, no noise)."""
+  """One update on the exact NLL (no CD chain), with scheduled sampling."""
 
   PARAMS = PARAMS
   REPORTED: typing.ClassVar[dict] = {"nll": "loss_sum"}
 
   def terms(self, frames, lengths, row_start) -> dict:
-    del row_start  # no noise
-    return self.model.nll_terms(frames, lengths)
+    return self.model.nll_terms(frames, lengths, self.config.seed, self.step,
+                                row_start, self.context_rate())
 
 
 class _ExactValidator:

@@ -20,7 +20,7 @@ biases. Sums over real frames are returned, so replicas can all-reduce them and
 divide once by the global number of frames.
 
 Keyed noise. Every uniform number comes from Philox. Training's CD chains and
-AIS draw through `frame_noise` (16-bit uniforms, `keyed_uint16`: half the
+AIS draw through recurrent/maths.py `frame_noise` (16-bit uniforms, `keyed_uint16`: half the
 Philox work, and noise was half of a training step): the row is the global
 sequence index and the frame index is folded into the stream in chunks of
 `FRAME_CHUNK` frames. A frame's noise therefore depends on (seed, purpose,
@@ -40,14 +40,8 @@ from trainer.models import ais as ais_lib
 from trainer.models.rbm.maths import visible_bias_from_means
 from trainer.models.recurrent import maths as recurrent
 from trainer.models.rnn_rbm.settings import noise_streams_per_step
-from trainer.random_streams import STREAMS_PER_STEP, UINT16_SCALE, bernoulli, keyed_uint16
+from trainer.random_streams import STREAMS_PER_STEP, bernoulli
 
-# Frames per Philox stream in `frame_noise`: one stream per chunk of 16 frames.
-# Smaller wastes less noise on the last, partly padded chunk; larger makes
-# fewer random ops per Gibbs half-step (ceil(T / 16) of them).
-FRAME_CHUNK = 16
-# Chunks per stream family: sequences up to 16 * 2^20 frames.
-_CHUNKS_PER_FAMILY = 2**20
 # AIS: beta index k uses families 2k and 2k + 1; exact samples of the base
 # model use this one, far above any schedule.
 _AIS_BASE_FAMILY = 2**40
@@ -60,72 +54,6 @@ AIS_FRAMES = 256
 # Exact log Z enumerates hidden states in chunks of this many (memory:
 # rows x chunk x V floats).
 _EXACT_STATE_CHUNK = 256
-
-
-def frame_noise(seed, family, row_start, num_rows, num_frames,
-                width: int, chunk_start=0) -> tf.Tensor:
-  """Uniform noise [num_rows, num_frames, width] keyed by (row, frame).
-
-  Entry (r, t, :) depends only on (seed, family, row_start + r, t, width):
-  frames [16c, 16c + 16) of every row come from stream
-  family * 2^20 + c, as one `keyed_uint16` row of 16 * width numbers, scaled
-  to [0, 1) on a grid of 2^-16 (float32). With chunk_start = k, frame t of
-  the result is frame 16k + t of the sequence (a later part of it, drawing
-  exactly the noise the whole sequence would).
-
-  Args:
-    seed: integer scalar.
-    family: integer scalar < 2^43 (family * 2^20 + chunk must fit in int64),
-      e.g. step * STREAMS_PER_STEP + purpose.
-    row_start: global index of the first row (sequence or sample), or a
-      vector of num_rows global row indices (any order: e.g. sequences
-      batched by length), each row drawing the noise it would draw alone.
-    num_rows: integer scalar.
-    num_frames: integer scalar (may be a tensor).
-    width: Python int, units per frame.
-    chunk_start: the first frame's chunk of FRAME_CHUNK frames.
-  """
-  family = tf.cast(family, tf.int64)
-  chunk_start = tf.cast(chunk_start, tf.int64)
-  num_chunks = (tf.cast(num_frames, tf.int32) + FRAME_CHUNK - 1) // FRAME_CHUNK
-
-  row_start = tf.convert_to_tensor(row_start)
-  rows = row_start if row_start.shape.rank == 1 else None
-
-  def chunk(c):
-    stream = family * _CHUNKS_PER_FAMILY + chunk_start + tf.cast(c, tf.int64)
-    if rows is None:
-      return keyed_uint16(seed, stream, row_start, num_rows,
-                          FRAME_CHUNK * width)
-    # A row's Philox counters start at its index: one call per row.
-    return tf.concat([keyed_uint16(seed, stream, rows[i], 1,
-                                   FRAME_CHUNK * width)
-                      for i in range(rows.shape[0])], 0)
-
-  static_frames = tf.get_static_value(num_frames)
-  if static_frames is not None:
-    # Known length (fixed crops, generation, tests): unrolled calls, without
-    # the while loop of map_fn, which costs more than the noise at small T.
-    chunks = tf.stack([chunk(c) for c in range(
-        max(1, (int(static_frames) + FRAME_CHUNK - 1) // FRAME_CHUNK))])
-  else:
-    chunks = tf.map_fn(chunk, tf.range(num_chunks),
-                       fn_output_signature=tf.uint16)  # [C, rows, 16 * width]
-  # Moved and cut as 16-bit integers, converted once: half the bytes. Rows
-  # are reordered chunk-major -> row-major by a gather of whole chunk rows
-  # (memcpy): tf.transpose would go through oneDNN, which has no integer
-  # transpose here and logs an error line for each one.
-  order = tf.range(num_rows * num_chunks)
-  rows = tf.gather(tf.reshape(chunks, [num_chunks * num_rows, -1]),
-                   order % num_chunks * num_rows + order // num_chunks)
-  noise = tf.reshape(rows, [num_rows, num_chunks * FRAME_CHUNK, width])
-  return tf.cast(noise[:, :num_frames], tf.float32) * UINT16_SCALE
-
-
-def _dim(x, axis):
-  """x's size on `axis`: a Python int when static (keeps `frame_noise`
-  unrolled), else a tensor."""
-  return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
 
 
 def _dot_t(x, matrix):
@@ -195,11 +123,11 @@ def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
   Returns:
     (v_k [B, T, V] binary, reconstruction p(v | h0) [B, T, V]).
   """
-  batch, frames = _dim(v0, 0), _dim(v0, 1)
+  batch, frames = recurrent.dim(v0, 0), recurrent.dim(v0, 1)
   n_visible, n_hidden = weights.shape
 
   def sample(probs, j, width):
-    noise = frame_noise(seed, family_base + j, row_start, batch, frames, width)
+    noise = recurrent.frame_noise(seed, family_base + j, row_start, batch, frames, width)
     return tf.cast(noise < probs, probs.dtype)
 
   h = sample(tf.sigmoid(recurrent.dot(v0, weights) + hidden_bias), 0,
@@ -366,8 +294,8 @@ class RNNRBM(recurrent.RecurrentBiases):
     own, _ = conditional_cd_negatives(
         v, self.weights, tf.stop_gradient(b_v), tf.stop_gradient(b_h), k,
         seed, family, row_start)
-    pick = frame_noise(seed, family + 2 * k + 1, row_start, _dim(v, 0),
-                       _dim(v, 1), 1) < rate
+    pick = recurrent.frame_noise(seed, family + 2 * k + 1, row_start, recurrent.dim(v, 0),
+                       recurrent.dim(v, 1), 1) < rate
     return tf.stop_gradient(tf.where(pick, own, v))
 
   def free_energies(self, v):
@@ -441,9 +369,9 @@ class RNNRBM(recurrent.RecurrentBiases):
     """_ais_log_weights [B, T, M] of every frame, chunk_frames frames per
     call (a multiple of FRAME_CHUNK: each call draws exactly the noise of
     its frames; the last call is padded to the same shape, one trace)."""
-    frames = _dim(b_v, 1)
+    frames = recurrent.dim(b_v, 1)
     chunk = chunk_frames or min(
-        AIS_FRAMES, -(-int(frames) // FRAME_CHUNK) * FRAME_CHUNK)
+        AIS_FRAMES, -(-int(frames) // recurrent.FRAME_CHUNK) * recurrent.FRAME_CHUNK)
     betas = tf.constant(ais_lib.beta_schedule(config.num_betas), tf.float64)
     pad = -int(frames) % chunk
     padded = [tf.pad(x, [[0, 0], [0, pad], [0, 0]]) for x in (b_v, b_h, b_a)]
@@ -453,7 +381,7 @@ class RNNRBM(recurrent.RecurrentBiases):
       parts.append(_ais_log_weights(
           self.weights, *part, betas, config.num_chains,
           tf.constant(config.seed, tf.int64), tf.constant(row_start, tf.int64),
-          tf.constant(start // FRAME_CHUNK, tf.int64)).numpy())
+          tf.constant(start // recurrent.FRAME_CHUNK, tf.int64)).numpy())
     return np.concatenate(parts, axis=1)[:, :int(frames)]  # [B, T, M]
 
   def nll_ais(self, v, lengths, config: ais_lib.AISConfig, base_biases=None,
@@ -541,14 +469,14 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
   Chains are rows [B, T, M, V]: frame (s, t) anneals from the base model with
   visible biases b_a(s, t) and uniform hiddens to its RBM (W, b_v, b_h).
   """
-  batch, frames = _dim(b_v, 0), _dim(b_v, 1)
+  batch, frames = recurrent.dim(b_v, 0), recurrent.dim(b_v, 1)
   n_visible, n_hidden = weights.shape
   rep = lambda x: tf.repeat(x[:, :, None, :], num_chains, axis=2)
   b_h, b_a = rep(b_h), rep(b_a)
   bias_gap = rep(b_v) - b_a
 
   def sample(probs, family, width):
-    noise = frame_noise(seed, family, row_start, batch, frames,
+    noise = recurrent.frame_noise(seed, family, row_start, batch, frames,
                         num_chains * width, chunk_start)
     noise = tf.reshape(noise, [batch, frames, num_chains, width])
     return tf.cast(noise < probs, tf.float32)

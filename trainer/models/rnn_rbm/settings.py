@@ -66,12 +66,12 @@ class Training:
       0.01, "rnn_rbm, rnn_nade: Adam's learning rate of that RNN pretraining (the "
       "RNN learns from scratch: a larger step than the RNN-RBM's).")
   context_sampling: float = setting(
-      0.2, "rnn_rbm: parallel scheduled sampling against drift in long "
-      "pieces: this share of the history frames the RNN reads in training "
-      "are the model's own samples instead of the data's (rising from 0 over "
-      "the first half of the run); 0: the data only, as the paper trains "
-      "(the best likelihood: 0.2 costs ~0.09 nats/frame on the chorales). "
-      "Costs a second CD chain per step.")
+      0.2, "rnn_rbm, rnn_nade: parallel scheduled sampling against drift in "
+      "long pieces: this share of the history frames the RNN reads in "
+      "training are the model's own samples instead of the data's (rising "
+      "from 0 over the first half of the run); 0: the data only, as the "
+      "paper trains (rnn_rbm: 0.2 costs ~0.09 nats/frame on the chorales). "
+      "Costs a second pass of the RNN and one sample per frame per step.")
   validate_every_epochs: int = setting(
       5, "rnn_rbm, rnn_nade: every this many epochs, estimate the NLL per frame "
       "of a fixed subset of held-out frames (rnn_rbm: by a short AIS; "

@@ -18,7 +18,6 @@ It must not read flags (trainer/task.py does).
 import typing
 
 from absl import logging
-import tensorflow as tf
 
 from trainer import config as config_lib
 from trainer.models import ais
@@ -48,15 +47,6 @@ class RBMSequenceTrainer(sequence_training.SequenceTrainer):
     return self.model.cd_terms(frames, lengths, self.config.cd_k,
                                self.config.seed, self.step, row_start,
                                self.context_rate())
-
-  def context_rate(self):
-    """--context_sampling's share at this step: rising linearly from 0 over
-    the first half of the run, then held (None when the flag is 0)."""
-    rate = self.config.context_sampling
-    if not rate:
-      return None
-    half = max(self.optimiser.total_steps // 2, 1)
-    return rate * tf.minimum(tf.cast(self.step, tf.float32) / half, 1.0)
 
 
 def _load_frame_rbm(config, spec):
