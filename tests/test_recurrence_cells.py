@@ -139,15 +139,16 @@ def test_a_gated_model_trains_in_the_loop_saves_and_generates(
   # The cell fixes the checkpoint's shapes: resuming with another is refused.
   with pytest.raises(loop.SetupError, match="--recurrence=gru, this run has "
                      "--recurrence=tanh"):
-    loop.train_and_evaluate(_config(model, max_steps=6), pieces, job,
-                            strategy=strategy)
+    loop.train_and_evaluate(_config(model, max_steps=6, recurrence="tanh"),
+                            pieces, job, strategy=strategy)
 
 
 def test_a_job_and_a_model_from_before_the_option_read_as_tanh(pieces,
                                                                tmp_path):
   job = str(tmp_path / "job")
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-  loop.train_and_evaluate(_config("rnn_nade"), pieces, job, strategy=strategy)
+  loop.train_and_evaluate(_config("rnn_nade", recurrence="tanh"), pieces, job,
+                          strategy=strategy)
   model_json = os.path.join(job, "model", files.INFO_FILE)
   before = generation.generate(f"{job}/model", str(tmp_path / "a"),
                                config_lib.GenerateConfig(num_samples=2,
@@ -172,6 +173,7 @@ def test_a_job_and_a_model_from_before_the_option_read_as_tanh(pieces,
   del stored["config"]["recurrence"]
   with open(run_config, "w") as f:
     json.dump(stored, f)
-  resumed = loop.train_and_evaluate(_config("rnn_nade", max_steps=6), pieces,
-                                    job, strategy=strategy)
+  resumed = loop.train_and_evaluate(
+      _config("rnn_nade", max_steps=6, recurrence="tanh"), pieces, job,
+      strategy=strategy)
   assert resumed["step"] == 6
