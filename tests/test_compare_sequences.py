@@ -110,6 +110,25 @@ def test_nearest_span_distance_is_exact_and_stays_inside_pieces():
   assert memo["share_spans_copied"] == 0.5
 
 
+def test_a_large_corpus_gets_fewer_distance_spans_and_the_same_copy_check(
+    monkeypatch):
+  rng = np.random.default_rng(5)
+  train = [noise_piece(rng, 60) for _ in range(4)]
+  samples = [noise_piece(rng, 40) for _ in range(30)] + [train[2][5:45]]
+  full = mf.span_memorisation(samples, train, 2, max_queries=40)
+  monkeypatch.setattr(mf, "MIN_SPAN_QUERIES", 8)
+  # 4 x 29 training spans of 32 steps: 3,712 products per query span.
+  cut = mf.span_memorisation(samples, train, 2, max_queries=40,
+                             max_work=3712 * 10)
+  floor = mf.span_memorisation(samples, train, 2, max_queries=40,
+                               max_work=1)
+  # One span per sample piece (31) until the work bound cuts them.
+  assert [m["distance_spans"] for m in (full, cut, floor)] == [31, 10, 8]
+  for key in ("share_samples_with_copy", "share_spans_copied", "spans",
+              "train_spans", "nearest_distance_min"):
+    assert cut[key] == full[key] == floor[key]
+
+
 def test_a_span_is_four_bars_whatever_the_grid():
   # 8th notes: 4 bars are 32 steps (the report once read "8-bar").
   rng = np.random.default_rng(4)
