@@ -86,6 +86,16 @@ def frame_noise(seed, family, row_start, num_rows, num_frames,
   return tf.cast(noise[:, :num_frames], tf.float32) * UINT16_SCALE
 
 
+def mixed_frames(v, own, seed, choice_family, row_start, rate):
+  """Scheduled sampling's history: each frame of v [B, T, V] is replaced by
+  the model's own frame `own` with probability `rate` (the choice: noise
+  family `choice_family`, keyed by sequence and frame). No gradient flows
+  through it."""
+  pick = frame_noise(seed, choice_family, row_start, dim(v, 0), dim(v, 1),
+                     1) < rate
+  return tf.stop_gradient(tf.where(pick, own, v))
+
+
 def dim(x, axis):
   """x's size on `axis`: a Python int when static (keeps `frame_noise`
   unrolled), else a tensor."""

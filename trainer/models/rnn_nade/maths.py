@@ -18,8 +18,8 @@ spreads (benchmarks/RESULTS.md, the RNN-RBM drift section).
 
 Generation draws float32 uniforms keyed by (seed, row, frame): one Philox
 stream per frame (`keyed_uniform`), a row of V numbers per sample. Training
-draws noise only for scheduled sampling (`nll_terms`), through the RNN-RBM's
-16-bit `frame_noise` keyed by (seed, step, sequence, frame).
+draws noise only for scheduled sampling (`nll_terms`), through the 16-bit
+recurrent/maths.py `frame_noise` keyed by (seed, step, sequence, frame).
 
 This file must not do I/O, read flags or run a training loop.
 """
@@ -156,9 +156,8 @@ class RNNNADE(recurrent.RecurrentBiases):
         tf.reshape(tf.stop_gradient(b_v), [-1, self.n_visible]),
         tf.reshape(tf.stop_gradient(b_h), [-1, self.n_hidden]),
         tf.reshape(noise, [-1, self.n_visible]), lambda x: x)
-    pick = recurrent.frame_noise(seed, family + 1, row_start, batch, frames,
-                                 1) < rate
-    return tf.stop_gradient(tf.where(pick, tf.reshape(own, tf.shape(v)), v))
+    return recurrent.mixed_frames(v, tf.reshape(own, tf.shape(v)), seed,
+                                  family + 1, row_start, rate)
 
   def nll_rows(self, v, lengths, chunk_frames: int = LOG_PROB_FRAMES):
     """Each sequence's negative log-likelihood (nats over its real frames),

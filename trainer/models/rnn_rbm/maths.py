@@ -20,8 +20,9 @@ biases. Sums over real frames are returned, so replicas can all-reduce them and
 divide once by the global number of frames.
 
 Keyed noise. Every uniform number comes from Philox. Training's CD chains and
-AIS draw through recurrent/maths.py `frame_noise` (16-bit uniforms, `keyed_uint16`: half the
-Philox work, and noise was half of a training step): the row is the global
+AIS draw through recurrent/maths.py `frame_noise` (16-bit uniforms,
+`keyed_uint16`: half the Philox work, and noise was half of a training
+step): the row is the global
 sequence index and the frame index is folded into the stream in chunks of
 `FRAME_CHUNK` frames. A frame's noise therefore depends on (seed, purpose,
 sequence, frame) only: not on the batch, the replica, or the padded length of
@@ -127,7 +128,8 @@ def conditional_cd_negatives(v0, weights, visible_bias, hidden_bias, k: int,
   n_visible, n_hidden = weights.shape
 
   def sample(probs, j, width):
-    noise = recurrent.frame_noise(seed, family_base + j, row_start, batch, frames, width)
+    noise = recurrent.frame_noise(seed, family_base + j, row_start, batch,
+                                  frames, width)
     return tf.cast(noise < probs, probs.dtype)
 
   h = sample(tf.sigmoid(recurrent.dot(v0, weights) + hidden_bias), 0,
@@ -294,9 +296,8 @@ class RNNRBM(recurrent.RecurrentBiases):
     own, _ = conditional_cd_negatives(
         v, self.weights, tf.stop_gradient(b_v), tf.stop_gradient(b_h), k,
         seed, family, row_start)
-    pick = recurrent.frame_noise(seed, family + 2 * k + 1, row_start, recurrent.dim(v, 0),
-                       recurrent.dim(v, 1), 1) < rate
-    return tf.stop_gradient(tf.where(pick, own, v))
+    return recurrent.mixed_frames(v, own, seed, family + 2 * k + 1,
+                                  row_start, rate)
 
   def free_energies(self, v):
     """F_t(v(t)) per frame [B, T] under each frame's own biases."""
@@ -371,7 +372,8 @@ class RNNRBM(recurrent.RecurrentBiases):
     its frames; the last call is padded to the same shape, one trace)."""
     frames = recurrent.dim(b_v, 1)
     chunk = chunk_frames or min(
-        AIS_FRAMES, -(-int(frames) // recurrent.FRAME_CHUNK) * recurrent.FRAME_CHUNK)
+        AIS_FRAMES,
+        -(-int(frames) // recurrent.FRAME_CHUNK) * recurrent.FRAME_CHUNK)
     betas = tf.constant(ais_lib.beta_schedule(config.num_betas), tf.float64)
     pad = -int(frames) % chunk
     padded = [tf.pad(x, [[0, 0], [0, pad], [0, 0]]) for x in (b_v, b_h, b_a)]
@@ -477,7 +479,7 @@ def _ais_log_weights(weights, b_v, b_h, b_a, betas, num_chains: int, seed,
 
   def sample(probs, family, width):
     noise = recurrent.frame_noise(seed, family, row_start, batch, frames,
-                        num_chains * width, chunk_start)
+                                  num_chains * width, chunk_start)
     noise = tf.reshape(noise, [batch, frames, num_chains, width])
     return tf.cast(noise < probs, tf.float32)
 
