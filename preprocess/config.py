@@ -60,7 +60,7 @@ class PreprocessConfig:
   transpose: int = cli.setting(
       0, "Augment training files with shifts -K..K semitones.")
   num_shards: int = cli.setting(
-      0, "TFRecord shards per split (0: runner decides).")
+      0, "TFRecord shards per split (0: one per 64 MiB of records).")
   # preprocess/corpus_fit.py: how, and on what evidence.
   fit_corpus: bool = cli.setting(
       False, "Derive the grid (--steps_per_quarter, --quantize), --encoding "

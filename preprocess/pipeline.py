@@ -4,12 +4,14 @@ r"""The preprocessing pipeline: a MIDI corpus -> TFRecord piano-roll windows.
           -> (path, size, key, split) -> bytes -> notes -> windows
              \-> skipped (not MIDI)      \-> dead letters (errors-*.jsonl)
     windows -> tf.train.Example -> train-, eval-, valid-*.tfrecord
+               (shards fixed by the files' paths: preprocess/shards.py)
     every file -> one stats record -> dataset.json (counts + unit means)
 
 This module composes the Beam graph and runs it; the pieces live apart:
 preprocess/config.py (settings), preprocess/steps.py (the pure per-file steps
 and why a file is rejected), preprocess/stats.py (counters and the counts of
-dataset.json), preprocess/outputs.py (the output folder). Failures travel as
+dataset.json), preprocess/outputs.py (the output folder), preprocess/shards.py
+(the TFRecord shards, the same bytes every run). Failures travel as
 `steps.FileRejected` subclasses; anything unexpected is caught by Beam's
 dead-letter pattern too, so one bad file never stops a corpus.
 
@@ -40,6 +42,7 @@ from preprocess import config as config_lib
 from preprocess import corpus_fit
 from preprocess import outputs
 from preprocess import records
+from preprocess import shards as shards_lib
 from preprocess import stats as stats_lib
 from preprocess import steps
 from preprocess.config import PreprocessConfig
@@ -297,7 +300,8 @@ def duplicate_stats(listing_count) -> list:
 class ConvertCorpus(beam.PTransform):
   """steps.ListedFile (split assigned) -> dict of PCollections.
 
-  "train", "eval", "valid": serialized Examples; "errors": {path, reason,
+  "train", "eval", "valid": (path, [serialized Example]) of each converted
+  file, its windows in order (shards.WriteShards); "errors": {path, reason,
   message} of every failed file; "stats": CombineStats accumulators, each the
   sum of one bundle's stats records (every input file makes exactly one
   record); merge them with stats.MergeStats.
@@ -336,8 +340,9 @@ class ConvertCorpus(beam.PTransform):
         | "AllStats" >> beam.Flatten())
     by_split = windows.good | "BySplit" >> beam.Partition(
         lambda fw, _: records.SPLITS.index(fw.split), len(records.SPLITS))
-    out = {split: by_split[i] | f"{split.title()}Examples" >> beam.FlatMap(
-        lambda fw: fw.examples) for i, split in enumerate(records.SPLITS)}
+    out = {split: by_split[i] | f"{split.title()}Examples" >> beam.Map(
+        lambda fw: (fw.stats["path"], fw.examples))
+           for i, split in enumerate(records.SPLITS)}
     out.update(errors=errors, stats=stats)
     return out
 
@@ -406,11 +411,10 @@ def build_pipeline(p: beam.Pipeline, inputs: list, output_dir: str,
   written = [split for split in records.SPLITS
              if split != records.VALID_PREFIX or config.valid_fraction or
              valid_inputs]
+  # Not beam.io.WriteToTFRecord: its shards differ from run to run.
   shards = {
-      split: converted[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
-          outputs.join(output_dir, split),
-          file_name_suffix=records.TFRECORD_SUFFIX,
-          num_shards=config.num_shards)
+      split: converted[split] | f"Write{split.title()}" >> shards_lib.WriteShards(
+          output_dir, split, config.num_shards)
       for split in written
   }
   explicit = [split for split, globs in ((records.EVAL_PREFIX, eval_inputs),
