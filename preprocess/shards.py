@@ -63,7 +63,9 @@ def _finalize(_, temp_dir: str, output_dir: str, split: str, count: int,
               written: list) -> list:
   """Moves the written shards into output_dir, writes the empty ones (no
   file hashed to them) and removes temp_dir; the shards' paths."""
-  names = [shard_name(split, i, count) for i in sorted(written)]
+  # A retried finalize finds some shards already moved.
+  names = [n for n in (shard_name(split, i, count) for i in sorted(written))
+           if FileSystems.exists(outputs.join(temp_dir, n))]
   if names:
     FileSystems.rename([outputs.join(temp_dir, n) for n in names],
                        [outputs.join(output_dir, n) for n in names])

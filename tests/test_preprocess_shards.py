@@ -6,6 +6,7 @@ trained a different model from them.
 """
 
 import os
+import pathlib
 
 import apache_beam as beam
 from apache_beam.testing import test_pipeline
@@ -30,7 +31,7 @@ def read_records(path):
 
 
 def shard_files(folder):
-  return {name: open(os.path.join(folder, name), "rb").read()
+  return {name: pathlib.Path(folder, name).read_bytes()
           for name in sorted(os.listdir(folder)) if name.endswith(".tfrecord")}
 
 
@@ -98,3 +99,17 @@ def test_two_runs_over_differently_ordered_globs_write_the_same_dataset(
   train = [name for name in one if name.startswith("train-")]
   assert len(train) == 3
   assert sum(len(read_records(first / name)) for name in train) > 6
+
+
+def test_a_retried_finalize_keeps_the_shards_it_already_moved(tmp_path):
+  # Dataflow retries a step that failed after part of its work: the shards
+  # renamed by the first attempt are no longer in the temporary folder.
+  temp = tmp_path / "beam-temp-train-0123456789abcdef0123456789abcdef"
+  temp.mkdir()
+  for i in (0, 2):
+    (temp / shards.shard_name("train", i, 3)).write_bytes(b"shard %d" % i)
+  first = shards._finalize(None, str(temp), str(tmp_path), "train", 3, [0, 2])  # pylint: disable=protected-access
+  again = shards._finalize(None, str(temp), str(tmp_path), "train", 3, [0, 2])  # pylint: disable=protected-access
+  assert first == again and not temp.exists()
+  assert [pathlib.Path(p).read_bytes() for p in again] == [
+      b"shard 0", b"", b"shard 2"]
