@@ -129,6 +129,26 @@ def test_a_large_corpus_gets_fewer_distance_spans_and_the_same_copy_check(
     assert cut[key] == full[key] == floor[key]
 
 
+def test_the_held_out_pieces_own_copy_rate_is_reported_beside_the_samples():
+  # A folk corpus's tunes share formulas: some held-out tunes hold a
+  # training span note for note, so the samples' rate needs a reference.
+  # Held-out pieces are cut to the samples' median length (40 frames).
+  rng = np.random.default_rng(6)
+  train = [noise_piece(rng, 60) for _ in range(3)]
+  samples = [noise_piece(rng, 40) for _ in range(3)]
+  heldout = [np.concatenate([train[1][10:50], noise_piece(rng, 30)]),
+             np.concatenate([noise_piece(rng, 45), train[0][:40]]),
+             noise_piece(rng, 50), noise_piece(rng, 50)]
+  memo = mf.span_memorisation(samples, train, 2, heldout)
+  # The second piece's copy starts after its first 40 frames: cut off.
+  assert memo["heldout_share_with_copy"] == 0.25
+  assert memo["share_samples_with_copy"] == 0.0
+  assert "0.0% samples copy a 4-bar training span (held-out pieces 25.0%)" in (
+      mf.summary_line({}, memo))
+  assert "held-out" not in mf.summary_line(
+      {}, mf.span_memorisation(samples, train, 2))
+
+
 def test_a_span_is_four_bars_whatever_the_grid():
   # 8th notes: 4 bars are 32 steps (the report once read "8-bar").
   rng = np.random.default_rng(4)

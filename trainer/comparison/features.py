@@ -628,6 +628,13 @@ def span_memorisation(sample_matrices: list, train_matrices: list,
         _query_spans(heldout_matrices, span, max_queries), train_matrices)
     out["heldout_nearest_distance_mean"] = float(base.mean())
     out["heldout_nearest_distance_median"] = float(np.median(base))
+    # The corpus's own rate: held-out pieces (cut to the samples' median
+    # length, as many chances each) holding a training span note for note.
+    # Folk tunes share formulas and variants, so it need not be 0.
+    length = int(np.median([len(m) for m in sample_matrices]))
+    out["heldout_share_with_copy"] = float(np.mean(
+        [any(k in train for k in span_keys(m[:length], span))
+         for m in heldout_matrices]))
   return out
 
 
@@ -665,8 +672,10 @@ def summary_line(comparison: dict, memo: dict | None,
   if memo is not None:
     what = (f"{memo['span_bars']}-bar training span" if "span_steps" in memo
             else "training window")
+    heldout = memo.get("heldout_share_with_copy")
     parts.append(f"{memo['share_samples_with_copy']:.1%} samples copy a "
-                 f"{what}")
+                 f"{what}" + ("" if heldout is None else
+                              f" (held-out pieces {heldout:.1%})"))
   if worst:
     parts.append("worst: " + ", ".join(show(n) for n in worst))
   return "; ".join(parts)
