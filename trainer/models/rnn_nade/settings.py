@@ -33,6 +33,9 @@ AIS_DEFAULTS = {}  # its likelihood is exact
 # 150 on Monteverdi's 40 training madrigals (too few to learn from) and
 # 25,500 on Essen's 6,801 tunes (about 70 minutes on 2 cores; the job's
 # 20,000-update cap is the window RBM's, whose updates are far cheaper).
+# A floor of 3,000 met no more features of the six styles, doubled three
+# demos' minutes and let Piano-midi.de drift (benchmarks/RESULTS.md, "more
+# updates, tried and not kept").
 DEFAULT_UPDATES = (1_000, 4_000)
 
 
