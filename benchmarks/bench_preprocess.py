@@ -7,7 +7,7 @@ Measured in one run, on the same files:
   * the pipeline's pure steps without Beam (read+parse+quantise, then
     windows+Examples), 1 core: how much the pipeline adds per file;
   * the pipeline on DirectRunner, 1 worker in this process (= per core), on the
-    corpus and on the corpus linked `--copies` times. Each run is end to end
+    corpus and on `--copies` copies of it. Each run is end to end
     (graph construction, runner start, matching, writing, dataset.json) in a
     warm process; the difference between the two runs gives the steady-state
     rate, free of that fixed cost, which a large corpus amortises;
@@ -98,13 +98,15 @@ def timed_run(corpus_glob: str, workdir: str, options: list,
 
 
 def replicate(paths: list, copies: int, workdir: str) -> str:
-  """A folder of `copies` symlinks per file (distinct paths: distinct splits)."""
+  """A folder of `copies` copies of every file (distinct paths: distinct
+  splits). Real copies: the pipeline reads a file reached through several
+  links once (preprocess/steps.py `listing_identity`), so symlinks made the
+  bigger corpus the same corpus and the steady state read 0 files/s."""
   folder = os.path.join(workdir, "copies")
   os.makedirs(folder)
   for c in range(copies):
     for p in paths:
-      os.symlink(os.path.abspath(p),
-                 os.path.join(folder, f"{c}_{os.path.basename(p)}"))
+      shutil.copyfile(p, os.path.join(folder, f"{c}_{os.path.basename(p)}"))
   return os.path.join(folder, "*")
 
 

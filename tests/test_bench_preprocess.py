@@ -26,5 +26,9 @@ def test_bench_preprocess_runs_every_measurement_on_a_tiny_corpus(tmp_path):
   assert "corpus: 2 files" in done.stdout
   assert "bare pretty_midi parsing, 1 core" in done.stdout
   assert "STEADY STATE" in done.stdout
+  # The copies' runs read 2 x 2 files (symlinked copies were once read as
+  # the corpus's 2 files again, and the steady state read 0 files/s).
+  whole = [line for line in done.stdout.splitlines() if "end to end" in line]
+  assert sum("(4 files in" in line for line in whole) == 3, whole
   assert "RATIO per core" in done.stdout
   assert sorted(os.listdir(tmp_path)) == ["p0.mid", "p1.mid"]  # no leftovers
