@@ -99,7 +99,7 @@ class PreprocessConfig:
                            "semitones.")
     if self.num_shards < 0:
       raise cli.UsageError(f"--num_shards={self.num_shards} must be >= 0 "
-                           "(0: runner decides).")
+                           "(0: one per 64 MiB of records).")
     if self.max_file_bytes < 1 or self.max_steps < 1:
       raise cli.UsageError(
           f"--max_file_bytes={self.max_file_bytes} and --max_steps="
