@@ -5,6 +5,7 @@ arrival order: the same command wrote different shards, and the trainer
 trained a different model from them.
 """
 
+import dataclasses
 import os
 import pathlib
 
@@ -16,18 +17,8 @@ from preprocess import pipeline
 from preprocess import shards
 from tests.test_preprocess_pipeline import CONFIG
 from tests.test_preprocess_pipeline import write_corpus
-
-
-def read_records(path):
-  """The records of a TFRecord file (its framing, without TensorFlow)."""
-  with open(path, "rb") as f:
-    data = f.read()
-  out, at = [], 0
-  while at < len(data):
-    length = int.from_bytes(data[at:at + 8], "little")
-    out.append(data[at + 12:at + 12 + length])
-    at += 16 + length
-  return out
+# TensorFlow's reader, as the trainer's: it checks the framing and the CRCs.
+from tests.test_preprocess_pipeline import _tfrecords  # pylint: disable=g-bad-import-order
 
 
 def shard_files(folder):
@@ -57,7 +48,7 @@ def test_the_order_files_arrive_in_does_not_change_the_bytes(tmp_path,
   assert sorted(written[0]) == [f"train-{i:05d}-of-{count:05d}.tfrecord"
                                 for i in range(count)]
   # Every record once; each shard's files sorted by path, windows in order.
-  by_shard = {name: read_records(tmp_path / "a" / name) for name in written[0]}
+  by_shard = {name: _tfrecords(str(tmp_path / "a" / name)) for name in written[0]}
   assert sorted(r for rs in by_shard.values() for r in rs) == sorted(
       e for _, examples in FILES for e in examples)
   for name, got in by_shard.items():
@@ -89,7 +80,7 @@ def test_two_runs_over_differently_ordered_globs_write_the_same_dataset(
   corpus = tmp_path / "corpus"
   write_corpus(corpus, n=6)
   first, second = tmp_path / "one", tmp_path / "two"
-  config = CONFIG.__class__(**{**CONFIG.__dict__, "num_shards": 3})
+  config = dataclasses.replace(CONFIG, num_shards=3)
   pipeline.run_pipeline([f"{corpus}/piece[0-2].mid", f"{corpus}/piece[3-5].mid"],
                         str(first), config)
   pipeline.run_pipeline([f"{corpus}/piece[3-5].mid", f"{corpus}/piece[0-2].mid"],
@@ -98,7 +89,7 @@ def test_two_runs_over_differently_ordered_globs_write_the_same_dataset(
   assert one == two
   train = [name for name in one if name.startswith("train-")]
   assert len(train) == 3
-  assert sum(len(read_records(first / name)) for name in train) > 6
+  assert sum(len(_tfrecords(str(first / name))) for name in train) > 6
 
 
 def test_a_retried_finalize_keeps_the_shards_it_already_moved(tmp_path):
