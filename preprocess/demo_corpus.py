@@ -11,6 +11,7 @@ OUTPUT_DIR/export_errors.json and retried on the next run.
 
 import concurrent.futures
 import json
+import multiprocessing
 import os
 
 from absl import app
@@ -58,7 +59,11 @@ def export_chorales(output_dir: str, limit: int = 0, workers: int = 0) -> dict:
       todo.append((name, path))
   failed = {}
   if todo:
-    with concurrent.futures.ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+    # Spawned, not forked: a caller that holds threads (TensorFlow, a test
+    # worker) can fork a child that dies before it runs (BrokenProcessPool).
+    with concurrent.futures.ProcessPoolExecutor(
+        workers or os.cpu_count(),
+        mp_context=multiprocessing.get_context("spawn")) as pool:
       for name, error in pool.map(_export_one, todo, chunksize=4):
         if error:
           failed[name] = error
