@@ -93,7 +93,8 @@ def measure(config: DriftConfig) -> dict:
 
   forced = np.concatenate([
       notes(model.sample_frames(
-          *[b[0] for b in model.frame_biases(tf.constant(p[None]))[:2]],
+          *[None if c is None else c[0] for c in
+            model.frame_conditionals(tf.constant(p[None]))[0]],
           config.seed * 1000 + i, temperature).numpy())
       for i, p in enumerate(held_out)])
   truth = np.concatenate([notes(p) for p in held_out])

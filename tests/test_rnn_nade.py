@@ -18,21 +18,27 @@ from trainer import config as config_lib
 from trainer.evaluation import lib as evaluation
 from trainer.generation import lib as generation
 from trainer.models import base
+from trainer.models import files
 from trainer.models.rnn_nade import maths as rnn_nade
 from trainer.models.rnn_nade import settings
 from trainer.training import loop
 
 
-def random_model(n_visible, n_hidden, n_recurrent, seed, recurrence="tanh"):
-  """An RNN-NADE with non-trivial parameters (the RNN moves the biases)."""
+def random_model(n_visible, n_hidden, n_recurrent, seed, recurrence="tanh",
+                 count_units=0):
+  """An RNN-NADE with non-trivial parameters (the RNN moves the biases and,
+  with count_units, the count head's logits)."""
   rng = np.random.default_rng(seed)
   model = rnn_nade.RNNNADE(n_visible, n_hidden, n_recurrent,
-                           recurrence=recurrence)
+                           recurrence=recurrence, count_units=count_units)
+  count = ((model.count_bias, 1.0, 0.0), (model.w_uk, 1.0, 0.0),
+           (model.count_embedding, 1.0, 0.0)) if count_units else ()
   for var, std, mean in (
       (model.weights, 1.0, 0.0), (model.output_weights, 1.0, 0.0),
       (model.visible_bias, 1.0, -1.0), (model.hidden_bias, 1.0, 0.0),
       (model.w_uv, 1.0, 0.0), (model.w_uh, 1.0, 0.0), (model.w_vu, 1.0, 0.0),
-      (model.w_uu, 0.5, 0.0), (model.b_u, 0.5, 0.0), (model.u0, 0.5, 0.0)):
+      (model.w_uu, 0.5, 0.0), (model.b_u, 0.5, 0.0), (model.u0, 0.5, 0.0),
+      *count):
     var.assign(rng.normal(mean, std, var.shape).astype(np.float32))
   return model
 
@@ -49,20 +55,28 @@ def all_frames(n_visible):
 
 def frame_distribution(model, history):
   """p(v) over all 2^V frames after `history` [T, V], exactly."""
-  _, _, u = model.frame_biases(tf.constant(history[None]))
-  b_v, b_h, _ = model.frame_biases(tf.zeros([1, 1, model.n_visible]), u)
-  log_p = rnn_nade.nade_log_prob(tf.constant(all_frames(model.n_visible)),
-                                 model.weights, model.output_weights,
-                                 b_v[0, 0], b_h[0, 0])
+  _, u = model.frame_conditionals(tf.constant(history[None]))
+  (b_v, b_h, count), _ = model.frame_conditionals(
+      tf.zeros([1, 1, model.n_visible]), u)
+  frames = all_frames(model.n_visible)
+  if count is not None:
+    count = (tf.broadcast_to(count[0, 0], [len(frames), count.shape[-1]]),
+             model.count_embedding)
+  log_p = rnn_nade.nade_log_prob(tf.constant(frames), model.weights,
+                                 model.output_weights, b_v[0, 0], b_h[0, 0],
+                                 count)
   return np.exp(log_p.numpy().astype(np.float64)), u
 
 
-CELLS = pytest.mark.parametrize("recurrence", ["tanh", "gru"])
+# The two cells, and the GRU with a count head over the first 3 units.
+MODELS = pytest.mark.parametrize("recurrence,count_units",
+                                 [("tanh", 0), ("gru", 0), ("gru", 3)])
 
 
-@CELLS
-def test_every_frame_distribution_sums_to_one(recurrence):
-  model = random_model(7, 5, 4, seed=0, recurrence=recurrence)
+@MODELS
+def test_every_frame_distribution_sums_to_one(recurrence, count_units):
+  model = random_model(7, 5, 4, seed=0, recurrence=recurrence,
+                       count_units=count_units)
   for seed in range(3):
     p, _ = frame_distribution(model, random_frames((4, 7), 0.4, seed))
     assert abs(p.sum() - 1.0) < 1e-5, p.sum()
@@ -87,9 +101,10 @@ def test_a_frame_of_the_previous_ones_is_a_nade_unit_by_unit():
     assert abs(log_p.numpy()[b, t] - total) < 1e-4
 
 
-@CELLS
-def test_samples_follow_the_exact_distribution(recurrence):
-  model = random_model(6, 5, 4, seed=3, recurrence=recurrence)
+@MODELS
+def test_samples_follow_the_exact_distribution(recurrence, count_units):
+  model = random_model(6, 5, 4, seed=3, recurrence=recurrence,
+                       count_units=count_units)
   history = random_frames((3, 6), 0.4, seed=4)
   p, u = frame_distribution(model, history)
   n = 20000
@@ -106,9 +121,11 @@ def test_samples_follow_the_exact_distribution(recurrence):
           np.bincount(index, minlength=64).max())
 
 
-@CELLS
-def test_chunked_scores_equal_one_pass_and_the_training_sums(recurrence):
-  model = random_model(6, 4, 5, seed=5, recurrence=recurrence)
+@MODELS
+def test_chunked_scores_equal_one_pass_and_the_training_sums(recurrence,
+                                                             count_units):
+  model = random_model(6, 4, 5, seed=5, recurrence=recurrence,
+                       count_units=count_units)
   frames = random_frames((3, 37, 6), 0.3, seed=6)
   frames[1, 20:] = frames[2, 5:] = 0.0  # padding
   lengths = np.array([37, 20, 5])
@@ -123,12 +140,14 @@ def test_chunked_scores_equal_one_pass_and_the_training_sums(recurrence):
   np.testing.assert_allclose(alone, whole[2:], rtol=1e-6)
 
 
-@CELLS
-def test_scheduled_sampling_reads_exact_samples_keyed_by_sequence(recurrence):
+@MODELS
+def test_scheduled_sampling_reads_exact_samples_keyed_by_sequence(
+    recurrence, count_units):
   """--context_sampling's history: at rate 1 each frame is an exact sample of
   the model given the data's frames before it; at rate 0 the data itself;
   any sequence draws the same alone as in a batch (replicas agree)."""
-  model = random_model(3, 4, 3, seed=21, recurrence=recurrence)
+  model = random_model(3, 4, 3, seed=21, recurrence=recurrence,
+                       count_units=count_units)
   piece = random_frames((3, 3), 0.4, seed=22)
   n = 20000
   batch = tf.constant(np.broadcast_to(piece, (n, 3, 3)))
@@ -150,9 +169,11 @@ def test_scheduled_sampling_reads_exact_samples_keyed_by_sequence(recurrence):
   assert float(rate1) != pytest.approx(float(plain), rel=1e-3)
 
 
-@CELLS
-def test_generation_is_deterministic_by_seed_and_sample_index(recurrence):
-  model = random_model(8, 6, 5, seed=9, recurrence=recurrence)
+@MODELS
+def test_generation_is_deterministic_by_seed_and_sample_index(recurrence,
+                                                             count_units):
+  model = random_model(8, 6, 5, seed=9, recurrence=recurrence,
+                       count_units=count_units)
   primer = random_frames((4, 8), 0.3, seed=10)
   block, u_block = model.generate(6, 20, seed=4, primer=primer)
   again, _ = model.generate(6, 20, seed=4, primer=primer)
@@ -221,6 +242,34 @@ def trained(tmp_path_factory):
   loop.train_and_evaluate(config, pieces, job,
                           strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
   return f"{job}/model", pieces
+
+
+def test_a_count_head_trains_saves_scores_and_samples(trained, tmp_path):
+  """--count_head through the jobs: model.json records the counted units
+  (the play columns), the loaded model scores exactly and its samples'
+  counts come from the head."""
+  _, pieces = trained
+  values = {"num_hidden": 8, "num_hidden_recurrent": 6, "batch_size": 8,
+            "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 4,
+            "count_head": True}
+  config = config_lib.TrainConfig(
+      model="rnn_nade",
+      **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
+  job = str(tmp_path / "job")
+  loop.train_and_evaluate(config, pieces, job,
+                          strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+  loaded = files.load_model(f"{job}/model")
+  spec = loaded.dataset
+  assert loaded.info["sizes"]["count_units"] == spec.roll_spec.n_pitches
+  assert loaded.model.count_units == spec.roll_spec.n_pitches
+  result = evaluation.evaluate(f"{job}/model", pieces, "eval",
+                               config_lib.AISConfig(num_chains=4,
+                                                    num_betas=30))
+  assert result["exact"] is True and np.isfinite(result["loglik_per_frame"])
+  out = generation.generate(
+      f"{job}/model", str(tmp_path / "samples"),
+      config_lib.GenerateConfig(num_samples=2, num_frames=8))
+  assert out["samples"] == 2 and out["written"] == 2
 
 
 def test_evaluation_is_exact_and_refuses_the_frame_cap(trained):

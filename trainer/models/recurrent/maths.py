@@ -284,6 +284,22 @@ class RecurrentBiases(tf.Module):
                          (self.w_uv, rnn.w_uv)):
       mine.assign(theirs)
 
+  # Arrays a subclass trains beside PARAMS (the RNN-NADE's count head).
+  extra_params: tuple = ()
+
+  def sizes(self) -> dict:
+    """model.json's "sizes": what rebuilds this model's shapes."""
+    return {"n_visible": self.n_visible, "n_hidden": self.n_hidden,
+            "n_hidden_recurrent": self.n_hidden_recurrent,
+            "recurrence": self.recurrence}
+
+  def frame_conditionals(self, v, u_start=None):
+    """What each frame's model is given by the frames before it (here its
+    biases, (b_v(t), b_h(t))), and the RNN state after the last frame: the
+    first arguments of the subclass's `sample_frames`."""
+    b_v, b_h, u_last = self.frame_biases(v, u_start)
+    return (b_v, b_h), u_last
+
   def frame_biases(self, v, u_start=None):
     """Every frame's biases given the frames before it.
 

@@ -22,12 +22,19 @@ class RecurrentModel(base.Model):
     del info
     return self.PARAMS
 
+  def maths_options(self, sizes: dict) -> dict:
+    """MATHS's keyword arguments beyond the four sizes, from model.json's
+    sizes (a subclass's own)."""
+    del sizes
+    return {}
+
   def load(self, info, params, dataset, path) -> base.LoadedModel:
     sizes = info.get("sizes", {})
     try:
       model = self.MATHS(sizes["n_visible"], sizes["n_hidden"],
                          sizes["n_hidden_recurrent"],
-                         recurrence=sizes.get("recurrence", "tanh"))
+                         recurrence=sizes.get("recurrence", "tanh"),
+                         **self.maths_options(sizes))
     except KeyError as e:
       raise ValueError(f"{path}: model.json's sizes lack {e}.") from None
     except ValueError as e:  # a recurrence this version does not know
@@ -35,7 +42,7 @@ class RecurrentModel(base.Model):
     if model.n_visible != dataset.n_columns:
       raise ValueError(f"{path}: frames of {model.n_visible} units but the "
                        f"dataset's frames have {dataset.n_columns}.")
-    files.assign_checked(model, params, self.PARAMS, path)
+    files.assign_checked(model, params, self.param_names(info), path)
     return base.LoadedModel(self.name, model, dataset, info.get("config", {}),
                             int(info.get("step", 0)), info)
 

@@ -104,7 +104,7 @@ class SequenceTrainer(abc.ABC):
 
   def __init__(self, strategy, model, config, total_steps: int):
     self.strategy, self.model, self.config = strategy, model, config
-    self.params = [getattr(model, n) for n in self.PARAMS]
+    self.params = [getattr(model, n) for n in self.PARAMS + model.extra_params]
     self.optimiser = Adam(strategy, self.params, config.learning_rate,
                           config.lr_schedule, total_steps, config.clip_norm,
                           "adam")
@@ -373,7 +373,7 @@ class RecurrentTrainer(base.Trainer):
     save(model_dir, self.model, self.run.spec,
          dataclasses.asdict(self.run.config), step, self.frame_means,
          self.train_frames, metrics.get("validation_split"), name=self.NAME,
-         params=self.SEQUENCE_TRAINER.PARAMS)
+         params=self.SEQUENCE_TRAINER.PARAMS + self.model.extra_params)
 
 
 def save(model_dir: str, model: recurrent.RecurrentBiases,
@@ -395,9 +395,7 @@ def save(model_dir: str, model: recurrent.RecurrentBiases,
   files.save(model_dir, {param: getattr(model, param).numpy()
                          for param in params}, {
       "model": name,
-      "sizes": {"n_visible": model.n_visible, "n_hidden": model.n_hidden,
-                "n_hidden_recurrent": model.n_hidden_recurrent,
-                "recurrence": model.recurrence},
+      "sizes": model.sizes(),
       "frame_statistics": {"means": [float(m) for m in frame_means],
                            "frames": int(train_frames)},
       "validation_split": validation_split,

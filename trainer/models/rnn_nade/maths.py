@@ -16,8 +16,25 @@ each unit sees the ones before it, a frame's notes can depend on how many
 are already sounding: the per-frame polyphony an RBM of 150 hidden units
 spreads (benchmarks/RESULTS.md, the RNN-RBM drift section).
 
+With a count head (`count_units` = P > 0, --count_head), a frame is drawn
+in two parts: first k, how many of its first P units are on (its pitches'
+play columns: how many notes sound), from a softmax over 0..P given the
+history, then the units given k:
+
+    p(v(t)) = p(k | history) * prod_i p(v_i | v_<i, r_i, history),
+    p(k | history) = softmax(b_k + u(t-1) W_uk),
+
+where r_i = k - sum_{j<i} v_j (notes still to place among units i..P-1;
+0 from unit P on) adds E[r_i] to h_i's pre-activation, and a unit whose
+value r_i fixes (r_i = 0: off; r_i = P - i: on) is certain. The product is
+a distribution over the frames with exactly k notes, so the likelihood
+stays exact; the count, the texture a corpus keeps from frame to frame
+(four voices in a chorale, one in a folk tune, silence between phrases),
+is learned as one categorical instead of emerging from V conditionals.
+
 Generation draws float32 uniforms keyed by (seed, row, frame): one Philox
-stream per frame (`keyed_uniform`), a row of V numbers per sample. Training
+stream per frame (`keyed_uniform`), a row of V numbers per sample (V + 1
+with a count head: the last draws k). Training
 draws noise only for scheduled sampling (`nll_terms`), through the 16-bit
 recurrent/maths.py `frame_noise` keyed by (seed, step, sequence, frame).
 
@@ -35,14 +52,19 @@ from trainer.random_streams import STREAMS_PER_STEP, keyed_uniform
 # sequences x frames x V x H floats, a few of them (8 x 512 x 88 x 150 x 4
 # bytes = 216 MB each), flat in the piece's length.
 LOG_PROB_FRAMES = 512
+# The count head's arrays (params.npz), after the RNN-NADE's own.
+COUNT_PARAMS = ("count_bias", "w_uk", "count_embedding")
 
 
-def nade_logits(v, weights, output_weights, visible_bias, hidden_bias):
+def nade_logits(v, weights, output_weights, visible_bias, hidden_bias,
+                extra_hidden=None):
   """Each unit's logit given the units before it in its frame.
 
   Args:
     v: [..., V] binary frames; weights, output_weights: [V, H];
-    visible_bias: [..., V]; hidden_bias: [..., H] (each frame's own).
+    visible_bias: [..., V]; hidden_bias: [..., H] (each frame's own);
+    extra_hidden: None, or [..., V, H] added to unit i's hidden
+      pre-activation (the count head's E[r_i]).
   Returns:
     [..., V]: b_v_i + sigmoid(b_h + sum_{j<i} v_j W[j]) . W_out[i].
   """
@@ -57,9 +79,31 @@ def nade_logits(v, weights, output_weights, visible_bias, hidden_bias):
   masked = tf.reshape(_strictly_lower(n_visible)[None] * flat[:, None, :],
                       [-1, n_visible])
   before = tf.reshape(tf.matmul(masked, weights), [-1, n_visible, n_hidden])
+  if extra_hidden is not None:
+    before += tf.reshape(extra_hidden, [-1, n_visible, n_hidden])
   hidden = tf.sigmoid(tf.reshape(hidden_bias, [-1, 1, n_hidden]) + before)
   logits = tf.reduce_sum(hidden * output_weights, axis=-1)  # [N, V]
   return visible_bias + tf.reshape(logits, tf.concat([lead, [n_visible]], 0))
+
+
+def remaining_counts(v, count_units: int):
+  """[..., V] int32: r_i, the units among i..P-1 that are on (P =
+  count_units: the frame's count k minus the units on before i); 0 from
+  unit P on."""
+  on_from = tf.cast(tf.cumsum(v[..., :count_units], axis=-1, reverse=True),
+                    tf.int32)
+  rest = tf.zeros(tf.concat([tf.shape(v)[:-1], [v.shape[-1] - count_units]],
+                            0), tf.int32)
+  return tf.concat([on_from, rest], -1)
+
+
+def _fixed_units(remaining, count_units: int, n_visible: int):
+  """[..., V] bool: the units r_i decides (r_i = 0 or r_i = P - i, i < P)."""
+  left = tf.constant(np.concatenate([np.arange(count_units, 0, -1),
+                                     np.full(n_visible - count_units, -1)]),
+                     tf.int32)  # P - i; -1 past the counted units
+  counted = tf.constant(np.arange(n_visible) < count_units)
+  return counted & ((remaining == 0) | (remaining == left))
 
 
 def _strictly_lower(n: int) -> tf.Tensor:
@@ -67,11 +111,29 @@ def _strictly_lower(n: int) -> tf.Tensor:
   return tf.constant(np.tril(np.ones((n, n), np.float32), -1))
 
 
-def nade_log_prob(v, weights, output_weights, visible_bias, hidden_bias):
-  """log p(v) of each frame [...] under its NADE (exact, differentiable)."""
-  logits = nade_logits(v, weights, output_weights, visible_bias, hidden_bias)
-  return -tf.reduce_sum(
-      tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
+def nade_log_prob(v, weights, output_weights, visible_bias, hidden_bias,
+                  count=None):
+  """log p(v) of each frame [...] under its NADE (exact, differentiable).
+
+  count: None, or (count_logits [..., P + 1], embedding [P + 1, H]): the
+  count head's log p(k) plus the units given k (module docstring).
+  """
+  if count is None:
+    logits = nade_logits(v, weights, output_weights, visible_bias,
+                         hidden_bias)
+    return -tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
+  count_logits, embedding = count
+  count_units = count_logits.shape[-1] - 1
+  remaining = remaining_counts(v, count_units)
+  logits = nade_logits(v, weights, output_weights, visible_bias, hidden_bias,
+                       tf.gather(embedding, remaining))
+  free = tf.cast(~_fixed_units(remaining, count_units, v.shape[-1]),
+                 tf.float32)
+  units = -tf.reduce_sum(free * tf.nn.sigmoid_cross_entropy_with_logits(
+      labels=v, logits=logits), -1)
+  return units - tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=remaining[..., 0], logits=count_logits)
 
 
 class RNNNADE(recurrent.RecurrentBiases):
@@ -79,15 +141,19 @@ class RNNNADE(recurrent.RecurrentBiases):
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
                unit_means=None, seed: int = 0, recurrence: str = "tanh",
-               name: str | None = None):
+               count_units: int = 0, name: str | None = None):
     """W, W_out ~ N(0, 0.01^2) as the RNN-RBM's W; the RNN as the RNN-RBM's;
-    b_v = logit(the data's unit means), b_h and u0 zero.
+    b_v = logit(the data's unit means), b_h and u0 zero; the count head's
+    W_uk ~ N(0, 0.0001^2) as the RNN's projections, E ~ N(0, 0.01^2), b_k
+    zero.
 
     Args:
       n_visible, n_hidden, n_hidden_recurrent: V, H (the NADE's hidden
         units), U.
       unit_means: the data's per-unit means, or None.
       seed: seeds the Gaussian initial weights.
+      count_units: P, the leading units the count head counts (the play
+        columns); 0: no count head.
     """
     super().__init__(name=name)
     v, h, u = int(n_visible), int(n_hidden), int(n_hidden_recurrent)
@@ -101,13 +167,49 @@ class RNNNADE(recurrent.RecurrentBiases):
         visible_bias_from_means(unit_means), name="visible_bias")
     self.hidden_bias = tf.Variable(tf.zeros([h]), name="hidden_bias")
     self._init_rnn(seed, zero_bias_projections=False, recurrence=recurrence)
+    if not 0 <= count_units <= v:
+      raise ValueError(f"count_units={count_units} must be in 0..{v}.")
+    self.count_units = int(count_units)
+    self.extra_params = COUNT_PARAMS if self.count_units else ()
+    if self.count_units:
+      k = self.count_units + 1
+      self.count_bias = tf.Variable(tf.zeros([k]), name="count_bias")
+      self.w_uk = tf.Variable(recurrent.normal([u, k], seed, 6, 1e-4),
+                              name="w_uk")
+      self.count_embedding = tf.Variable(recurrent.normal([k, h], seed, 7,
+                                                          0.01),
+                                         name="count_embedding")
+
+  def sizes(self) -> dict:
+    return {**super().sizes(), **(
+        {"count_units": self.count_units} if self.count_units else {})}
+
+  def frame_conditionals(self, v, u_start=None):
+    """Every frame's conditionals given the frames before it: (b_v(t)
+    [B, T, V], b_h(t) [B, T, H], the count head's logits [B, T, P + 1] or
+    None) and the RNN state after the last frame."""
+    u_prev, u_last = recurrent.run_recurrence(
+        v, self.w_vu, self.w_uu, self.b_u, self.u0, u_start, self.recurrence)
+    count = (self.count_bias + recurrent.dot(u_prev, self.w_uk)
+             if self.count_units else None)
+    return (self.visible_bias + recurrent.dot(u_prev, self.w_uv),
+            self.hidden_bias + recurrent.dot(u_prev, self.w_uh), count), u_last
+
+  def _count(self, count_logits):
+    """nade_log_prob's `count` argument for these logits (None: none)."""
+    return None if count_logits is None else (count_logits,
+                                              self.count_embedding)
+
+  def _frame_log_prob(self, v, conditionals):
+    b_v, b_h, count_logits = conditionals
+    return nade_log_prob(v, self.weights, self.output_weights, b_v, b_h,
+                         self._count(count_logits))
 
   def log_prob(self, v, u_start=None):
     """log p(v(t) | v(<t)) per frame [B, T] (exact, differentiable), and the
     RNN state after the last frame."""
-    b_v, b_h, u_last = self.frame_biases(v, u_start)
-    return nade_log_prob(v, self.weights, self.output_weights, b_v,
-                         b_h), u_last
+    conditionals, u_last = self.frame_conditionals(v, u_start)
+    return self._frame_log_prob(v, conditionals), u_last
 
   def nll_terms(self, v, lengths=None, seed=0, step=0, row_start=0,
                 context_rate=None) -> dict:
@@ -134,10 +236,10 @@ class RNNNADE(recurrent.RecurrentBiases):
     if context_rate is None:
       log_p, _ = self.log_prob(v)
     else:
-      b_v, b_h, _ = self.frame_biases(self.mixed_context(
+      conditionals, _ = self.frame_conditionals(self.mixed_context(
           v, seed, tf.cast(step, tf.int64) * STREAMS_PER_STEP, row_start,
           context_rate))
-      log_p = nade_log_prob(v, self.weights, self.output_weights, b_v, b_h)
+      log_p = self._frame_log_prob(v, conditionals)
     mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
     return {"loss_sum": -recurrent.masked_sum(log_p, mask),
             "num_frames": recurrent.num_frames(v, mask)}
@@ -148,14 +250,19 @@ class RNNNADE(recurrent.RecurrentBiases):
     data's frames before it (noise: frame_noise family `family`), else the
     data's frame t (the choice: family + 1). No gradient flows through it."""
     batch, frames = recurrent.dim(v, 0), recurrent.dim(v, 1)
-    b_v, b_h, _ = self.frame_biases(v)
+    conditionals, _ = self.frame_conditionals(v)
+    b_v, b_h, count_logits = [None if c is None else tf.stop_gradient(c)
+                              for c in conditionals]
+    width = self.n_visible + (1 if self.count_units else 0)
     noise = recurrent.frame_noise(seed, family, row_start, batch, frames,
-                                  self.n_visible)
+                                  width)
     own = _sample_frame(
         self.weights, self.output_weights,
-        tf.reshape(tf.stop_gradient(b_v), [-1, self.n_visible]),
-        tf.reshape(tf.stop_gradient(b_h), [-1, self.n_hidden]),
-        tf.reshape(noise, [-1, self.n_visible]), lambda x: x)
+        tf.reshape(b_v, [-1, self.n_visible]),
+        tf.reshape(b_h, [-1, self.n_hidden]),
+        tf.reshape(noise, [-1, width]), lambda x: x,
+        self._count(None if count_logits is None else tf.reshape(
+            count_logits, [-1, self.count_units + 1])))
     return recurrent.mixed_frames(v, tf.reshape(own, tf.shape(v)), seed,
                                   family + 1, row_start, rate)
 
@@ -174,18 +281,20 @@ class RNNNADE(recurrent.RecurrentBiases):
                 mask[:, start:start + chunk_frames]).sum(1)
     return total
 
-  def sample_frames(self, visible_bias, hidden_bias, seed,
+  def sample_frames(self, visible_bias, hidden_bias, count_logits, seed,
                     temperature: float = 1.0):
-    """Exact samples of the frames whose biases are given ([N, V], [N, H]:
-    e.g. the biases of the true history, to see the frames without the
-    drift of a free-running piece); row r's noise is (seed, 0, r)."""
+    """Exact samples of the frames whose conditionals are given ([N, V],
+    [N, H], [N, P + 1] or None: e.g. `frame_conditionals` of the true
+    history, to see the frames without the drift of a free-running piece);
+    row r's noise is (seed, 0, r)."""
     rows = tf.shape(visible_bias)[0]
+    width = self.n_visible + (1 if self.count_units else 0)
     noise = keyed_uniform(tf.constant(seed, tf.int64), tf.constant(0, tf.int64),
-                          tf.constant(0, tf.int64), rows, self.n_visible)
+                          tf.constant(0, tf.int64), rows, width)
     scale = (lambda x: x / temperature) if temperature != 1.0 else (
         lambda x: x)
     return _sample_frame(self.weights, self.output_weights, visible_bias,
-                         hidden_bias, noise, scale)
+                         hidden_bias, noise, scale, self._count(count_logits))
 
   def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
                primer=None, u_start=None, frame_start=0,
@@ -210,10 +319,12 @@ class RNNNADE(recurrent.RecurrentBiases):
     """
     if u_start is None:
       u_start = self.initial_state(num_samples, primer)
+    count = ((self.count_bias, self.w_uk, self.count_embedding)
+             if self.count_units else None)
     return _generate_frames(
         self.weights, self.output_weights, self.visible_bias,
         self.hidden_bias, self.w_uv, self.w_uh, self.w_vu, self.w_uu,
-        self.b_u, tf.cast(u_start, tf.float32),
+        self.b_u, count, tf.cast(u_start, tf.float32),
         tf.constant(num_frames, tf.int32), tf.constant(seed, tf.int64),
         tf.constant(row_start, tf.int64), tf.constant(frame_start, tf.int64),
         tf.constant(temperature, tf.float32), temperature != 1.0,
@@ -221,18 +332,34 @@ class RNNNADE(recurrent.RecurrentBiases):
 
 
 def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
-                  scale):
+                  scale, count=None):
   """One frame per row [N, V] drawn unit by unit (unrolled over V).
 
   Args:
     visible_bias: [N, V], hidden_bias: [N, H] (the rows' own); noise: [N, V]
-    uniforms; scale: the temperature's division of a logit (or identity).
+    uniforms ([N, V + 1] with a count head: the last column draws k);
+    scale: the temperature's division of a logit (or identity); count: None,
+    or (count_logits [N, P + 1], embedding [P + 1, H]).
   """
+  n_visible = weights.shape[0]
   act, units = hidden_bias, []
-  for i in range(weights.shape[0]):
-    logit = visible_bias[:, i] + tf.linalg.matvec(tf.sigmoid(act),
+  if count is not None:
+    count_logits, embedding = count
+    count_units = count_logits.shape[-1] - 1
+    # k by the inverse CDF: the classes whose cumulative probability is at
+    # or below the uniform.
+    cdf = tf.cumsum(tf.nn.softmax(scale(count_logits)), axis=-1)
+    remaining = tf.reduce_sum(tf.cast(cdf[:, :-1] <= noise[:, n_visible:],
+                                      tf.int32), -1)
+  for i in range(n_visible):
+    pre = act if count is None else act + tf.gather(embedding, remaining)
+    logit = visible_bias[:, i] + tf.linalg.matvec(tf.sigmoid(pre),
                                                   output_weights[i])
     v_i = tf.cast(noise[:, i] < tf.sigmoid(scale(logit)), tf.float32)
+    if count is not None and i < count_units:
+      v_i = tf.where(remaining == 0, 0.0,
+                     tf.where(remaining == count_units - i, 1.0, v_i))
+      remaining -= tf.cast(v_i, tf.int32)
     act += v_i[:, None] * weights[i]
     units.append(v_i)
   return tf.stack(units, axis=1)
@@ -245,23 +372,27 @@ def _log_prob_chunk(model, v, u_start):
 
 @tf.function
 def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
-                     w_uu, b_u, u, num_frames, seed, row_start, frame_start,
-                     temperature, scaled: bool, recurrence: str):
+                     w_uu, b_u, count, u, num_frames, seed, row_start,
+                     frame_start, temperature, scaled: bool, recurrence: str):
   """The loop of `RNNNADE.generate` (the units of a frame unrolled).
 
-  `scaled` (a Python bool: one trace each) is False at temperature 1;
-  `recurrence` (a Python str) names the RNN's cell.
+  `count` is None or the count head's (b_k, W_uk, E); `scaled` (a Python
+  bool: one trace each) is False at temperature 1; `recurrence` (a Python
+  str) names the RNN's cell.
   """
   rows = tf.shape(u)[0]
   n_visible = weights.shape[0]
+  width = n_visible + (0 if count is None else 1)
   scale = (lambda x: x / temperature) if scaled else (lambda x: x)
   out = tf.TensorArray(tf.float32, size=num_frames)
   for t in tf.range(num_frames):
     bv_t = b_v + tf.matmul(u, w_uv)  # [N, V]
     act = b_h + tf.matmul(u, w_uh)  # [N, H]
     noise = keyed_uniform(seed, frame_start + tf.cast(t, tf.int64), row_start,
-                          rows, n_visible)
-    v = _sample_frame(weights, output_weights, bv_t, act, noise, scale)
+                          rows, width)
+    v = _sample_frame(weights, output_weights, bv_t, act, noise, scale,
+                      None if count is None else
+                      (count[0] + tf.matmul(u, count[1]), count[2]))
     out = out.write(t, v)
     u = recurrent.recurrence_step(b_u + tf.matmul(v, w_vu), u, w_uu,
                                   recurrence)

@@ -23,6 +23,13 @@ class RNNNADEModel(recurrent_model.RecurrentModel):
   MATHS = maths.RNNNADE
   PARAMS = training.PARAMS
 
+  def param_names(self, info) -> tuple:
+    counted = info.get("sizes", {}).get("count_units", 0)
+    return self.PARAMS + (maths.COUNT_PARAMS if counted else ())
+
+  def maths_options(self, sizes: dict) -> dict:
+    return {"count_units": int(sizes.get("count_units", 0))}
+
   def trainer(self, run):
     return training.RNNNADETrainer(run)
 

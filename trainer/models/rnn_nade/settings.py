@@ -1,11 +1,13 @@
 """The RNN-NADE's settings (no TensorFlow: deploy/ and the CLIs read it).
 
 It shares the RNN-RBM's recurrence, its sequence training and its sampler,
-so it reads the RNN-RBM's settings of those (READS) and has none of its own:
-its frames need no CD chain (--cd_k is unused) and no AIS.
+so it reads the RNN-RBM's settings of those (READS); its own is the count
+head. Its frames need no CD chain (--cd_k is unused) and no AIS.
 """
 
 import dataclasses
+
+from common.cli import setting
 
 # The RNN-RBM's own settings this model reads too (trainer/config.py lets
 # them differ from their defaults for --model=rnn_nade).
@@ -41,7 +43,12 @@ DEFAULT_UPDATES = (1_000, 4_000)
 
 @dataclasses.dataclass(frozen=True)
 class Training:
-  """No settings of its own (see READS)."""
+  """The RNN-NADE's own setting (the rest: READS)."""
+
+  count_head: bool = setting(
+      False, "rnn_nade: draw each frame's number of sounding pitches first "
+      "(a softmax over 0..pitches given the history), then its notes given "
+      "that number; the likelihood stays exact.")
 
   def check_training(self) -> None:
     pass
@@ -50,7 +57,7 @@ class Training:
 def shape_fields(config) -> tuple[str, ...]:
   """Fields that fix the checkpoint's shapes."""
   del config
-  return ("num_hidden", "num_hidden_recurrent", "recurrence")
+  return ("num_hidden", "num_hidden_recurrent", "recurrence", "count_head")
 
 
 @dataclasses.dataclass(frozen=True)

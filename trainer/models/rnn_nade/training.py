@@ -66,17 +66,20 @@ class RNNNADETrainer(sequence_training.RecurrentTrainer):
     super().__init__(run)
     config = run.config
     logging.info("RNN-NADE: sequences of <= %s frames, %d visible x %d "
-                 "hidden, %d recurrent (%s), exact likelihood",
+                 "hidden, %d recurrent (%s)%s, exact likelihood",
                  config.sequence_length or "all", run.spec.n_columns,
                  config.num_hidden, config.num_hidden_recurrent,
-                 config.recurrence)
+                 config.recurrence,
+                 ", a count head" if config.count_head else "")
 
   def build_model(self):
     config = self.run.config
     return maths.RNNNADE(self.run.spec.n_columns, config.num_hidden,
                          config.num_hidden_recurrent,
                          unit_means=self.frame_means, seed=config.seed,
-                         recurrence=config.recurrence)
+                         recurrence=config.recurrence,
+                         count_units=(self.run.spec.roll_spec.n_pitches
+                                      if config.count_head else 0))
 
   def build_validator(self):
     return _ExactValidator(self.run)
