@@ -162,6 +162,41 @@ def make_gallery(folder, n=3):
                                         "seed 0, window RBM")
 
 
+def _without_meter(midi: bytes) -> bytes:
+  """The file with its time signatures taken out (pretty_midi writes a 4/4)."""
+  import io  # pylint: disable=g-import-not-at-top
+  import mido  # pylint: disable=g-import-not-at-top
+  song = mido.MidiFile(file=io.BytesIO(midi))
+  for track in song.tracks:
+    track[:] = [m for m in track if m.type != "time_signature"]
+  out = io.BytesIO()
+  song.save(file=out)
+  return out.getvalue()
+
+
+def test_samples_without_a_meter_count_bars_of_the_datas_mean_bar(tmp_path):
+  """Pieces in 3/4 against the same notes with no time signature (as the
+  samples are written): the same notes per bar, not 4/3 as many."""
+  import pretty_midi  # pylint: disable=g-import-not-at-top
+  data, samples = [], []
+  for i in range(6):
+    notes = [(60 + (i + k) % 7, k, k + 1) for k in range(24)]  # a quarter each
+    plain = midi_builders.make_midi(notes)
+    pm = pianoroll.parse_midi(plain)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0.0)]
+    data.append((f"waltz-{i}.mid", pianoroll.midi_to_bytes(pm)))
+    samples.append((f"sample-{i:06d}.mid", _without_meter(plain)))
+  write_files(tmp_path / "data", data)
+  write_files(tmp_path / "samples", samples)
+  result = compare_lib.compare(compare_lib.CompareConfig(
+      samples=str(tmp_path / "samples"), data=str(tmp_path / "data/*.mid"),
+      output=str(tmp_path / "c.json"), gallery=False))
+  assert result["sample_bar_quarters"] == 3.0
+  per_bar = result["features"]["notes_per_bar"]
+  assert per_bar["data_mean"] == pytest.approx(3.0)
+  assert per_bar["samples_mean"] == pytest.approx(3.0)
+
+
 def test_compare_adds_data_and_figure_to_the_gallery(corpus, tmp_path):
   folder = str(tmp_path / "samples")
   store, index = make_gallery(folder)

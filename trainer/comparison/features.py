@@ -111,7 +111,8 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 
 
 def piece_from_midi(pm, steps_per_quarter: int = 4,
-                    quantize: str = "round") -> Piece:
+                    quantize: str = "round",
+                    unmetered_bar: float = 4.0) -> Piece:
   """A pretty_midi object on the grid (all non-drum notes, any pitch).
 
   `steps_per_quarter` and `quantize` must be those of the model's dataset
@@ -120,7 +121,8 @@ def piece_from_midi(pm, steps_per_quarter: int = 4,
   which changes the note rate by ~20% on the chorales. Notes that cover no
   grid point under "sample" are left out, as preprocessing leaves them out.
   A step lasts as long as at the file's first tempo; the bar is the first time
-  signature's (4/4 when there is none, as in the samples).
+  signature's, else `unmetered_bar` quarters (the samples carry none:
+  trainer.compare measures them in the data pieces' mean bar).
   """
   notes, _ = pianoroll.extract_notes(pm, steps_per_quarter, quantize=quantize)
   sounding = notes.end > notes.start
@@ -131,7 +133,7 @@ def piece_from_midi(pm, steps_per_quarter: int = 4,
   tempo = float(tempi[0]) if len(tempi) else 120.0
   signatures = pm.time_signature_changes
   quarters_per_bar = (signatures[0].numerator * 4.0 / signatures[0].denominator
-                      if signatures else 4.0)
+                      if signatures else float(unmetered_bar))
   num_steps = int(notes.end.max()) if len(notes) else 0
   return Piece(notes, num_steps, 60.0 / tempo / steps_per_quarter,
                steps_per_quarter, quarters_per_bar)
