@@ -149,6 +149,22 @@ def test_the_held_out_pieces_own_copy_rate_is_reported_beside_the_samples():
       {}, mf.span_memorisation(samples, train, 2))
 
 
+def test_four_bars_of_silence_are_not_a_copy():
+  rng = np.random.default_rng(7)
+  train = [np.concatenate([noise_piece(rng, 30), np.zeros((20, 12),
+                                                          np.uint8)])]
+  rest = np.concatenate([noise_piece(rng, 10), np.zeros((18, 12), np.uint8),
+                         noise_piece(rng, 10)])
+  quote = np.concatenate([noise_piece(rng, 5), train[0][3:23]])
+  memo = mf.span_memorisation([rest, quote], train, 1, [rest])  # 16 steps
+  assert memo["share_samples_with_copy"] == 0.5  # the quote, not the rest
+  assert memo["heldout_share_with_copy"] == 0.0
+  windows = mf.memorisation(
+      [mf.sample_windows(rest, 4)], np.zeros((3, 48), np.uint8))
+  assert windows["share_samples_with_copy"] == 0.0
+  assert windows["nearest_distance_min"] == 0
+
+
 def test_a_span_is_four_bars_whatever_the_grid():
   # 8th notes: 4 bars are 32 steps (the report once read "8-bar").
   rng = np.random.default_rng(4)
