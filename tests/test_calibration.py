@@ -60,6 +60,11 @@ def test_picks_the_known_best_temperature(model_dir):
   assert record["settings"] == {"temperature": 0.7}, scores
   assert record["split"] == "valid" and record["pieces"] == 40
   assert scores[0.7] < scores[1.0] and scores[0.7] < scores[0.6]
+  # The samples scored are as long as trainer.generate's by default.
+  loaded = files.load_model(model)
+  default, _ = loaded.family.sampler(loaded, config_lib.GenerateConfig())
+  assert record["steps"] == default.num_frames > 0
+  assert {s["steps"] for s in record["scores"].values()} == {record["steps"]}
   with open(os.path.join(model, files.SAMPLING_FILE)) as f:
     assert json.load(f)["digest"] == files.digest(model)
   # The same seed, the same choice and file.

@@ -2,7 +2,8 @@ r"""Choose the sampling temperature from the data, for trainer.generate.
 
     python -m trainer.calibrate --model_dir=out/job/model --data_dir=out/dataset
 
-Draws 128 samples of 8 bars at each temperature of a small grid, measures
+Draws 128 samples (as long as trainer.generate's by default; the window
+RBM's: 8 bars) at each temperature of a small grid, measures
 them against excerpts of the dataset's held-out pieces (valid, else eval)
 with trainer.compare's features, and writes the best to
 MODEL_DIR/sampling.json. trainer.generate then samples at it unless

@@ -6,9 +6,14 @@ defaults (benchmarks/RESULTS.md, "The default recipe on six styles"): on the
 Essen folk songs 0.9 left 61% of the steps silent (the tunes: 3%) and 0.7
 brought that to 20%, while on the chorales 0.7 cut the notes per second from
 8.6 to 7.0 (Bach: 8.9). So `make demo` calibrates: for each temperature of a
-small grid, one block of samples of CALIBRATION_BARS bars is drawn and
-measured against excerpts of the same length of the held-out pieces (the
-valid split, else eval) with trainer.compare's features; the temperature with
+small grid, one block of samples is drawn and measured against excerpts of
+the same length of the held-out pieces (the valid split, else eval) with
+trainer.compare's features. A frame model's samples are as long as
+trainer.generate makes them (the corpus's median piece): a temperature below
+1 can look best over 8 bars and still let a long piece sink, bar after bar,
+into silence or thin textures (Piano-midi.de with the RNN-NADE's count head:
+at 0.8, 20% of the steps silent over 664 frames, against the data's 5.5%).
+The window RBM's samples are CALIBRATION_BARS bars. The temperature with
 the smallest mean shortfall is written to the model folder (sampling.json,
 with the digest of the parameters it was made for), and trainer.generate uses
 it unless --temperature is given.
@@ -31,7 +36,8 @@ from trainer.models import files
 # Temperatures tried (1: the model as trained; below 1 sharpens toward its
 # modes, above 1 flattens).
 TEMPERATURES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-# Length of the calibration samples and data excerpts (4/4 bars).
+# Length of the window RBM's calibration samples and data excerpts (4/4
+# bars); a frame model's are as long as its default samples.
 CALIBRATION_BARS = 8
 
 
@@ -45,8 +51,10 @@ def shortfall(comparison: dict) -> float:
 
 
 def _length_config(loaded, temperature: float, seed: int):
-  """One block of samples of CALIBRATION_BARS bars at `temperature`, for any
-  model: frame models read num_frames, the window RBM num_windows."""
+  """One block of samples at `temperature`, for any model: a frame model's
+  as long as trainer.generate makes them by default (num_frames 0: its
+  sampler fills in the corpus's median piece length), the window RBM's
+  CALIBRATION_BARS bars of windows."""
   spec = loaded.dataset
   steps = CALIBRATION_BARS * 4 * spec.roll_spec.steps_per_quarter
   t = spec.num_timesteps
@@ -56,22 +64,24 @@ def _length_config(loaded, temperature: float, seed: int):
     windows = 1 + max(0, -(-(steps - t) // stride))
   return config_lib.GenerateConfig(
       num_samples=config_lib.GENERATION_BLOCK, temperature=temperature, seed=seed,
-      num_frames=steps if not t else 0, num_windows=windows,
-      explicit=frozenset({"temperature"}))
+      num_frames=0, num_windows=windows, explicit=frozenset({"temperature"}))
 
 
 def score_temperatures(loaded, data_pieces: list, temperatures=TEMPERATURES,
                        seed: int = 0) -> dict:
-  """{temperature: {"shortfall", "features_met"}} of one block each."""
+  """{temperature: {"shortfall", "features_met", "steps"}} of one block
+  each (steps: the samples' length on the grid)."""
   spec = loaded.dataset.roll_spec
-  steps = CALIBRATION_BARS * 4 * spec.steps_per_quarter
-  data = mf.cut_to_lengths(data_pieces, [steps], seed)
-  data_table = mf.feature_table(data)
-  lengths = [p.num_steps for p in data]
   scores = {}
   for temperature in temperatures:
-    _, sampler = loaded.family.sampler(
+    config, sampler = loaded.family.sampler(
         loaded, _length_config(loaded, temperature, seed))
+    if not scores:  # the data excerpts, as long as the samples
+      steps = (config.num_frames if not loaded.dataset.num_timesteps else
+               CALIBRATION_BARS * 4 * spec.steps_per_quarter)
+      data = mf.cut_to_lengths(data_pieces, [steps], seed)
+      data_table = mf.feature_table(data)
+      lengths = [p.num_steps for p in data]
     matrices = sampler.sample([0], 0)  # block 0: the first 128 samples
     samples = mf.cut_to_lengths(
         [mf.piece_from_matrix(m, spec) for m in matrices], lengths, seed)
@@ -79,7 +89,8 @@ def score_temperatures(loaded, data_pieces: list, temperatures=TEMPERATURES,
                                    seed)
     scores[temperature] = {
         "shortfall": round(shortfall(comparison), 6),
-        "features_met": sum(r["meets_data"] for r in comparison.values())}
+        "features_met": sum(r["meets_data"] for r in comparison.values()),
+        "steps": steps}
   return scores
 
 
@@ -95,7 +106,7 @@ def calibrate(model_dir: str, data_dir: str, seed: int = 0,
   record = {"settings": {"temperature": best},
             "scores": {str(t): s for t, s in scores.items()},
             "data_dir": data_dir, "split": split, "pieces": len(pieces),
-            "bars": CALIBRATION_BARS, "seed": seed,
+            "steps": scores[best]["steps"], "seed": seed,
             "digest": files.digest(model_dir)}
   record["path"] = files.save_sampling(model_dir, record)
   return record
