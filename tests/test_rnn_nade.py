@@ -21,6 +21,7 @@ from trainer.models import base
 from trainer.models import files
 from trainer.models.rnn_nade import maths as rnn_nade
 from trainer.models.rnn_nade import settings
+from trainer.models.rnn_nade import training
 from trainer.training import loop
 
 
@@ -234,7 +235,7 @@ def trained(tmp_path_factory):
   pieces = str(root / "pieces")
   fake_dataset.write_cycle_piece_dataset(pieces)
   values = {"num_hidden": 8, "num_hidden_recurrent": 6, "batch_size": 8,
-            "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 4}
+            "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 40}
   config = config_lib.TrainConfig(
       model="rnn_nade",
       **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
@@ -244,32 +245,38 @@ def trained(tmp_path_factory):
   return f"{job}/model", pieces
 
 
-def test_a_count_head_trains_saves_scores_and_samples(trained, tmp_path):
-  """--count_head through the jobs: model.json records the counted units
-  (the play columns), the loaded model scores exactly and its samples'
-  counts come from the head."""
-  _, pieces = trained
+def test_the_count_head_is_the_default_and_can_be_turned_off(trained,
+                                                             tmp_path):
+  """The default model counts the play columns (model.json records them),
+  scores exactly and samples; --count_head=false trains, saves and loads
+  the model without the head (ten arrays, as before the head)."""
+  model_dir, pieces = trained
+  loaded = files.load_model(model_dir)
+  pitches = loaded.dataset.roll_spec.n_pitches
+  assert loaded.info["sizes"]["count_units"] == pitches
+  assert loaded.model.count_units == pitches
+  out = generation.generate(
+      model_dir, str(tmp_path / "samples"),
+      config_lib.GenerateConfig(num_samples=2, num_frames=8))
+  assert out["samples"] == 2 and out["written"] == 2
   values = {"num_hidden": 8, "num_hidden_recurrent": 6, "batch_size": 8,
-            "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 4,
-            "count_head": True}
+            "sequence_length": 16, "pretrain_rnn_epochs": 0, "max_steps": 2,
+            "count_head": False}
   config = config_lib.TrainConfig(
       model="rnn_nade",
       **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
   job = str(tmp_path / "job")
   loop.train_and_evaluate(config, pieces, job,
                           strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
-  loaded = files.load_model(f"{job}/model")
-  spec = loaded.dataset
-  assert loaded.info["sizes"]["count_units"] == spec.roll_spec.n_pitches
-  assert loaded.model.count_units == spec.roll_spec.n_pitches
+  plain = files.load_model(f"{job}/model")
+  assert "count_units" not in plain.info["sizes"]
+  assert plain.model.count_units == 0
+  assert sorted(np.load(f"{job}/model/params.npz").files) == sorted(
+      training.PARAMS)
   result = evaluation.evaluate(f"{job}/model", pieces, "eval",
                                config_lib.AISConfig(num_chains=4,
                                                     num_betas=30))
   assert result["exact"] is True and np.isfinite(result["loglik_per_frame"])
-  out = generation.generate(
-      f"{job}/model", str(tmp_path / "samples"),
-      config_lib.GenerateConfig(num_samples=2, num_frames=8))
-  assert out["samples"] == 2 and out["written"] == 2
 
 
 def test_evaluation_is_exact_and_refuses_the_frame_cap(trained):
