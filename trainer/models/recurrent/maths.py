@@ -308,10 +308,18 @@ class RecurrentBiases(tf.Module):
     Returns:
       (b_v(t) [B, T, V], b_h(t) [B, T, H], u_last [B, U]).
     """
-    u_prev, u_last = run_recurrence(v, self.w_vu, self.w_uu, self.b_u,
-                                    self.u0, u_start, self.recurrence)
+    u_prev, u_last = self.states_before(v, u_start)
+    return (*self.biases_from_states(u_prev), u_last)
+
+  def states_before(self, v, u_start=None):
+    """(u(t-1) for every frame t [B, T, U], u after the last frame [B, U])."""
+    return run_recurrence(v, self.w_vu, self.w_uu, self.b_u, self.u0, u_start,
+                          self.recurrence)
+
+  def biases_from_states(self, u_prev):
+    """(b_v(t), b_h(t)) from the states before the frames."""
     return (self.visible_bias + dot(u_prev, self.w_uv),
-            self.hidden_bias + dot(u_prev, self.w_uh), u_last)
+            self.hidden_bias + dot(u_prev, self.w_uh))
 
   def initial_state(self, num_samples: int, primer=None):
     """RNN state [num_samples, U] to generate from: u0, or after a primer.

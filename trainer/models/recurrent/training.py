@@ -104,7 +104,9 @@ class SequenceTrainer(abc.ABC):
 
   def __init__(self, strategy, model, config, total_steps: int):
     self.strategy, self.model, self.config = strategy, model, config
-    self.params = [getattr(model, n) for n in self.PARAMS + model.extra_params]
+    # The arrays trained and exported: PARAMS and the model's own extras.
+    self.param_names = self.PARAMS + model.extra_params
+    self.params = [getattr(model, n) for n in self.param_names]
     self.optimiser = Adam(strategy, self.params, config.learning_rate,
                           config.lr_schedule, total_steps, config.clip_norm,
                           "adam")
@@ -373,7 +375,7 @@ class RecurrentTrainer(base.Trainer):
     save(model_dir, self.model, self.run.spec,
          dataclasses.asdict(self.run.config), step, self.frame_means,
          self.train_frames, metrics.get("validation_split"), name=self.NAME,
-         params=self.SEQUENCE_TRAINER.PARAMS + self.model.extra_params)
+         params=self.sequence_trainer.param_names)
 
 
 def save(model_dir: str, model: recurrent.RecurrentBiases,

@@ -188,12 +188,10 @@ class RNNNADE(recurrent.RecurrentBiases):
     """Every frame's conditionals given the frames before it: (b_v(t)
     [B, T, V], b_h(t) [B, T, H], the count head's logits [B, T, P + 1] or
     None) and the RNN state after the last frame."""
-    u_prev, u_last = recurrent.run_recurrence(
-        v, self.w_vu, self.w_uu, self.b_u, self.u0, u_start, self.recurrence)
+    u_prev, u_last = self.states_before(v, u_start)
     count = (self.count_bias + recurrent.dot(u_prev, self.w_uk)
              if self.count_units else None)
-    return (self.visible_bias + recurrent.dot(u_prev, self.w_uv),
-            self.hidden_bias + recurrent.dot(u_prev, self.w_uh), count), u_last
+    return (*self.biases_from_states(u_prev), count), u_last
 
   def _count(self, count_logits):
     """nade_log_prob's `count` argument for these logits (None: none)."""
@@ -352,7 +350,12 @@ def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
     remaining = tf.reduce_sum(tf.cast(cdf[:, :-1] <= noise[:, n_visible:],
                                       tf.int32), -1)
   for i in range(n_visible):
-    pre = act if count is None else act + tf.gather(embedding, remaining)
+    if count is None:
+      pre = act
+    elif i < count_units:
+      pre = act + tf.gather(embedding, remaining)
+    else:  # every counted note placed: r_i = 0
+      pre = act + embedding[0]
     logit = visible_bias[:, i] + tf.linalg.matvec(tf.sigmoid(pre),
                                                   output_weights[i])
     v_i = tf.cast(noise[:, i] < tf.sigmoid(scale(logit)), tf.float32)
