@@ -18,6 +18,7 @@ from tests import fake_dataset
 from tests import midi_builders
 from trainer.models import files as export
 from trainer.generation import lib as generate_lib
+from trainer.generation import storage as storage_lib
 from trainer.models.rbm import maths as model_lib
 from trainer.models.rbm import training as rbm_training
 from trainer.models.rbm import sampling as rbm_sampling
@@ -121,6 +122,31 @@ def test_generation_json_records_the_model_and_older_folders_resume(
   assert summary["written"] == 0 and summary["already_present"] == N
   with open(path) as f:
     assert "model" in json.load(f)
+
+
+def test_a_shard_removing_a_shared_folder_never_fails_anothers_write(
+    tmp_path, monkeypatch):
+  """Shards share `_progress/`; one that finishes removes the folders it
+  leaves empty, which can happen between another's check that `_progress/`
+  exists and its mkdir of its own folder (seen once in CI as 'No such file
+  or directory: .../_progress/shard-00001'). The write makes them again."""
+  mine, finished = (storage_lib.LocalStorage(str(tmp_path)) for _ in "ab")
+  finished.write("_progress/shard-00000/000000", b"line")
+  real_makedirs, calls = os.makedirs, []
+
+  def racing_makedirs(name, exist_ok=False):
+    calls.append(name)
+    if len(calls) == 1:  # the parent exists; then shard 0 finishes
+      finished.delete(finished.list("_progress/shard-00000/"))
+      assert not os.path.exists(tmp_path / "_progress")
+      os.mkdir(name)  # what makedirs does next: fails without the parent
+    real_makedirs(name, exist_ok=exist_ok)
+
+  monkeypatch.setattr(os, "makedirs", racing_makedirs)
+  mine.write("_progress/shard-00001/000064", b"record")
+  assert calls.count(str(tmp_path / "_progress" / "shard-00001")) == 2
+  assert mine.read("_progress/shard-00001/000064") == b"record"
+  assert mine.list("_progress/") == ["_progress/shard-00001/000064"]
 
 
 def test_existing_output_is_not_overwritten(model_dir, tmp_path):

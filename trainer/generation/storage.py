@@ -84,9 +84,7 @@ class LocalStorage:
       if self.checksum(name) != crc32c(data):
         raise ObjectExists(path)
       return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)}.",
-                               dir=os.path.dirname(path))
+    fd, tmp = self._temp_file(path)
     try:
       os.fchmod(fd, self._mode)
       with os.fdopen(fd, "wb") as f:
@@ -96,6 +94,27 @@ class LocalStorage:
       if os.path.exists(tmp):
         os.remove(tmp)
       raise
+
+  @staticmethod
+  def _temp_file(path: str, attempts: int = 10):
+    """A temp file beside `path`, its folders made as needed.
+
+    Shards of one job share folders (`_progress/`), and a shard that
+    finishes removes the folders it leaves empty: between our makedirs and
+    our mkstemp another shard can remove a parent. A folder holding our temp
+    file is never empty, so making them again settles it.
+    """
+    folder = os.path.dirname(path)
+    failures = 0
+    while True:
+      try:
+        os.makedirs(folder, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)}.",
+                                dir=folder)
+      except FileNotFoundError:
+        failures += 1
+        if failures == attempts:
+          raise
 
   def write_many(self, items: list, create_only: bool = True) -> None:
     for name, data in items:
