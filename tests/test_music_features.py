@@ -76,6 +76,29 @@ def test_polyphony_histogram_counts_steps_by_notes_sounding():
       "polyphony_histogram"].tolist() == [1.0] + [0.0] * (mf.POLYPHONY_BINS - 1)
 
 
+def test_a_pitch_held_by_two_voices_sounds_once():
+  # Soprano and alto in unison on 67 for 4 steps while tenor and bass hold
+  # 60 and 48: three pitches; then the alto moves to 64 (four), and a
+  # doubled bass (a second part on 48 all along) never adds a pitch.
+  notes = [(67, 0, 8), (67, 0, 4), (64, 4, 8), (60, 0, 8), (48, 0, 8),
+           (48, 0, 8)]
+  f = mf.piece_features(piece(notes))
+  assert mf.sounding_counts(piece(notes)).tolist() == [3] * 4 + [4] * 4
+  assert f["polyphony"] == pytest.approx(3.5)
+  expected = np.zeros(mf.POLYPHONY_BINS)
+  expected[[3, 4]] = 0.5
+  np.testing.assert_allclose(f["polyphony_histogram"], expected)
+  # Read from MIDI, one part per voice as the chorales' files hold them: the
+  # same.
+  pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+  for p, s, e in notes:
+    part = pretty_midi.Instrument(0)
+    part.notes.append(pretty_midi.Note(80, p, s / 8, e / 8))
+    pm.instruments.append(part)
+  assert mf.piece_features(mf.piece_from_midi(pm))["polyphony"] == (
+      pytest.approx(3.5))
+
+
 def test_key_free_pitch_classes_are_the_same_in_every_key():
   # A tune in C (C most used) and the same tune a fifth higher, in G: the
   # pitch-class histograms differ, the key-free ones agree, starting at the
