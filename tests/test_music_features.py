@@ -76,6 +76,17 @@ def test_polyphony_histogram_counts_steps_by_notes_sounding():
       "polyphony_histogram"].tolist() == [1.0] + [0.0] * (mf.POLYPHONY_BINS - 1)
 
 
+def _parts(notes):
+  """A pretty_midi object with one part per note, as the chorales' files
+  hold their voices (one track per voice); notes in 8th-note steps."""
+  pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+  for p, s, e in notes:
+    part = pretty_midi.Instrument(0)
+    part.notes.append(pretty_midi.Note(80, p, s / 8, e / 8))
+    pm.instruments.append(part)
+  return pm
+
+
 def test_a_pitch_held_by_two_voices_sounds_once():
   # Soprano and alto in unison on 67 for 4 steps while tenor and bass hold
   # 60 and 48: three pitches; then the alto moves to 64 (four), and a
@@ -88,15 +99,23 @@ def test_a_pitch_held_by_two_voices_sounds_once():
   expected = np.zeros(mf.POLYPHONY_BINS)
   expected[[3, 4]] = 0.5
   np.testing.assert_allclose(f["polyphony_histogram"], expected)
-  # Read from MIDI, one part per voice as the chorales' files hold them: the
-  # same.
-  pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
-  for p, s, e in notes:
-    part = pretty_midi.Instrument(0)
-    part.notes.append(pretty_midi.Note(80, p, s / 8, e / 8))
-    pm.instruments.append(part)
-  assert mf.piece_features(mf.piece_from_midi(pm))["polyphony"] == (
-      pytest.approx(3.5))
+  # Read from MIDI, as data pieces are, they are the notes one instrument
+  # plays: four notes, a key each, struck once.
+  data = mf.piece_from_midi(_parts(notes))
+  assert data.notes.as_tuples() == [(48, 0, 8), (60, 0, 8), (64, 4, 8),
+                                    (67, 0, 8)]
+  g = mf.piece_features(data)
+  assert g["polyphony"] == pytest.approx(3.5)
+  assert g["notes_per_bar"] == pytest.approx(4 / (8 / 16))
+
+
+def test_a_pitch_struck_while_another_voice_holds_it_is_one_key_restruck():
+  # The tenor holds 60 for 8 steps; the alto strikes 60 at step 4 for 2:
+  # one key, struck at 0 and again at 4, sounding until 8 (the play/
+  # articulate codec's reading, so data and samples count alike).
+  data = mf.piece_from_midi(_parts([(60, 0, 8), (60, 4, 6)]))
+  assert data.notes.as_tuples() == [(60, 0, 4), (60, 4, 8)]
+  assert mf.piece_features(data)["restrike_share"] == pytest.approx(0.5)
 
 
 def test_key_free_pitch_classes_are_the_same_in_every_key():

@@ -130,6 +130,7 @@ def piece_from_midi(pm, steps_per_quarter: int = 4,
   if not sounding.all():
     notes = pianoroll.Notes(notes.pitch[sounding], notes.start[sounding],
                             notes.end[sounding])
+  notes = one_key_per_pitch(notes)
   _, tempi = pm.get_tempo_changes()
   tempo = float(tempi[0]) if len(tempi) else 120.0
   signatures = pm.time_signature_changes
@@ -138,6 +139,21 @@ def piece_from_midi(pm, steps_per_quarter: int = 4,
   num_steps = int(notes.end.max()) if len(notes) else 0
   return Piece(notes, num_steps, 60.0 / tempo / steps_per_quarter,
                steps_per_quarter, quarters_per_bar)
+
+
+def one_key_per_pitch(notes: pianoroll.Notes) -> pianoroll.Notes:
+  """The notes as one instrument plays them, a key per pitch: two voices in
+  unison sound one note, and a pitch struck while it sounds ends the note
+  that held it. The play/articulate codec does exactly this (a piano roll,
+  the samples' and the models' encoding, holds one note per pitch), so data
+  pieces and samples are counted alike: the Bach chorales' unisons and
+  doubled parts would otherwise add notes no roll can write."""
+  if not len(notes):
+    return notes
+  spec = pianoroll.RollSpec(low_note=int(notes.pitch.min()),
+                            high_note=int(notes.pitch.max()) + 1)
+  matrix, _ = pianoroll.notes_to_matrix(notes, spec)
+  return pianoroll.matrix_to_notes(matrix, spec)
 
 
 def piece_from_matrix(matrix: np.ndarray, spec: pianoroll.RollSpec,
