@@ -72,6 +72,34 @@ def test_picks_the_known_best_temperature(model_dir):
   assert again["scores"] == record["scores"]
 
 
+def _comparison(**gaps) -> dict:
+  """Every feature on the data but `gaps`: {name: relative difference of a
+  scalar, or overlap of a histogram}."""
+  from trainer.comparison import features as mf  # pylint: disable=g-import-not-at-top
+  out = {}
+  for f in mf.FEATURES:
+    value = gaps.get(f.name)
+    out[f.name] = ({"overlap": 1.0 if value is None else value,
+                    "relative_difference": 0.0} if f.kind == "histogram" else
+                   {"overlap": 1.0, "relative_difference": value or 0.0})
+  return out
+
+
+def test_the_score_is_each_features_share_of_its_tolerance():
+  n = len(_comparison())
+  assert calibration.shortfall(_comparison()) == 0.0
+  # Half a scalar's 15%, and a histogram at the goal's 0.85 (used up).
+  assert calibration.shortfall(_comparison(
+      notes_per_second=-0.075, ioi_histogram=0.85)) == pytest.approx(1.5 / n)
+  # A tiny share missed by 50% or 90% weighs the same: it cannot outvote a
+  # feature that one temperature brings within its goal and the other not.
+  misses_notes = _comparison(silent_share=-0.5, notes_per_second=0.20)
+  meets_notes = _comparison(silent_share=-0.9, notes_per_second=0.10)
+  assert calibration.shortfall(meets_notes) < calibration.shortfall(
+      misses_notes)
+  assert calibration.shortfall(misses_notes) == pytest.approx(2 / n)
+
+
 def test_generation_uses_the_calibration_unless_the_flag_is_given(
     model_dir, tmp_path):
   model, data = model_dir
