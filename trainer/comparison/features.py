@@ -150,10 +150,18 @@ def one_key_per_pitch(notes: pianoroll.Notes) -> pianoroll.Notes:
   doubled parts would otherwise add notes no roll can write."""
   if not len(notes):
     return notes
-  spec = pianoroll.RollSpec(low_note=int(notes.pitch.min()),
+  return pianoroll.matrix_to_notes(*_own_range_roll(notes, "onoff"))
+
+
+def _own_range_roll(notes: pianoroll.Notes, encoding: str,
+                    num_steps: int | None = None):
+  """(matrix, spec): non-empty `notes` through the codec over their own
+  pitch range (no pitch is dropped)."""
+  spec = pianoroll.RollSpec(encoding=encoding,
+                            low_note=int(notes.pitch.min()),
                             high_note=int(notes.pitch.max()) + 1)
-  matrix, _ = pianoroll.notes_to_matrix(notes, spec)
-  return pianoroll.matrix_to_notes(matrix, spec)
+  matrix, _ = pianoroll.notes_to_matrix(notes, spec, num_steps=num_steps)
+  return matrix, spec
 
 
 def piece_from_matrix(matrix: np.ndarray, spec: pianoroll.RollSpec,
@@ -229,15 +237,10 @@ def sounding_counts(piece: Piece) -> np.ndarray:
   unisons (7% of their steps) and doubled instrument parts as 4- and 9-note
   frames the samples can never write.
   """
-  steps = piece.num_steps
-  if not steps or not len(piece.notes):
-    return np.zeros(steps, np.int64)
-  notes = piece.notes
-  pitches, pitch_index = np.unique(notes.pitch, return_inverse=True)
-  edges = np.zeros((len(pitches), steps + 1), np.int64)
-  np.add.at(edges, (pitch_index, np.clip(notes.start, 0, steps)), 1)
-  np.add.at(edges, (pitch_index, np.clip(notes.end, 0, steps)), -1)
-  return (np.cumsum(edges[:, :-1], axis=1) > 0).sum(axis=0)
+  if not len(piece.notes):
+    return np.zeros(piece.num_steps, np.int64)
+  play, _ = _own_range_roll(piece.notes, "roll", piece.num_steps)
+  return play.sum(axis=1, dtype=np.int64)
 
 
 def restrike_mask(notes: pianoroll.Notes) -> np.ndarray:

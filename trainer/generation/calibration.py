@@ -61,13 +61,19 @@ def shortfall(comparison: dict) -> float:
   return float(np.mean(np.minimum(1.0, values)))
 
 
+def _window_model_steps(roll_spec) -> int:
+  """The window RBM's calibration length on the grid: CALIBRATION_BARS bars
+  of 4/4."""
+  return CALIBRATION_BARS * 4 * roll_spec.steps_per_quarter
+
+
 def _length_config(loaded, temperature: float, seed: int):
   """One block of samples at `temperature`, for any model: a frame model's
   as long as trainer.generate makes them by default (num_frames 0: its
   sampler fills in the corpus's median piece length), the window RBM's
   CALIBRATION_BARS bars of windows."""
   spec = loaded.dataset
-  steps = CALIBRATION_BARS * 4 * spec.roll_spec.steps_per_quarter
+  steps = _window_model_steps(spec.roll_spec)
   t = spec.num_timesteps
   windows = 1
   if t:  # a window model: windows advance by two thirds of a window
@@ -89,7 +95,7 @@ def score_temperatures(loaded, data_pieces: list, temperatures=TEMPERATURES,
         loaded, _length_config(loaded, temperature, seed))
     if not scores:  # the data excerpts, as long as the samples
       steps = (config.num_frames if not loaded.dataset.num_timesteps else
-               CALIBRATION_BARS * 4 * spec.steps_per_quarter)
+               _window_model_steps(spec))
       data = mf.cut_to_lengths(data_pieces, [steps], seed)
       data_table = mf.feature_table(data)
       lengths = [p.num_steps for p in data]
