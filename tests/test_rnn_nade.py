@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from preprocess import pianoroll
 from tests import fake_dataset
 from trainer import config as config_lib
 from trainer.evaluation import lib as evaluation
@@ -22,16 +23,22 @@ from trainer.models import files
 from trainer.models.rnn_nade import maths as rnn_nade
 from trainer.models.rnn_nade import settings
 from trainer.models.rnn_nade import training
+from trainer.random_streams import STREAMS_PER_STEP
 from trainer.training import loop
 
 
 def random_model(n_visible, n_hidden, n_recurrent, seed, recurrence="tanh",
                  count_units=0):
   """An RNN-NADE with non-trivial parameters (the RNN moves the biases and,
-  with count_units, the count head's logits)."""
+  with count_units, the count head's logits). count_units=RULED: an onoff
+  frame of n_visible / 2 pitches with the count head over them and the
+  codec's articulation rules."""
   rng = np.random.default_rng(seed)
+  ruled = n_visible // 2 if count_units == RULED else 0
+  count_units = ruled or count_units
   model = rnn_nade.RNNNADE(n_visible, n_hidden, n_recurrent,
-                           recurrence=recurrence, count_units=count_units)
+                           recurrence=recurrence, count_units=count_units,
+                           articulated_pitches=ruled)
   count = ((model.count_bias, 1.0, 0.0), (model.w_uk, 1.0, 0.0),
            (model.count_embedding, 1.0, 0.0)) if count_units else ()
   for var, std, mean in (
@@ -54,32 +61,53 @@ def all_frames(n_visible):
                   np.float32)
 
 
+def codec_breaks(frames, before, pitches):
+  """True for onoff frames the codec cannot have written after `before`: a
+  silent pitch struck, or a pitch that starts sounding unstruck."""
+  play, strike = frames[..., :pitches] > 0, frames[..., pitches:] > 0
+  return ((strike & ~play) | (play & ~(before[..., :pitches] > 0) &
+                              ~strike)).any(-1)
+
+
 def frame_distribution(model, history):
-  """p(v) over all 2^V frames after `history` [T, V], exactly."""
+  """p(v) over all 2^V frames after `history` [T, V], exactly (0 for the
+  frames a model with the articulation rules cannot draw), and the state
+  after it."""
   _, u = model.frame_conditionals(tf.constant(history[None]))
-  (b_v, b_h, count), _ = model.frame_conditionals(
+  (b_v, b_h, count, previous), _ = model.frame_conditionals(
       tf.zeros([1, 1, model.n_visible]), u)
   frames = all_frames(model.n_visible)
   if count is not None:
     count = (tf.broadcast_to(count[0, 0], [len(frames), count.shape[-1]]),
              model.count_embedding)
+  if previous is not None:
+    previous = tf.broadcast_to(previous[0, 0], [len(frames),
+                                                previous.shape[-1]])
   log_p = rnn_nade.nade_log_prob(tf.constant(frames), model.weights,
                                  model.output_weights, b_v[0, 0], b_h[0, 0],
-                                 count)
-  return np.exp(log_p.numpy().astype(np.float64)), u
+                                 count, previous)
+  p = np.exp(log_p.numpy().astype(np.float64))
+  if model.articulated_pitches:
+    p[codec_breaks(frames, history[-1], model.articulated_pitches)] = 0.0
+  return p, u
 
 
 # The two cells, and the GRU with a count head over the first 3 units.
+# random_model's count_units for an onoff model with the articulation rules.
+RULED = "ruled"
+# The two cells, the GRU with a count head over the first 3 units, and the
+# GRU with the articulation rules (and a count head over its play columns).
 MODELS = pytest.mark.parametrize("recurrence,count_units",
-                                 [("tanh", 0), ("gru", 0), ("gru", 3)])
+                                 [("tanh", 0), ("gru", 0), ("gru", 3),
+                                  ("gru", RULED)])
 
 
 @MODELS
 def test_every_frame_distribution_sums_to_one(recurrence, count_units):
-  model = random_model(7, 5, 4, seed=0, recurrence=recurrence,
+  model = random_model(6, 5, 4, seed=0, recurrence=recurrence,
                        count_units=count_units)
   for seed in range(3):
-    p, _ = frame_distribution(model, random_frames((4, 7), 0.4, seed))
+    p, _ = frame_distribution(model, random_frames((4, 6), 0.4, seed))
     assert abs(p.sum() - 1.0) < 1e-5, p.sum()
     assert p.max() < 0.9  # not a degenerate model
 
@@ -109,14 +137,14 @@ def test_samples_follow_the_exact_distribution(recurrence, count_units):
   history = random_frames((3, 6), 0.4, seed=4)
   p, u = frame_distribution(model, history)
   n = 20000
-  frames, _ = model.generate(n, 1, seed=7, u_start=tf.broadcast_to(u, [n, 4]))
+  start = tf.broadcast_to(u, [n, model.state_width])
+  frames, _ = model.generate(n, 1, seed=7, u_start=start)
   index = (frames.numpy()[:, 0] @ (2 ** np.arange(5, -1, -1))).astype(int)
   empirical = np.bincount(index, minlength=64) / n
   # 64 cells: the total variation of 20,000 exact draws is ~0.02.
   assert 0.5 * np.abs(empirical - p).sum() < 0.04
   # Temperature sharpens every conditional: fewer distinct frames.
-  cold, _ = model.generate(n, 1, seed=7, u_start=tf.broadcast_to(u, [n, 4]),
-                           temperature=0.3)
+  cold, _ = model.generate(n, 1, seed=7, u_start=start, temperature=0.3)
   cold_index = (cold.numpy()[:, 0] @ (2 ** np.arange(5, -1, -1))).astype(int)
   assert (np.bincount(cold_index, minlength=64).max() >
           np.bincount(index, minlength=64).max())
@@ -147,16 +175,16 @@ def test_scheduled_sampling_reads_exact_samples_keyed_by_sequence(
   """--context_sampling's history: at rate 1 each frame is an exact sample of
   the model given the data's frames before it; at rate 0 the data itself;
   any sequence draws the same alone as in a batch (replicas agree)."""
-  model = random_model(3, 4, 3, seed=21, recurrence=recurrence,
+  model = random_model(4, 4, 3, seed=21, recurrence=recurrence,
                        count_units=count_units)
-  piece = random_frames((3, 3), 0.4, seed=22)
+  piece = random_frames((3, 4), 0.4, seed=22)
   n = 20000
-  batch = tf.constant(np.broadcast_to(piece, (n, 3, 3)))
+  batch = tf.constant(np.broadcast_to(piece, (n, 3, 4)))
   own = model.mixed_context(batch, 7, 5 * 1024, 0, 1.0).numpy()
   p, _ = frame_distribution(model, piece[:2])
-  index = (own[:, 2] @ (2 ** np.arange(2, -1, -1))).astype(int)
-  # 8 cells: the total variation of 20,000 exact draws is ~0.01.
-  assert 0.5 * np.abs(np.bincount(index, minlength=8) / n - p).sum() < 0.02
+  index = (own[:, 2] @ (2 ** np.arange(3, -1, -1))).astype(int)
+  # 16 cells: the total variation of 20,000 exact draws is ~0.015.
+  assert 0.5 * np.abs(np.bincount(index, minlength=16) / n - p).sum() < 0.03
   rows = batch[:5]
   mixed = model.mixed_context(rows, 7, 5 * 1024, 0, 0.5).numpy()
   alone = model.mixed_context(rows[3:4], 7, 5 * 1024, 3, 0.5).numpy()
@@ -168,6 +196,26 @@ def test_scheduled_sampling_reads_exact_samples_keyed_by_sequence(
   rate1 = model.nll_terms(batch[:4], None, 7, 5, 0, 1.0)["loss_sum"]
   assert float(rate0) == pytest.approx(float(plain), rel=1e-6)
   assert float(rate1) != pytest.approx(float(plain), rel=1e-3)
+
+
+def test_scheduled_sampling_reads_the_rules_against_the_data():
+  """With the rules, a scored data frame's articulation is read against the
+  data's frame before it, not the model's own frame the RNN read there."""
+  model = random_model(6, 4, 3, seed=23, recurrence="gru", count_units=RULED)
+  rng = np.random.default_rng(24)
+  play = (rng.random((16, 6, 3)) < 0.5).astype(np.float32)
+  before = np.concatenate([np.zeros_like(play[:, :1]), play[:, :-1]], 1)
+  strike = play * np.maximum(1.0 - before, rng.random(play.shape) < 0.3)
+  batch = tf.constant(np.concatenate([play, strike], -1))
+  loss = float(model.nll_terms(batch, None, 7, 5, 0, 1.0)["loss_sum"])
+  mixed = model.mixed_context(batch, 7, 5 * STREAMS_PER_STEP, 0, 1.0)
+  (b_v, b_h, count, own_before), _ = model.frame_conditionals(mixed)
+  (_, _, _, data_before), _ = model.frame_conditionals(batch)
+  assert not np.array_equal(own_before.numpy(), data_before.numpy())
+  score = lambda previous: -float(tf.reduce_sum(model._frame_log_prob(  # pylint: disable=protected-access
+      batch, (b_v, b_h, count, previous))))
+  assert loss == pytest.approx(score(data_before), rel=1e-5)
+  assert loss != pytest.approx(score(own_before), rel=1e-3)
 
 
 @MODELS
@@ -191,6 +239,27 @@ def test_generation_is_deterministic_by_seed_and_sample_index(recurrence,
   # Temperature 1 is the model's own distribution, byte for byte.
   one, _ = model.generate(6, 20, seed=4, primer=primer, temperature=1.0)
   np.testing.assert_array_equal(block.numpy(), one.numpy())
+
+
+def test_the_articulation_rules_draw_only_frames_the_codec_can_write():
+  """With the rules no drawn frame strikes a silent pitch or starts one
+  unstruck, the first frame after a primer included (and the frames that
+  follow them take all the probability: the distribution tests above)."""
+  model = random_model(8, 6, 5, seed=11, recurrence="gru", count_units=RULED)
+  primer = random_frames((4, 8), 0.3, seed=12)
+  primer[:, 4:] *= primer[:, :4]  # struck only where sounding
+  frames, _ = model.generate(64, 40, seed=3, primer=primer)
+  frames = frames.numpy()
+  before = np.concatenate([np.broadcast_to(primer[-1], (64, 1, 8)),
+                           frames[:, :-1]], 1)
+  assert not codec_breaks(frames, before, 4).any()
+  assert frames[..., :4].sum() > 0 and frames[..., 4:].sum() > 0
+  # Not a rule of the plain model: it draws such frames.
+  plain, _ = random_model(8, 6, 5, seed=11, recurrence="gru",
+                          count_units=4).generate(64, 40, seed=3,
+                                                  primer=primer)
+  plain = plain.numpy()
+  assert codec_breaks(plain[:, 1:], plain[:, :-1], 4).any()
 
 
 def test_a_short_run_learns_a_per_frame_note_count():
@@ -277,6 +346,65 @@ def test_the_count_head_is_the_default_and_can_be_turned_off(trained,
                                config_lib.AISConfig(num_chains=4,
                                                     num_betas=30))
   assert result["exact"] is True and np.isfinite(result["loglik_per_frame"])
+
+
+def test_the_codecs_rolls_follow_the_articulation_rules():
+  """Every unit the rules decide has, in a roll the codec wrote, the value
+  they give it: the data loses no likelihood to them (overlapping notes,
+  re-strikes and notes at the first step included)."""
+  spec = pianoroll.RollSpec("onoff", 60, 66, 2)
+  rng = np.random.default_rng(3)
+  start = rng.integers(0, 100, 80)
+  notes = pianoroll.Notes(rng.integers(60, 66, 80), start,
+                          start + rng.integers(1, 6, 80))
+  roll, _ = pianoroll.notes_to_matrix(notes, spec)
+  roll = roll.astype(np.float32)
+  before = np.concatenate([np.zeros((1, 6)), roll[:-1, :6]])
+  known = np.concatenate([[0.0], np.ones(len(roll) - 1)])[:, None]
+  fixed, values = rnn_nade.articulation_fixed(
+      tf.constant(roll), tf.constant(np.concatenate([before, known], 1),
+                                     tf.float32), 6)
+  fixed, values = fixed.numpy(), values.numpy()
+  assert fixed[:, 6:].mean() > 0.5 and not fixed[:, :6].any()
+  assert values[fixed].min() == 0.0 and values[fixed].max() == 1.0
+  np.testing.assert_array_equal(roll[fixed], values[fixed])
+  # A roll the rules refuse: a pitch starting unstruck.
+  roll[5:, 6:] = 0.0
+  assert (roll[fixed] != values[fixed]).any()
+
+
+def test_the_articulation_rules_are_the_default_on_onoff_rolls(tmp_path):
+  """On an onoff dataset the default model follows the rules (model.json
+  records the pitches; no array is added) and writes samples;
+  --articulation_rules=false trains without them."""
+  spec = pianoroll.RollSpec("onoff", 60, 72, 1)
+  onoff = lambda roll: np.concatenate(
+      [roll, roll & ~np.concatenate([np.zeros_like(roll[:1]), roll[:-1]])], 1)
+  rng = np.random.default_rng(0)
+  make = lambda n, seed: [onoff(p) for p in fake_dataset.cycle_pieces(
+      rng.integers(10, 30, n), seed=seed)]
+  data = str(tmp_path / "pieces")
+  fake_dataset.write_piece_dataset(data, make(16, 1), make(4, 2), spec)
+  models = {}
+  for rules in (True, False):
+    values = {"num_hidden": 8, "num_hidden_recurrent": 6, "batch_size": 8,
+              "sequence_length": 8, "pretrain_rnn_epochs": 0,
+              "max_steps": 6, **({} if rules else {"articulation_rules": False})}
+    config = config_lib.TrainConfig(
+        model="rnn_nade",
+        **{**config_lib.model_defaults("rnn_nade", set(values)), **values})
+    job = str(tmp_path / f"job-{rules}")
+    loop.train_and_evaluate(config, data, job,
+                            strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    models[rules] = files.load_model(f"{job}/model")
+    assert sorted(np.load(f"{job}/model/params.npz").files) == sorted(
+        training.PARAMS + rnn_nade.COUNT_PARAMS)
+  assert models[True].info["sizes"]["articulated_pitches"] == 12
+  assert "articulated_pitches" not in models[False].info["sizes"]
+  out = generation.generate(
+      f"{tmp_path}/job-True/model", str(tmp_path / "samples"),
+      config_lib.GenerateConfig(num_samples=2, num_frames=8))
+  assert out["written"] == 2
 
 
 def test_evaluation_is_exact_and_refuses_the_frame_cap(trained):

@@ -32,6 +32,15 @@ stays exact; the count, the texture a corpus keeps from frame to frame
 (four voices in a chorale, one in a folk tune, silence between phrases),
 is learned as one categorical instead of emerging from V conditionals.
 
+With the articulation rules (`articulated_pitches` = P of an onoff frame,
+V = 2P, --articulation_rules), the articulate units the codec decides are
+certain: a silent pitch is not struck, and a pitch that sounds where the
+previous frame was silent is struck (`articulation_fixed`; on a crop's first
+frame, whose previous frame the model is not shown, only the first rule).
+The data's frames always follow them, so the likelihood stays exact and no
+probability goes to frames no MIDI file gives; the state the model carries
+is then the RNN's and the previous frame's play columns.
+
 Generation draws float32 uniforms keyed by (seed, row, frame): one Philox
 stream per frame (`keyed_uniform`), a row of V numbers per sample (V + 1
 with a count head: the last draws k). Training
@@ -106,30 +115,62 @@ def _fixed_units(remaining, count_units: int, n_visible: int):
   return counted & ((remaining == 0) | (remaining == left))
 
 
+def articulation_fixed(v, previous, pitches: int):
+  """The articulate units the codec decides, and their values.
+
+  Units pitches..2*pitches-1 of an onoff frame strike pitches 0..pitches-1:
+  a silent pitch is never struck (off), and a pitch that sounds where the
+  previous frame was silent is struck (on) when that frame is known.
+
+  Args:
+    v: [..., 2 * pitches] frames (only the play columns are read);
+    previous: [..., pitches + 1]: the previous frame's play columns and 1
+      where it is known (0: the first frame of a crop, whose previous frame
+      the model was not shown).
+  Returns:
+    (fixed [..., 2 * pitches] bool, values [..., 2 * pitches] float32), the
+    play columns never fixed here.
+  """
+  play = v[..., :pitches]
+  before, known = previous[..., :pitches], previous[..., pitches:]
+  starts = play * (1.0 - before) * known
+  silent = 1.0 - play
+  none = tf.zeros_like(play)
+  fixed = tf.concat([none, tf.maximum(silent, starts)], -1) > 0
+  return fixed, tf.concat([none, starts], -1)
+
+
 def _strictly_lower(n: int) -> tf.Tensor:
   """[n, n]: 1 below the diagonal (row i keeps units j < i)."""
   return tf.constant(np.tril(np.ones((n, n), np.float32), -1))
 
 
 def nade_log_prob(v, weights, output_weights, visible_bias, hidden_bias,
-                  count=None):
+                  count=None, previous=None):
   """log p(v) of each frame [...] under its NADE (exact, differentiable).
 
   count: None, or (count_logits [..., P + 1], embedding [P + 1, H]): the
   count head's log p(k) plus the units given k (module docstring).
+  previous: None, or [..., pitches + 1] (`articulation_fixed`): the
+  articulate units the codec decides are certain (frames that break the
+  codec's rules have probability 0, not counted here).
   """
+  free = 1.0
+  if previous is not None:
+    fixed, _ = articulation_fixed(v, previous, previous.shape[-1] - 1)
+    free = tf.cast(~fixed, tf.float32)
   if count is None:
     logits = nade_logits(v, weights, output_weights, visible_bias,
                          hidden_bias)
-    return -tf.reduce_sum(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), -1)
+    return -tf.reduce_sum(free * tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=v, logits=logits), -1)
   count_logits, embedding = count
   count_units = count_logits.shape[-1] - 1
   remaining = remaining_counts(v, count_units)
   logits = nade_logits(v, weights, output_weights, visible_bias, hidden_bias,
                        tf.gather(embedding, remaining))
-  free = tf.cast(~_fixed_units(remaining, count_units, v.shape[-1]),
-                 tf.float32)
+  free *= tf.cast(~_fixed_units(remaining, count_units, v.shape[-1]),
+                  tf.float32)
   units = -tf.reduce_sum(free * tf.nn.sigmoid_cross_entropy_with_logits(
       labels=v, logits=logits), -1)
   return units - tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -141,7 +182,8 @@ class RNNNADE(recurrent.RecurrentBiases):
 
   def __init__(self, n_visible: int, n_hidden: int, n_hidden_recurrent: int,
                unit_means=None, seed: int = 0, recurrence: str = "tanh",
-               count_units: int = 0, name: str | None = None):
+               count_units: int = 0, articulated_pitches: int = 0,
+               name: str | None = None):
     """W, W_out ~ N(0, 0.01^2) as the RNN-RBM's W; the RNN as the RNN-RBM's;
     b_v = logit(the data's unit means), b_h and u0 zero; the count head's
     W_uk ~ N(0, 0.0001^2) as the RNN's projections, E ~ N(0, 0.01^2), b_k
@@ -154,6 +196,10 @@ class RNNNADE(recurrent.RecurrentBiases):
       seed: seeds the Gaussian initial weights.
       count_units: P, the leading units the count head counts (the play
         columns); 0: no count head.
+      articulated_pitches: P of an onoff frame (V = 2P) whose articulate
+        units the codec's rules decide where they can
+        (`articulation_fixed`); the state then carries the previous frame's
+        play columns beside the RNN's. 0: every unit drawn.
     """
     super().__init__(name=name)
     v, h, u = int(n_visible), int(n_hidden), int(n_hidden_recurrent)
@@ -179,19 +225,86 @@ class RNNNADE(recurrent.RecurrentBiases):
       self.count_embedding = tf.Variable(recurrent.normal([k, h], seed, 7,
                                                           0.01),
                                          name="count_embedding")
+    if articulated_pitches and 2 * articulated_pitches != v:
+      raise ValueError(
+          f"articulated_pitches={articulated_pitches} needs an onoff frame of "
+          f"{2 * articulated_pitches} units; this one has {v}.")
+    self.articulated_pitches = int(articulated_pitches)
 
   def sizes(self) -> dict:
     return {**super().sizes(), **(
-        {"count_units": self.count_units} if self.count_units else {})}
+        {"count_units": self.count_units} if self.count_units else {}), **(
+        {"articulated_pitches": self.articulated_pitches}
+        if self.articulated_pitches else {})}
+
+  @property
+  def state_width(self) -> int:
+    """Width of the state `generate` and `log_prob` carry: the RNN's U, and
+    with articulated pitches the last frame's play columns and whether it is
+    known."""
+    return self.n_hidden_recurrent + (self.articulated_pitches + 1
+                                      if self.articulated_pitches else 0)
+
+  def states_before(self, v, u_start=None):
+    """(the state before every frame [B, T, state_width], the state after
+    the last frame [B, state_width])."""
+    if not self.articulated_pitches:
+      return super().states_before(v, u_start)
+    units = self.n_hidden_recurrent
+    if u_start is None:
+      u_start = self.initial_state(recurrent.dim(v, 0))
+    u_prev, u_last = recurrent.run_recurrence(
+        v, self.w_vu, self.w_uu, self.b_u, self.u0, u_start[:, :units],
+        self.recurrence)
+    previous, last = self._previous_frames(v, u_start[:, units:])
+    return (tf.concat([u_prev, previous], -1),
+            tf.concat([u_last, last], -1))
+
+  def _previous_frames(self, v, before=None):
+    """Each frame's previous frame as the articulation rules read it ([B, T,
+    articulated_pitches + 1]: play columns, then 1 where known), `before`
+    [B, P + 1] for the first (None: unknown), and the last frame's [B,
+    P + 1]."""
+    play = v[..., :self.articulated_pitches]
+    frames = tf.concat([play, tf.ones_like(play[:, :, :1])], -1)
+    if before is None:
+      before = tf.zeros_like(frames[:, 0])
+    return (tf.concat([before[:, None], frames[:, :tf.shape(v)[1] - 1]], 1),
+            frames[:, -1])
+
+  def _split(self, state):
+    """(u, the previous frame [..., articulated_pitches + 1] or None) of a
+    state."""
+    if not self.articulated_pitches:
+      return state, None
+    units = self.n_hidden_recurrent
+    return state[..., :units], state[..., units:]
+
+  def biases_from_states(self, u_prev):
+    return super().biases_from_states(self._split(u_prev)[0])
+
+  def initial_state(self, num_samples: int, primer=None):
+    """The state [num_samples, state_width] to generate from: u0 (and no
+    known previous frame), or after a primer."""
+    if not self.articulated_pitches:
+      return super().initial_state(num_samples, primer)
+    if primer is None or len(primer) == 0:
+      state = tf.concat([self.u0, tf.zeros([self.articulated_pitches + 1])],
+                        0)[None]
+    else:
+      _, state = self.states_before(tf.cast(primer, tf.float32)[None])
+    return tf.broadcast_to(state, [num_samples, self.state_width])
 
   def frame_conditionals(self, v, u_start=None):
     """Every frame's conditionals given the frames before it: (b_v(t)
     [B, T, V], b_h(t) [B, T, H], the count head's logits [B, T, P + 1] or
-    None) and the RNN state after the last frame."""
-    u_prev, u_last = self.states_before(v, u_start)
+    None, the previous frame [B, T, articulated_pitches + 1] or None) and
+    the state after the last frame."""
+    state_prev, state_last = self.states_before(v, u_start)
+    u_prev, previous = self._split(state_prev)
     count = (self.count_bias + recurrent.dot(u_prev, self.w_uk)
              if self.count_units else None)
-    return (*self.biases_from_states(u_prev), count), u_last
+    return (*self.biases_from_states(state_prev), count, previous), state_last
 
   def _count(self, count_logits):
     """nade_log_prob's `count` argument for these logits (None: none)."""
@@ -199,9 +312,9 @@ class RNNNADE(recurrent.RecurrentBiases):
                                               self.count_embedding)
 
   def _frame_log_prob(self, v, conditionals):
-    b_v, b_h, count_logits = conditionals
+    b_v, b_h, count_logits, previous = conditionals
     return nade_log_prob(v, self.weights, self.output_weights, b_v, b_h,
-                         self._count(count_logits))
+                         self._count(count_logits), previous)
 
   def log_prob(self, v, u_start=None):
     """log p(v(t) | v(<t)) per frame [B, T] (exact, differentiable), and the
@@ -217,8 +330,9 @@ class RNNNADE(recurrent.RecurrentBiases):
     Duckworth et al. 2019), as the RNN-RBM's `cd_terms`: each frame of the
     history the RNN reads is, with probability `context_rate`, the model's
     own exact sample of it given the true history, else the data frame; the
-    frames scored stay the data's. The model learns to come back to the
-    corpus's texture from histories like the ones its own pieces feed it.
+    frames scored stay the data's, and so do the frames the articulation
+    rules read them against. The model learns to come back to the corpus's
+    texture from histories like the ones its own pieces feed it.
 
     Args:
       v: [B, T, V] binary; lengths: [B] real frames per row, or None.
@@ -237,6 +351,12 @@ class RNNNADE(recurrent.RecurrentBiases):
       conditionals, _ = self.frame_conditionals(self.mixed_context(
           v, seed, tf.cast(step, tf.int64) * STREAMS_PER_STEP, row_start,
           context_rate))
+      if self.articulated_pitches:
+        # The rules follow the frames scored: a data frame's articulation
+        # is read against the data's frame before it, whatever history the
+        # RNN read (else a pitch the model's own frame held before a data
+        # onset teaches it to re-strike).
+        conditionals = (*conditionals[:3], self._previous_frames(v)[0])
       log_p = self._frame_log_prob(v, conditionals)
     mask = recurrent.frame_mask(lengths, tf.shape(v)[1])
     return {"loss_sum": -recurrent.masked_sum(log_p, mask),
@@ -249,8 +369,8 @@ class RNNNADE(recurrent.RecurrentBiases):
     data's frame t (the choice: family + 1). No gradient flows through it."""
     batch, frames = recurrent.dim(v, 0), recurrent.dim(v, 1)
     conditionals, _ = self.frame_conditionals(v)
-    b_v, b_h, count_logits = [None if c is None else tf.stop_gradient(c)
-                              for c in conditionals]
+    b_v, b_h, count_logits, previous = [
+        None if c is None else tf.stop_gradient(c) for c in conditionals]
     width = self.n_visible + (1 if self.count_units else 0)
     noise = recurrent.frame_noise(seed, family, row_start, batch, frames,
                                   width)
@@ -260,7 +380,9 @@ class RNNNADE(recurrent.RecurrentBiases):
         tf.reshape(b_h, [-1, self.n_hidden]),
         tf.reshape(noise, [-1, width]), lambda x: x,
         self._count(None if count_logits is None else tf.reshape(
-            count_logits, [-1, self.count_units + 1])))
+            count_logits, [-1, self.count_units + 1])),
+        None if previous is None else tf.reshape(
+            previous, [-1, self.articulated_pitches + 1]))
     return recurrent.mixed_frames(v, tf.reshape(own, tf.shape(v)), seed,
                                   family + 1, row_start, rate)
 
@@ -279,12 +401,12 @@ class RNNNADE(recurrent.RecurrentBiases):
                 mask[:, start:start + chunk_frames]).sum(1)
     return total
 
-  def sample_frames(self, visible_bias, hidden_bias, count_logits, seed,
-                    temperature: float = 1.0):
+  def sample_frames(self, visible_bias, hidden_bias, count_logits, previous,
+                    seed, temperature: float = 1.0):
     """Exact samples of the frames whose conditionals are given ([N, V],
-    [N, H], [N, P + 1] or None: e.g. `frame_conditionals` of the true
-    history, to see the frames without the drift of a free-running piece);
-    row r's noise is (seed, 0, r)."""
+    [N, H], [N, P + 1] or None, [N, articulated_pitches + 1] or None: e.g.
+    `frame_conditionals` of the true history, to see the frames without the
+    drift of a free-running piece); row r's noise is (seed, 0, r)."""
     rows = tf.shape(visible_bias)[0]
     width = self.n_visible + (1 if self.count_units else 0)
     noise = keyed_uniform(tf.constant(seed, tf.int64), tf.constant(0, tf.int64),
@@ -292,7 +414,8 @@ class RNNNADE(recurrent.RecurrentBiases):
     scale = (lambda x: x / temperature) if temperature != 1.0 else (
         lambda x: x)
     return _sample_frame(self.weights, self.output_weights, visible_bias,
-                         hidden_bias, noise, scale, self._count(count_logits))
+                         hidden_bias, noise, scale, self._count(count_logits),
+                         previous)
 
   def generate(self, num_samples: int, num_frames: int, seed, row_start=0,
                primer=None, u_start=None, frame_start=0,
@@ -308,12 +431,13 @@ class RNNNADE(recurrent.RecurrentBiases):
       num_samples: rows of this block; num_frames: frames to make.
       seed: integer; row_start: global index of the first sample.
       primer: [P, V] frames run through the RNN first (ignored with u_start).
-      u_start: [num_samples, U] state to continue from.
+      u_start: [num_samples, state_width] state to continue from.
       frame_start: index of the first frame made (keys the noise).
       temperature: each unit's p = sigmoid(logit / T); 1 is the model's own
         distribution (same bytes: the division is skipped).
     Returns:
-      (frames [num_samples, num_frames, V] float32 binary, u_last [N, U]).
+      (frames [num_samples, num_frames, V] float32 binary, the state after
+      them [N, state_width]).
     """
     if u_start is None:
       u_start = self.initial_state(num_samples, primer)
@@ -322,7 +446,8 @@ class RNNNADE(recurrent.RecurrentBiases):
     return _generate_frames(
         self.weights, self.output_weights, self.visible_bias,
         self.hidden_bias, self.w_uv, self.w_uh, self.w_vu, self.w_uu,
-        self.b_u, count, tf.cast(u_start, tf.float32),
+        self.b_u, count, self.articulated_pitches,
+        tf.cast(u_start, tf.float32),
         tf.constant(num_frames, tf.int32), tf.constant(seed, tf.int64),
         tf.constant(row_start, tf.int64), tf.constant(frame_start, tf.int64),
         tf.constant(temperature, tf.float32), temperature != 1.0,
@@ -330,17 +455,20 @@ class RNNNADE(recurrent.RecurrentBiases):
 
 
 def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
-                  scale, count=None):
+                  scale, count=None, previous=None):
   """One frame per row [N, V] drawn unit by unit (unrolled over V).
 
   Args:
     visible_bias: [N, V], hidden_bias: [N, H] (the rows' own); noise: [N, V]
     uniforms ([N, V + 1] with a count head: the last column draws k);
     scale: the temperature's division of a logit (or identity); count: None,
-    or (count_logits [N, P + 1], embedding [P + 1, H]).
+    or (count_logits [N, P + 1], embedding [P + 1, H]); previous: None, or
+    [N, pitches + 1] (`articulation_fixed`: the articulate units it decides
+    are set, not drawn).
   """
   n_visible = weights.shape[0]
   act, units = hidden_bias, []
+  pitches = None if previous is None else previous.shape[-1] - 1
   if count is not None:
     count_logits, embedding = count
     count_units = count_logits.shape[-1] - 1
@@ -363,6 +491,11 @@ def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
       v_i = tf.where(remaining == 0, 0.0,
                      tf.where(remaining == count_units - i, 1.0, v_i))
       remaining -= tf.cast(v_i, tf.int32)
+    if previous is not None and i >= pitches:
+      # Pitch i - pitches: silent, not struck; starting here, struck.
+      play = units[i - pitches]
+      starts = play * (1.0 - previous[:, i - pitches]) * previous[:, pitches]
+      v_i = tf.where(play == 0.0, 0.0, tf.where(starts > 0.0, 1.0, v_i))
     act += v_i[:, None] * weights[i]
     units.append(v_i)
   return tf.stack(units, axis=1)
@@ -375,28 +508,37 @@ def _log_prob_chunk(model, v, u_start):
 
 @tf.function
 def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
-                     w_uu, b_u, count, u, num_frames, seed, row_start,
-                     frame_start, temperature, scaled: bool, recurrence: str):
+                     w_uu, b_u, count, pitches: int, state, num_frames, seed,
+                     row_start, frame_start, temperature, scaled: bool,
+                     recurrence: str):
   """The loop of `RNNNADE.generate` (the units of a frame unrolled).
 
-  `count` is None or the count head's (b_k, W_uk, E); `scaled` (a Python
+  `count` is None or the count head's (b_k, W_uk, E); `pitches` (a Python
+  int) the articulated pitches (0: none; else the state ends with the
+  previous frame's play columns and whether it is known); `scaled` (a Python
   bool: one trace each) is False at temperature 1; `recurrence` (a Python
   str) names the RNN's cell.
   """
-  rows = tf.shape(u)[0]
+  rows = tf.shape(state)[0]
   n_visible = weights.shape[0]
+  units = w_uu.shape[0]
   width = n_visible + (0 if count is None else 1)
   scale = (lambda x: x / temperature) if scaled else (lambda x: x)
   out = tf.TensorArray(tf.float32, size=num_frames)
   for t in tf.range(num_frames):
+    u = state[:, :units]
+    previous = state[:, units:] if pitches else None
     bv_t = b_v + tf.matmul(u, w_uv)  # [N, V]
     act = b_h + tf.matmul(u, w_uh)  # [N, H]
     noise = keyed_uniform(seed, frame_start + tf.cast(t, tf.int64), row_start,
                           rows, width)
     v = _sample_frame(weights, output_weights, bv_t, act, noise, scale,
                       None if count is None else
-                      (count[0] + tf.matmul(u, count[1]), count[2]))
+                      (count[0] + tf.matmul(u, count[1]), count[2]),
+                      previous)
     out = out.write(t, v)
     u = recurrent.recurrence_step(b_u + tf.matmul(v, w_vu), u, w_uu,
                                   recurrence)
-  return tf.transpose(out.stack(), [1, 0, 2]), u
+    state = u if previous is None else tf.concat(
+        [u, v[:, :pitches], tf.ones([rows, 1])], -1)
+  return tf.transpose(out.stack(), [1, 0, 2]), state

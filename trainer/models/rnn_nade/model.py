@@ -28,7 +28,8 @@ class RNNNADEModel(recurrent_model.RecurrentModel):
     return self.PARAMS + (maths.COUNT_PARAMS if counted else ())
 
   def maths_options(self, sizes: dict) -> dict:
-    return {"count_units": int(sizes.get("count_units", 0))}
+    return {"count_units": int(sizes.get("count_units", 0)),
+            "articulated_pitches": int(sizes.get("articulated_pitches", 0))}
 
   def trainer(self, run):
     return training.RNNNADETrainer(run)

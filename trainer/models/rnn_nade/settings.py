@@ -33,6 +33,7 @@ READS = ("num_hidden_recurrent", "recurrence", "sequence_length", "lr_schedule",
 # and one key per pitch).
 DEFAULTS = {"num_hidden": 150, "learning_rate": 1e-2, "batch_size": 8,
             "recurrence": "gru", "context_sampling": 0.2, "count_head": True,
+            "articulation_rules": True,
             "lr_schedule": "cosine", "epochs": 30, "pretrain_rnn_epochs": 3,
             "validate_every_epochs": 2, "momentum": False,
             "weight_decay": 0.0}
@@ -57,6 +58,12 @@ class Training:
       "(a softmax over 0..pitches given the history), then its notes given "
       "that number; the likelihood stays exact.")
 
+  articulation_rules: bool = setting(
+      False, "rnn_nade, onoff rolls: the articulate units the codec decides "
+      "are certain (a silent pitch is not struck; a pitch that starts "
+      "sounding is), so every frame drawn is one a MIDI file can give and no "
+      "probability goes to the others; the likelihood stays exact.")
+
   def check_training(self) -> None:
     pass
 
@@ -64,7 +71,8 @@ class Training:
 def shape_fields(config) -> tuple[str, ...]:
   """Fields that fix the checkpoint's shapes."""
   del config
-  return ("num_hidden", "num_hidden_recurrent", "recurrence", "count_head")
+  return ("num_hidden", "num_hidden_recurrent", "recurrence", "count_head",
+          "articulation_rules")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,14 @@ class _ExactValidator:
                  lengths.numpy().sum())
 
 
+def articulated_pitches(roll_spec, articulation_rules: bool) -> int:
+  """The model's articulated_pitches: the roll's pitches with
+  --articulation_rules on an onoff roll, else 0 (a roll without articulate
+  columns has no rule to follow)."""
+  return roll_spec.n_pitches if articulation_rules and (
+      roll_spec.encoding == "onoff") else 0
+
+
 class RNNNADETrainer(sequence_training.RecurrentTrainer):
   """The RNN-NADE in the training loop."""
 
@@ -66,11 +74,13 @@ class RNNNADETrainer(sequence_training.RecurrentTrainer):
     super().__init__(run)
     config = run.config
     logging.info("RNN-NADE: sequences of <= %s frames, %d visible x %d "
-                 "hidden, %d recurrent (%s)%s, exact likelihood",
+                 "hidden, %d recurrent (%s)%s%s, exact likelihood",
                  config.sequence_length or "all", run.spec.n_columns,
                  config.num_hidden, config.num_hidden_recurrent,
                  config.recurrence,
-                 ", a count head" if config.count_head else "")
+                 ", a count head" if config.count_head else "",
+                 ", the codec's articulation rules"
+                 if config.articulation_rules else "")
 
   def build_model(self):
     config = self.run.config
@@ -79,7 +89,10 @@ class RNNNADETrainer(sequence_training.RecurrentTrainer):
                          unit_means=self.frame_means, seed=config.seed,
                          recurrence=config.recurrence,
                          count_units=(self.run.spec.roll_spec.n_pitches
-                                      if config.count_head else 0))
+                                      if config.count_head else 0),
+                         articulated_pitches=articulated_pitches(
+                             self.run.spec.roll_spec,
+                             config.articulation_rules))
 
   def build_validator(self):
     return _ExactValidator(self.run)
