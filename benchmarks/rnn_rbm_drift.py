@@ -27,7 +27,6 @@ figures that chose --context_sampling.
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 
@@ -52,13 +51,14 @@ class DriftConfig:
 
 
 def _temperature(config) -> float:
+  """--temperature, else the model's calibrated one (trainer.calibrate's
+  model/sampling.json), else 1."""
   if config.temperature:
     return config.temperature
-  path = os.path.join(config.model_dir, "sampling.json")
-  if not os.path.exists(path):
-    return 1.0
-  with open(path) as f:
-    return float(json.load(f)["temperature"])
+  # pylint: disable=g-import-not-at-top  # TensorFlow after flag parsing
+  from trainer.models import files
+  record = files.load_sampling(config.model_dir)
+  return float(record["settings"].get("temperature", 1.0)) if record else 1.0
 
 
 def _histogram(notes) -> list:

@@ -286,6 +286,15 @@ def test_rnn_rbm_drift_measures_teacher_forced_and_free_running_frames(
                 100, name="rnn_nade", params=nade_training.PARAMS)
   out = rnn_rbm_drift.measure(dataclasses.replace(config, model_dir=nade_dir))
   assert sum(out["teacher_forced"]["histogram"]) == pytest.approx(1, abs=1e-3)
+  # trainer.calibrate's choice is read from the model folder.
+  from trainer.models import files  # pylint: disable=g-import-not-at-top
+  files.save_sampling(nade_dir, {"settings": {"temperature": 0.7},
+                                 "digest": files.digest(nade_dir)})
+  cold = rnn_rbm_drift.measure(dataclasses.replace(config,
+                                                   model_dir=nade_dir))
+  assert cold["temperature"] == 0.7
+  assert cold["teacher_forced"] != out["teacher_forced"]
+  os.remove(os.path.join(nade_dir, files.SAMPLING_FILE))
   # Untrained (zero biases, weights ~0.01): each pitch on with p ~ 0.5.
   assert out["teacher_forced"]["notes_per_frame"] == pytest.approx(
       0.5 * spec.roll_spec.n_pitches, rel=0.1)
