@@ -35,8 +35,9 @@ is learned as one categorical instead of emerging from V conditionals.
 With the articulation rules (`articulated_pitches` = P of an onoff frame,
 V = 2P, --articulation_rules), the articulate units the codec decides are
 certain: a silent pitch is not struck, and a pitch that sounds where the
-previous frame was silent is struck (`articulation_fixed`; on a crop's first
-frame, whose previous frame the model is not shown, only the first rule).
+previous frame was silent is struck (`articulation_fixed`; on the first
+frame of a crop, or of a piece drawn without a primer, the previous frame
+is unknown and only the first rule holds).
 The data's frames always follow them, so the likelihood stays exact and no
 probability goes to frames no MIDI file gives; the state the model carries
 is then the RNN's and the previous frame's play columns.
