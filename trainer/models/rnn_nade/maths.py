@@ -493,10 +493,10 @@ def _sample_frame(weights, output_weights, visible_bias, hidden_bias, noise,
                      tf.where(remaining == count_units - i, 1.0, v_i))
       remaining -= tf.cast(v_i, tf.int32)
     if previous is not None and i >= pitches:
-      # Pitch i - pitches: silent, not struck; starting here, struck.
-      play = units[i - pitches]
-      starts = play * (1.0 - previous[:, i - pitches]) * previous[:, pitches]
-      v_i = tf.where(play == 0.0, 0.0, tf.where(starts > 0.0, 1.0, v_i))
+      if i == pitches:  # every play unit drawn: the units the rules decide
+        fixed, values = articulation_fixed(tf.stack(units, axis=1), previous,
+                                           pitches)
+      v_i = tf.where(fixed[:, i], values[:, i], v_i)
     act += v_i[:, None] * weights[i]
     units.append(v_i)
   return tf.stack(units, axis=1)
