@@ -111,6 +111,9 @@ def measure(name: str, corpus: str, out: str, make_flags=()) -> dict:
                                                  float("nan")),
       "features_met": sum(r["meets_data"] for r in features.values()),
       "features": len(features),
+      # The corpus's held-out pieces against its training pieces.
+      "heldout_features_met": (comparison.get("heldout_baseline") or {}).get(
+          "features_met"),
       "polyphony_overlap": features["polyphony_histogram"]["overlap"],
       "key_free_pitch_overlap": features[
           "key_free_pitch_class_histogram"]["overlap"],
@@ -123,18 +126,20 @@ def measure(name: str, corpus: str, out: str, make_flags=()) -> dict:
 
 def table(rows: list) -> str:
   head = ("| corpus | pieces | median bars | demo min | NLL/frame (Bernoulli) "
-          "| features met | polyphony OA | key-free PC OA | silent share | "
+          "| features met (held-out pieces) | polyphony OA | key-free PC OA | silent share | "
           "dense drift (data) | copies |\n|---|---|---|---|---|---|---|---|---"
           "|---|---|")
   lines = [head]
   for r in rows:
     drift = r["dense_drift"]
     copies = "n/a" if r["copies"] is None else f"{r['copies']:.1%}"
+    own = r.get("heldout_features_met")
+    own = "" if own is None else f" ({own}/{r['features']})"
     lines.append(
         f"| {r['corpus']} | {r['pieces']} | {r['median_bars']} | "
         f"{r['demo_minutes']:.1f} | {r['nll_per_frame']:.2f} "
         f"({r['bernoulli_nll_per_frame']:.2f}) | {r['features_met']}/"
-        f"{r['features']} | {r['polyphony_overlap']:.2f} | "
+        f"{r['features']}{own} | {r['polyphony_overlap']:.2f} | "
         f"{r['key_free_pitch_overlap']:.2f} | {r['silent_share']:+.0%} | "
         f"{drift['share_samples']:.1%} ({drift['share_data']:.1%}) | "
         f"{copies} |")

@@ -160,10 +160,13 @@ def test_styles_benchmark_picks_corpora_and_prints_one_row_each(tmp_path):
          "polyphony_overlap": 0.9, "key_free_pitch_overlap": 0.8,
          "silent_share": -0.5, "copies": 0.01,
          "dense_drift": {"share_samples": 0.02, "share_data": 0.01}}
-  lines = styles_benchmark.table([row]).splitlines()
-  assert len(lines) == 3
+  lines = styles_benchmark.table([row, {**row, "corpus": "bach",
+                                        "heldout_features_met": 13}]
+                                 ).splitlines()
+  assert len(lines) == 4
   assert lines[2] == ("| folk | 12 | 16 | 3.2 | 2.50 (4.00) | 9/14 | 0.90 | "
                       "0.80 | -50% | 2.0% (1.0%) | 1.0% |")
+  assert "| 9/14 (13/14) |" in lines[3]
 
 
 def _random_rolls(count, frames, seed):

@@ -149,6 +149,81 @@ def test_the_held_out_pieces_own_copy_rate_is_reported_beside_the_samples():
       {}, mf.span_memorisation(samples, train, 2))
 
 
+def _compare_with_heldout(tmp_path, train, heldout, samples):
+  folder = str(tmp_path / "dataset")
+  fake_dataset.write_piece_dataset(folder, train, heldout)
+  write_files(str(tmp_path / "samples"),
+              [(generation.sample_name(i),
+                pianoroll.matrix_to_midi_bytes(p, SPEC))
+               for i, p in enumerate(samples)])
+  return compare_lib.compare(compare_lib.CompareConfig(
+      samples=str(tmp_path / "samples"), data=folder,
+      output=str(tmp_path / "c.json")))
+
+
+def test_held_out_pieces_like_the_training_ones_meet_every_feature(tmp_path):
+  train = fake_dataset.cycle_pieces(range(24, 60, 3), seed=1)
+  # Samples longer than every piece: the held-out pieces stay whole.
+  result = _compare_with_heldout(tmp_path, train, train,
+                                 fake_dataset.cycle_pieces([60] * 4, seed=5))
+  baseline = result["heldout_baseline"]
+  # The same pieces on both sides: nothing for them to miss.
+  assert baseline == {"pieces": len(train), "train_pieces": len(train),
+                      "features_met": 14, "features": 14, "missed": {}}
+  assert ("the corpus's held-out pieces meet 14/14 against its training "
+          "pieces;") in result["summary"]
+  with open(tmp_path / "c.json") as f:
+    assert json.load(f)["heldout_baseline"] == baseline
+
+
+def test_a_feature_the_held_out_pieces_miss_is_named(tmp_path):
+  train = fake_dataset.cycle_pieces(range(24, 60, 3), seed=1)
+  # Held-out pieces with rests: two of every eight steps silent.
+  rests = [p.copy() for p in fake_dataset.cycle_pieces([40] * 4, seed=2)]
+  for p in rests:
+    p[6::8] = 0
+    p[7::8] = 0
+  result = _compare_with_heldout(tmp_path, train, rests,
+                                 fake_dataset.cycle_pieces([60] * 4, seed=5))
+  baseline = result["heldout_baseline"]
+  assert baseline["pieces"] == 4 and baseline["train_pieces"] == len(train)
+  assert baseline["features_met"] < 14
+  assert baseline["missed"]["silent_share"] > 1.0  # +25% of steps vs ~0
+  assert "polyphony" in baseline["missed"] or (
+      "polyphony_histogram" in baseline["missed"])
+  assert "against its training pieces (missing " in result["summary"]
+  assert "silent_share +" in result["summary"].split("(missing ")[1]
+
+
+def _scale(length, start):
+  """A rising scale of 4-step notes (one per bar of the 1-step grid)."""
+  piece = np.zeros((length, SPEC.n_columns), np.uint8)
+  steps = np.arange(length)
+  piece[steps, (steps // 4 + start) % SPEC.n_columns] = 1
+  return piece
+
+
+@pytest.mark.parametrize("sample_steps,pitch_count", [(20, 0.0), (60, 1.4)])
+def test_held_out_pieces_are_cut_to_the_samples_lengths(sample_steps,
+                                                        pitch_count, tmp_path):
+  # Pitch count grows with length: 5 pitches in 20 steps, 12 in 60. Against
+  # 20-step training pieces, 60-step held-out pieces read 12 / 5 - 1 = +140%
+  # unless cut to 20-step samples, as the samples would be measured.
+  train = [_scale(20, k) for k in range(6)]
+  heldout = [_scale(60, k) for k in range(6)]
+  records_ = lambda pieces: [(f"p{i}", 0, 0, p) for i, p in enumerate(pieces)]
+  dataset = compare_lib.Dataset(
+      fake_dataset.write_piece_dataset(str(tmp_path), train, heldout),
+      records_(train), records_(heldout))
+  baseline = compare_lib._heldout_baseline(
+      [("s", mf.piece_from_matrix(_scale(sample_steps, 0), SPEC))], dataset,
+      seed=0)
+  assert baseline["pieces"] == baseline["train_pieces"] == 6
+  assert baseline.get("missed", {}).get("pitch_count", 0.0) == (
+      pytest.approx(pitch_count))
+  assert compare_lib._heldout_baseline([], None, 0) is None
+
+
 def test_four_bars_of_silence_are_not_a_copy():
   rng = np.random.default_rng(7)
   train = [np.concatenate([noise_piece(rng, 30), np.zeros((20, 12),

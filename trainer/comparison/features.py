@@ -677,9 +677,24 @@ def span_memorisation(sample_matrices: list, train_matrices: list,
   return out
 
 
+def baseline_record(comparison: dict, pieces: int, train_pieces: int) -> dict:
+  """What the JSON keeps of the held-out pieces' own comparison: how many
+  features they meet and, for each they miss, its figure."""
+  kinds = {f.name: f.kind for f in FEATURES}
+  return {"pieces": pieces, "train_pieces": train_pieces,
+          "features_met": sum(r["meets_data"] for r in comparison.values()),
+          "features": len(comparison),
+          "missed": {name: (r["overlap"] if kinds[name] == "histogram"
+                            else r["relative_difference"])
+                     for name, r in comparison.items()
+                     if not r["meets_data"]}}
+
+
 def summary_line(comparison: dict, memo: dict | None,
-                 drift: dict | None = None) -> str:
-  """One line: how many features meet the data, the worst ones, dense
+                 drift: dict | None = None,
+                 baseline: dict | None = None) -> str:
+  """One line: how many features meet the data (and how many the corpus's
+  held-out pieces meet against its training pieces), the worst ones, dense
   drift, copies."""
   met = [n for n, r in comparison.items() if r["meets_data"]]
   missed = [n for n, r in comparison.items() if not r["meets_data"]]
@@ -691,17 +706,26 @@ def summary_line(comparison: dict, memo: dict | None,
       return 1.0 - r["overlap"]
     return abs(r["relative_difference"]) - SCALAR_TOLERANCE
 
+  def show_value(name, value):
+    if kinds[name] == "histogram":
+      return f"{name} overlap {value:.2f}"
+    return f"{name} {value:+.0%}"
+
   def show(name):
     r = comparison[name]
-    if kinds[name] == "histogram":
-      return f"{name} overlap {r['overlap']:.2f}"
-    return f"{name} {r['relative_difference']:+.0%}"
+    return show_value(name, r["overlap"] if kinds[name] == "histogram"
+                      else r["relative_difference"])
 
   worst = sorted(missed, key=badness, reverse=True)[:3]
   pc = comparison.get("pitch_class_histogram", {}).get("overlap")
   parts = [f"compare: {len(met)}/{len(comparison)} features meet the data "
            f"(scalars within {SCALAR_TOLERANCE:.0%}, histograms overlap >= "
            f"{HISTOGRAM_MIN_OVERLAP})"]
+  if baseline is not None:
+    own = ", ".join(show_value(n, v) for n, v in baseline["missed"].items())
+    parts.append(f"the corpus's held-out pieces meet {baseline['features_met']}"
+                 f"/{baseline['features']} against its training pieces"
+                 + (f" (missing {own})" if own else ""))
   if pc is not None:
     parts.append(f"pitch-class overlap {pc:.2f}")
   if drift is not None:

@@ -350,6 +350,34 @@ def _memorisation(sample_pieces: list, dataset: Dataset | None) -> dict | None:
   return mf.memorisation(windows, flat(dataset.train), flat(dataset.heldout))
 
 
+def _pieces_of(records_: list, dataset: Dataset) -> list:
+  """The untransposed pieces of some of a dataset's records."""
+  return [p for _, p in (_whole_pieces(records_, dataset.spec)
+                         if dataset.whole_pieces
+                         else _stitch(records_, dataset.spec))]
+
+
+def _heldout_baseline(sample_pieces: list, dataset: Dataset | None,
+                      seed: int) -> dict | None:
+  """The corpus's own agreement, judged as the samples are: its held-out
+  pieces, cut to the samples' lengths, against its training pieces. A
+  feature they miss is one the corpus does not pin down to the goal's
+  tolerance (a share of silent steps under 1% moves by tens of percent
+  from one set of pieces to another). None without a dataset or with
+  fewer than 2 pieces on either side."""
+  if dataset is None:
+    return None
+  train, heldout = (_pieces_of(dataset.train, dataset),
+                    _pieces_of(dataset.heldout, dataset))
+  if len(train) < 2 or len(heldout) < 2:
+    return None
+  heldout = mf.cut_to_lengths(heldout, [p.num_steps for _, p in
+                                        sample_pieces], seed)
+  comparison = mf.compare_tables(mf.feature_table(train),
+                                 mf.feature_table(heldout), seed)
+  return mf.baseline_record(comparison, len(heldout), len(train))
+
+
 def write_figure(data_table: dict, sample_table: dict, comparison: dict,
                  title: str) -> bytes:
   """PNG: one panel per feature, the data's distribution against the samples'."""
@@ -451,7 +479,8 @@ def compare(config: CompareConfig) -> dict:
   comparison = mf.compare_tables(data_table, sample_table, config.seed)
   memo = _memorisation(sample_pieces, dataset)
   drift = mf.dense_drift(data_table, sample_table)
-  summary = mf.summary_line(comparison, memo, drift)
+  baseline = _heldout_baseline(sample_pieces, dataset, config.seed)
+  summary = mf.summary_line(comparison, memo, drift, baseline)
   result = {"generator": GENERATOR, "summary": summary,
             "samples": config.samples, "data": config.data,
             "num_samples": len(sample_pieces), "num_data": len(data_pieces),
@@ -463,7 +492,8 @@ def compare(config: CompareConfig) -> dict:
             "sample_bar_quarters": bar,
             "method": "Yang & Lerch 2018: OA and KL(intra-data || inter) of "
                       "KDE-smoothed pairwise feature distances",
-            "features": comparison, "dense_drift": drift,
+            "features": comparison, "heldout_baseline": baseline,
+            "dense_drift": drift,
             "memorisation": memo}
   store, json_name, png_name = _output_store(config, samples_store)
   if store is not None:
