@@ -141,6 +141,13 @@ def articulation_fixed(v, previous, pitches: int):
   return fixed, tf.concat([none, starts], -1)
 
 
+def known_frame(v, pitches: int):
+  """[..., pitches + 1]: frames as the next frame's rules read them (the
+  play columns, then 1: known)."""
+  play = v[..., :pitches]
+  return tf.concat([play, tf.ones_like(play[..., :1])], -1)
+
+
 def _strictly_lower(n: int) -> tf.Tensor:
   """[n, n]: 1 below the diagonal (row i keeps units j < i)."""
   return tf.constant(np.tril(np.ones((n, n), np.float32), -1))
@@ -266,8 +273,7 @@ class RNNNADE(recurrent.RecurrentBiases):
     articulated_pitches + 1]: play columns, then 1 where known), `before`
     [B, P + 1] for the first (None: unknown), and the last frame's [B,
     P + 1]."""
-    play = v[..., :self.articulated_pitches]
-    frames = tf.concat([play, tf.ones_like(play[:, :, :1])], -1)
+    frames = known_frame(v, self.articulated_pitches)
     if before is None:
       before = tf.zeros_like(frames[:, 0])
     return (tf.concat([before[:, None], frames[:, :tf.shape(v)[1] - 1]], 1),
@@ -541,5 +547,5 @@ def _generate_frames(weights, output_weights, b_v, b_h, w_uv, w_uh, w_vu,
     u = recurrent.recurrence_step(b_u + tf.matmul(v, w_vu), u, w_uu,
                                   recurrence)
     state = u if previous is None else tf.concat(
-        [u, v[:, :pitches], tf.ones([rows, 1])], -1)
+        [u, known_frame(v, pitches)], -1)
   return tf.transpose(out.stack(), [1, 0, 2]), state
