@@ -677,16 +677,20 @@ def span_memorisation(sample_matrices: list, train_matrices: list,
   return out
 
 
+def _figure(name: str, result: dict) -> float:
+  """A feature's figure against its goal: a histogram's overlap, a scalar's
+  relative difference."""
+  histogram = next(f.kind for f in FEATURES if f.name == name) == "histogram"
+  return result["overlap"] if histogram else result["relative_difference"]
+
+
 def baseline_record(comparison: dict, pieces: int, train_pieces: int) -> dict:
   """What the JSON keeps of the held-out pieces' own comparison: how many
   features they meet and, for each they miss, its figure."""
-  kinds = {f.name: f.kind for f in FEATURES}
   return {"pieces": pieces, "train_pieces": train_pieces,
           "features_met": sum(r["meets_data"] for r in comparison.values()),
           "features": len(comparison),
-          "missed": {name: (r["overlap"] if kinds[name] == "histogram"
-                            else r["relative_difference"])
-                     for name, r in comparison.items()
+          "missed": {name: _figure(name, r) for name, r in comparison.items()
                      if not r["meets_data"]}}
 
 
@@ -712,9 +716,7 @@ def summary_line(comparison: dict, memo: dict | None,
     return f"{name} {value:+.0%}"
 
   def show(name):
-    r = comparison[name]
-    return show_value(name, r["overlap"] if kinds[name] == "histogram"
-                      else r["relative_difference"])
+    return show_value(name, _figure(name, comparison[name]))
 
   worst = sorted(missed, key=badness, reverse=True)[:3]
   pc = comparison.get("pitch_class_histogram", {}).get("overlap")
